@@ -1,0 +1,243 @@
+//! Alignment, size and flattening of types (CanonicalABI.md "Alignment",
+//! "Element Size", "Flattening"). 32-bit memories only: `ptr_type` is i32.
+
+use crate::types::Type;
+
+pub const MAX_FLAT_PARAMS: usize = 16;
+pub const MAX_FLAT_RESULTS: usize = 1;
+
+/// A core value type in a flattened signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flat {
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl Flat {
+    pub fn wasmi(self) -> wasmi::ValType {
+        match self {
+            Flat::I32 => wasmi::ValType::I32,
+            Flat::I64 => wasmi::ValType::I64,
+            Flat::F32 => wasmi::ValType::F32,
+            Flat::F64 => wasmi::ValType::F64,
+        }
+    }
+}
+
+/// The payload types of a variant-like type (variant, enum, option, result),
+/// in case order; `None` where the type is not variant-like.
+pub fn variant_cases(t: &Type) -> Option<Vec<Option<&Type>>> {
+    Some(match t {
+        Type::Variant(cases) => cases.iter().map(|c| c.ty.as_ref()).collect(),
+        Type::Enum(names) => vec![None; names.len()],
+        Type::Option(t) => vec![None, Some(&**t)],
+        Type::Result { ok, err } => vec![ok.as_deref(), err.as_deref()],
+        _ => return None,
+    })
+}
+
+/// Byte size of the discriminant for `n` cases.
+pub fn discriminant_size(n: usize) -> u32 {
+    if n <= 1 << 8 {
+        1
+    } else if n <= 1 << 16 {
+        2
+    } else {
+        4
+    }
+}
+
+pub fn flags_size(n: usize) -> u32 {
+    if n <= 8 {
+        1
+    } else if n <= 16 {
+        2
+    } else {
+        4
+    }
+}
+
+pub fn alignment(t: &Type) -> u32 {
+    match t {
+        Type::Bool | Type::S8 | Type::U8 => 1,
+        Type::S16 | Type::U16 => 2,
+        Type::S32 | Type::U32 | Type::F32 | Type::Char => 4,
+        Type::S64 | Type::U64 | Type::F64 => 8,
+        Type::String | Type::List(_) | Type::Map(..) => 4,
+        Type::FixedList(e, _) => alignment(e),
+        Type::Record(fields) => fields.iter().map(|f| alignment(&f.ty)).max().unwrap_or(1),
+        Type::Tuple(ts) => ts.iter().map(alignment).max().unwrap_or(1),
+        Type::Flags(names) => flags_size(names.len()),
+        Type::Own(_) | Type::Borrow(_) => 4,
+        _ => {
+            let cases = variant_cases(t).unwrap_or_default();
+            discriminant_size(cases.len()).max(max_case_alignment(&cases))
+        }
+    }
+}
+
+pub fn max_case_alignment(cases: &[Option<&Type>]) -> u32 {
+    cases
+        .iter()
+        .flatten()
+        .map(|t| alignment(t))
+        .max()
+        .unwrap_or(1)
+}
+
+pub fn align_to(ptr: u32, align: u32) -> u32 {
+    ptr.div_ceil(align) * align
+}
+
+/// Like [`align_to`] on u64, for bounds arithmetic that must not wrap.
+pub fn align_to64(ptr: u64, align: u32) -> u64 {
+    ptr.div_ceil(align as u64) * align as u64
+}
+
+pub fn elem_size(t: &Type) -> u32 {
+    match t {
+        Type::Bool | Type::S8 | Type::U8 => 1,
+        Type::S16 | Type::U16 => 2,
+        Type::S32 | Type::U32 | Type::F32 | Type::Char => 4,
+        Type::S64 | Type::U64 | Type::F64 => 8,
+        Type::String | Type::List(_) | Type::Map(..) => 8,
+        Type::FixedList(e, n) => elem_size(e).saturating_mul(*n),
+        Type::Record(fields) => record_size(fields.iter().map(|f| &f.ty)),
+        Type::Tuple(ts) => record_size(ts.iter()),
+        Type::Flags(names) => flags_size(names.len()),
+        Type::Own(_) | Type::Borrow(_) => 4,
+        _ => {
+            let cases = variant_cases(t).unwrap_or_default();
+            let mut s = discriminant_size(cases.len());
+            s = align_to(s, max_case_alignment(&cases));
+            s += cases
+                .iter()
+                .flatten()
+                .map(|t| elem_size(t))
+                .max()
+                .unwrap_or(0);
+            align_to(s, alignment(t))
+        }
+    }
+}
+
+fn record_size<'a>(fields: impl Iterator<Item = &'a Type> + Clone) -> u32 {
+    let mut s = 0u32;
+    let mut a = 1;
+    for f in fields {
+        s = align_to(s, alignment(f));
+        s = s.saturating_add(elem_size(f));
+        a = a.max(alignment(f));
+    }
+    align_to(s, a)
+}
+
+/// Field offsets of a record-like type, relative to its start.
+pub fn field_offsets<'a>(fields: impl Iterator<Item = &'a Type>) -> Vec<u32> {
+    let mut offsets = Vec::new();
+    let mut s = 0;
+    for f in fields {
+        s = align_to(s, alignment(f));
+        offsets.push(s);
+        s += elem_size(f);
+    }
+    offsets
+}
+
+/// Offset of a variant's payload from its start.
+pub fn payload_offset(cases: &[Option<&Type>]) -> u32 {
+    align_to(discriminant_size(cases.len()), max_case_alignment(cases))
+}
+
+pub fn flatten_type(t: &Type, out: &mut Vec<Flat>) {
+    match t {
+        Type::Bool
+        | Type::S8
+        | Type::U8
+        | Type::S16
+        | Type::U16
+        | Type::S32
+        | Type::U32
+        | Type::Char => out.push(Flat::I32),
+        Type::S64 | Type::U64 => out.push(Flat::I64),
+        Type::F32 => out.push(Flat::F32),
+        Type::F64 => out.push(Flat::F64),
+        Type::String | Type::List(_) | Type::Map(..) => out.extend([Flat::I32, Flat::I32]),
+        Type::FixedList(e, n) => {
+            for _ in 0..*n {
+                flatten_type(e, out);
+            }
+        }
+        Type::Record(fields) => fields.iter().for_each(|f| flatten_type(&f.ty, out)),
+        Type::Tuple(ts) => ts.iter().for_each(|t| flatten_type(t, out)),
+        Type::Flags(_) | Type::Own(_) | Type::Borrow(_) => out.push(Flat::I32),
+        _ => out.extend(flatten_variant(&variant_cases(t).unwrap_or_default())),
+    }
+}
+
+pub fn flatten_variant(cases: &[Option<&Type>]) -> Vec<Flat> {
+    let mut flat: Vec<Flat> = Vec::new();
+    let mut case_flat = Vec::new();
+    for t in cases.iter().flatten() {
+        case_flat.clear();
+        flatten_type(t, &mut case_flat);
+        for (i, ft) in case_flat.iter().enumerate() {
+            if i < flat.len() {
+                flat[i] = join(flat[i], *ft);
+            } else {
+                flat.push(*ft);
+            }
+        }
+    }
+    let mut out = vec![Flat::I32];
+    out.extend(flat);
+    out
+}
+
+fn join(a: Flat, b: Flat) -> Flat {
+    match (a, b) {
+        _ if a == b => a,
+        (Flat::I32, Flat::F32) | (Flat::F32, Flat::I32) => Flat::I32,
+        _ => Flat::I64,
+    }
+}
+
+pub fn flatten_types<'a>(ts: impl Iterator<Item = &'a Type>) -> Vec<Flat> {
+    let mut out = Vec::new();
+    for t in ts {
+        flatten_type(t, &mut out);
+    }
+    out
+}
+
+/// The core signature of a function, for `canon lift` (`lower == false`) or
+/// `canon lower` (`lower == true`).
+pub fn flatten_functype(ft: &crate::types::FuncType, lower: bool) -> (Vec<Flat>, Vec<Flat>) {
+    let mut params = flatten_types(ft.param_types());
+    let mut results = flatten_types(ft.result.iter());
+    if params.len() > MAX_FLAT_PARAMS {
+        params = vec![Flat::I32];
+    }
+    if results.len() > MAX_FLAT_RESULTS {
+        if lower {
+            params.push(Flat::I32);
+            results = vec![];
+        } else {
+            results = vec![Flat::I32];
+        }
+    }
+    (params, results)
+}
+
+/// Whether lifting or lowering values of `t` needs linear memory.
+pub fn needs_memory(t: &Type) -> bool {
+    match t {
+        Type::String | Type::List(_) | Type::Map(..) => true,
+        Type::FixedList(e, _) => needs_memory(e),
+        Type::Record(fields) => fields.iter().any(|f| needs_memory(&f.ty)),
+        Type::Tuple(ts) => ts.iter().any(needs_memory),
+        _ => variant_cases(t).is_some_and(|cs| cs.iter().flatten().any(|t| needs_memory(t))),
+    }
+}

@@ -1,0 +1,351 @@
+//! Lifting: core values and linear memory → [`Val`] (CanonicalABI.md
+//! "Loading" and "Flat Lifting").
+
+use super::handles::check_type;
+use super::layout::{
+    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type,
+    flatten_types, flatten_variant, payload_offset, variant_cases,
+};
+use super::strings::load_string_from_range;
+use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
+use crate::types::{ResourceType, Type};
+use crate::val::{ResourceAny, Val};
+
+/// Flat core values as raw bits (i32/f32 in the low 32 bits): joined variant
+/// slots then need no coercion beyond truncation.
+pub struct FlatIter<'v> {
+    vals: &'v [u64],
+    i: usize,
+}
+
+impl<'v> FlatIter<'v> {
+    pub fn new(vals: &'v [u64]) -> Self {
+        FlatIter { vals, i: 0 }
+    }
+    pub fn next(&mut self) -> Result<u64, Trap> {
+        let v = self
+            .vals
+            .get(self.i)
+            .copied()
+            .ok_or_else(|| trap!("too few core values"))?;
+        self.i += 1;
+        Ok(v)
+    }
+    fn next_i32(&mut self) -> Result<u32, Trap> {
+        Ok(self.next()? as u32)
+    }
+}
+
+pub fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, t: &Type) -> Result<Val, Trap> {
+    Ok(match t {
+        Type::Bool => Val::Bool(cx.load_u8(ptr)? != 0),
+        Type::U8 => Val::U8(cx.load_u8(ptr)?),
+        Type::U16 => Val::U16(cx.load_u16(ptr)?),
+        Type::U32 => Val::U32(cx.load_u32(ptr)?),
+        Type::U64 => Val::U64(cx.load_u64(ptr)?),
+        Type::S8 => Val::S8(cx.load_u8(ptr)? as i8),
+        Type::S16 => Val::S16(cx.load_u16(ptr)? as i16),
+        Type::S32 => Val::S32(cx.load_u32(ptr)? as i32),
+        Type::S64 => Val::S64(cx.load_u64(ptr)? as i64),
+        Type::F32 => Val::Float32(canonicalize_nan32(f32::from_bits(cx.load_u32(ptr)?))),
+        Type::F64 => Val::Float64(canonicalize_nan64(f64::from_bits(cx.load_u64(ptr)?))),
+        Type::Char => Val::Char(convert_i32_to_char(cx.load_u32(ptr)?)?),
+        Type::String => {
+            let (begin, units) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
+            Val::String(load_string_from_range(cx, begin, units)?)
+        }
+        Type::List(e) => {
+            let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
+            Val::List(load_list_from_range(cx, begin, len, e)?)
+        }
+        Type::Map(k, v) => {
+            let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
+            let entry = Type::Tuple(vec![(**k).clone(), (**v).clone()].into());
+            let entries = load_list_from_range(cx, begin, len, &entry)?;
+            Val::Map(entries.into_iter().map(tuple_pair).collect())
+        }
+        Type::FixedList(e, n) => {
+            let size = elem_size(e);
+            let mut vs = Vec::with_capacity(*n as usize);
+            for i in 0..*n {
+                vs.push(load(cx, ptr + i * size, e)?);
+            }
+            Val::List(vs)
+        }
+        Type::Record(fields) => {
+            let offsets = field_offsets(fields.iter().map(|f| &f.ty));
+            let mut out = Vec::with_capacity(fields.len());
+            for (f, off) in fields.iter().zip(offsets) {
+                out.push((f.name.clone(), load(cx, ptr + off, &f.ty)?));
+            }
+            Val::Record(out)
+        }
+        Type::Tuple(ts) => {
+            let offsets = field_offsets(ts.iter());
+            let mut out = Vec::with_capacity(ts.len());
+            for (t, off) in ts.iter().zip(offsets) {
+                out.push(load(cx, ptr + off, t)?);
+            }
+            Val::Tuple(out)
+        }
+        Type::Flags(names) => {
+            let bits = match flags_size(names.len()) {
+                1 => cx.load_u8(ptr)? as u32,
+                2 => cx.load_u16(ptr)? as u32,
+                _ => cx.load_u32(ptr)?,
+            };
+            unpack_flags(bits, names)
+        }
+        Type::Own(rt) => lift_own(cx, cx.load_u32(ptr)?, rt)?,
+        Type::Borrow(rt) => lift_borrow(cx, cx.load_u32(ptr)?, rt)?,
+        _ => {
+            let cases = variant_cases(t).expect("variant-like");
+            let disc = match discriminant_size(cases.len()) {
+                1 => cx.load_u8(ptr)? as u32,
+                2 => cx.load_u16(ptr)? as u32,
+                _ => cx.load_u32(ptr)?,
+            };
+            let case = disc as usize;
+            if case >= cases.len() {
+                return Err(trap!("invalid variant discriminant"));
+            }
+            let payload = match cases[case] {
+                Some(pt) => Some(Box::new(load(cx, ptr + payload_offset(&cases), pt)?)),
+                None => None,
+            };
+            make_variant(t, case, payload)
+        }
+    })
+}
+
+pub(crate) fn tuple_pair(v: Val) -> (Val, Val) {
+    match v {
+        Val::Tuple(mut kv) if kv.len() == 2 => {
+            let v = kv.pop().expect("len 2");
+            (kv.pop().expect("len 2"), v)
+        }
+        _ => unreachable!("map entries are loaded as pairs"),
+    }
+}
+
+/// Builds the value of case `case` of a variant-like type.
+pub fn make_variant(t: &Type, case: usize, payload: Option<Box<Val>>) -> Val {
+    match t {
+        Type::Variant(cases) => Val::Variant(cases[case].name.clone(), payload),
+        Type::Enum(names) => Val::Enum(names[case].clone()),
+        Type::Option(_) => Val::Option(if case == 0 { None } else { payload }),
+        Type::Result { .. } => Val::Result(if case == 0 { Ok(payload) } else { Err(payload) }),
+        _ => unreachable!("not a variant-like type"),
+    }
+}
+
+pub fn unpack_flags(bits: u32, names: &[String]) -> Val {
+    Val::Flags(
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, n)| n.clone())
+            .collect(),
+    )
+}
+
+pub fn canonicalize_nan32(f: f32) -> f32 {
+    if f.is_nan() {
+        f32::from_bits(0x7fc00000)
+    } else {
+        f
+    }
+}
+
+pub fn canonicalize_nan64(f: f64) -> f64 {
+    if f.is_nan() {
+        f64::from_bits(0x7ff8000000000000)
+    } else {
+        f
+    }
+}
+
+pub fn convert_i32_to_char(i: u32) -> Result<char, Trap> {
+    char::from_u32(i).ok_or_else(|| trap!("invalid `char` bit pattern"))
+}
+
+pub fn load_list_from_range<T>(
+    cx: &mut Cx<'_, '_, T>,
+    ptr: u32,
+    len: u32,
+    e: &Type,
+) -> Result<Vec<Val>, Trap> {
+    let size = elem_size(e) as u64;
+    let byte_len = len as u64 * size;
+    if byte_len > MAX_LIST_BYTE_LENGTH {
+        return Err(trap!("list byte length {byte_len} exceeds the maximum"));
+    }
+    cx.check_range(ptr, alignment(e), byte_len, "list")?;
+    let mut out = Vec::with_capacity(len as usize);
+    // Fast path for bytes.
+    if matches!(e, Type::U8) {
+        let mem = cx.mem()?;
+        out.extend(
+            mem[ptr as usize..(ptr as u64 + byte_len) as usize]
+                .iter()
+                .map(|b| Val::U8(*b)),
+        );
+        return Ok(out);
+    }
+    for i in 0..len {
+        out.push(load(cx, ptr + i * size as u32, e)?);
+    }
+    Ok(out)
+}
+
+pub fn lift_own<T>(cx: &mut Cx<'_, '_, T>, i: u32, rt: &ResourceType) -> Result<Val, Trap> {
+    let h = cx.inst().handles.get(i)?.clone();
+    check_type(i, &h, rt)?;
+    if h.num_lends != 0 {
+        return Err(trap!("cannot remove owned resource while borrowed"));
+    }
+    if !h.own {
+        return Err(trap!(
+            "cannot lift own<{}> from a borrowed handle index {i}",
+            rt.name()
+        ));
+    }
+    cx.inst().handles.remove(i)?;
+    Ok(Val::Resource(ResourceAny {
+        ty: rt.clone(),
+        rep: h.rep,
+        own: true,
+    }))
+}
+
+pub fn lift_borrow<T>(cx: &mut Cx<'_, '_, T>, i: u32, rt: &ResourceType) -> Result<Val, Trap> {
+    let h = cx.inst().handles.get_mut(i)?;
+    let rep = h.rep;
+    check_type(i, &h.clone(), rt)?;
+    h.num_lends += 1;
+    cx.lenders.push(i);
+    Ok(Val::Resource(ResourceAny {
+        ty: rt.clone(),
+        rep,
+        own: false,
+    }))
+}
+
+pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> Result<Val, Trap> {
+    Ok(match t {
+        Type::Bool => Val::Bool(vi.next_i32()? != 0),
+        Type::U8 => Val::U8(vi.next_i32()? as u8),
+        Type::U16 => Val::U16(vi.next_i32()? as u16),
+        Type::U32 => Val::U32(vi.next_i32()?),
+        Type::U64 => Val::U64(vi.next()?),
+        Type::S8 => Val::S8(vi.next_i32()? as i8),
+        Type::S16 => Val::S16(vi.next_i32()? as i16),
+        Type::S32 => Val::S32(vi.next_i32()? as i32),
+        Type::S64 => Val::S64(vi.next()? as i64),
+        Type::F32 => Val::Float32(canonicalize_nan32(f32::from_bits(vi.next_i32()?))),
+        Type::F64 => Val::Float64(canonicalize_nan64(f64::from_bits(vi.next()?))),
+        Type::Char => Val::Char(convert_i32_to_char(vi.next_i32()?)?),
+        Type::String => {
+            let (ptr, units) = (vi.next_i32()?, vi.next_i32()?);
+            Val::String(load_string_from_range(cx, ptr, units)?)
+        }
+        Type::List(e) => {
+            let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);
+            Val::List(load_list_from_range(cx, ptr, len, e)?)
+        }
+        Type::Map(k, v) => {
+            let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);
+            let entry = Type::Tuple(vec![(**k).clone(), (**v).clone()].into());
+            let entries = load_list_from_range(cx, ptr, len, &entry)?;
+            Val::Map(entries.into_iter().map(tuple_pair).collect())
+        }
+        Type::FixedList(e, n) => {
+            let mut vs = Vec::with_capacity(*n as usize);
+            for _ in 0..*n {
+                vs.push(lift_flat(cx, vi, e)?);
+            }
+            Val::List(vs)
+        }
+        Type::Record(fields) => {
+            let mut out = Vec::with_capacity(fields.len());
+            for f in fields.iter() {
+                out.push((f.name.clone(), lift_flat(cx, vi, &f.ty)?));
+            }
+            Val::Record(out)
+        }
+        Type::Tuple(ts) => {
+            let mut out = Vec::with_capacity(ts.len());
+            for t in ts.iter() {
+                out.push(lift_flat(cx, vi, t)?);
+            }
+            Val::Tuple(out)
+        }
+        Type::Flags(names) => unpack_flags(vi.next_i32()?, names),
+        Type::Own(rt) => lift_own(cx, vi.next_i32()?, rt)?,
+        Type::Borrow(rt) => lift_borrow(cx, vi.next_i32()?, rt)?,
+        _ => {
+            let cases = variant_cases(t).expect("variant-like");
+            let slots = flatten_variant(&cases).len() - 1;
+            let case = vi.next_i32()? as usize;
+            if case >= cases.len() {
+                return Err(trap!("invalid variant discriminant"));
+            }
+            let (payload, used) = match cases[case] {
+                Some(pt) => {
+                    let mut flat = Vec::new();
+                    flatten_type(pt, &mut flat);
+                    // Joined slots are raw bits: truncate to each wanted type.
+                    let mut raw = Vec::with_capacity(flat.len());
+                    for want in &flat {
+                        let x = vi.next()?;
+                        raw.push(match want {
+                            super::layout::Flat::I32 | super::layout::Flat::F32 => x as u32 as u64,
+                            _ => x,
+                        });
+                    }
+                    let v = lift_flat(cx, &mut FlatIter::new(&raw), pt)?;
+                    (Some(Box::new(v)), flat.len())
+                }
+                None => (None, 0),
+            };
+            for _ in used..slots {
+                vi.next()?;
+            }
+            make_variant(t, case, payload)
+        }
+    })
+}
+
+/// `lift_flat_values`: all of `ts` from flat values, or through a pointer when
+/// they flatten to more than `max_flat`.
+pub fn lift_flat_values<T>(
+    cx: &mut Cx<'_, '_, T>,
+    max_flat: usize,
+    vi: &mut FlatIter<'_>,
+    ts: &[&Type],
+) -> Result<Vec<Val>, Trap> {
+    let flat = flatten_types(ts.iter().copied());
+    if flat.len() > max_flat {
+        let ptr = vi.next_i32()?;
+        let tuple = Type::Tuple(ts.iter().map(|t| (*t).clone()).collect::<Vec<_>>().into());
+        check_tuple_ptr(cx, ptr, &tuple)?;
+        match load(cx, ptr, &tuple)? {
+            Val::Tuple(vs) => Ok(vs),
+            _ => unreachable!(),
+        }
+    } else {
+        ts.iter().map(|t| lift_flat(cx, vi, t)).collect()
+    }
+}
+
+/// The pointer to spilled params or results must be aligned and in bounds.
+pub fn check_tuple_ptr<T>(cx: &Cx<'_, '_, T>, ptr: u32, tuple: &Type) -> Result<(), Trap> {
+    if ptr % alignment(tuple) != 0 {
+        return Err(trap!("unaligned pointer"));
+    }
+    if ptr as u64 + elem_size(tuple) as u64 > cx.mem_len()? {
+        return Err(trap!("pointer out of bounds of memory"));
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Instances and their exported functions, as the embedder sees them.
+
+use super::instantiate::{Export, FuncDef, InstanceValue};
+use crate::canon::calls::call_from_host;
+use crate::store::Store;
+use crate::typed::{ComponentParams, ComponentResult};
+use crate::types::FuncType;
+use crate::val::Val;
+use anyhow::{anyhow, Context, Result};
+use std::any::Any;
+use std::sync::Arc;
+
+/// An instantiated component.
+pub struct Instance {
+    pub(crate) id: usize,
+    /// An `InstanceValue<T>` for the store's `T`.
+    pub(crate) exports: Arc<dyn Any + Send + Sync>,
+}
+
+/// An exported component function.
+pub struct Func {
+    name: String,
+    def: Arc<dyn Any + Send + Sync>,
+    ty: FuncType,
+}
+
+impl Instance {
+    fn value<T: 'static>(&self) -> Result<&InstanceValue<T>> {
+        self.exports
+            .downcast_ref::<InstanceValue<T>>()
+            .ok_or_else(|| anyhow!("instance used with a store of another data type"))
+    }
+
+    /// Looks up an exported function by name: `f`, or `interface#f` for a
+    /// function of an exported instance (`wasi:cli/run@0.2.0#run`). An
+    /// interface name without a version, or with another semver-compatible
+    /// one, matches too.
+    pub fn get_func<T: 'static>(&self, _store: &Store<T>, name: &str) -> Option<Func> {
+        let exports = self.value::<T>().ok()?;
+        let found = match name.split_once('#') {
+            Some((iface, f)) => match find_export(exports, iface)? {
+                Export::Instance(i) => i.get(f).cloned(),
+                _ => None,
+            },
+            None => exports.get(name).cloned(),
+        }?;
+        match found {
+            Export::Func(def) => Some(Func {
+                name: name.to_string(),
+                ty: def.ty().clone(),
+                def: def as Arc<dyn Any + Send + Sync>,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A typed handle to an exported function.
+    ///
+    /// # Errors
+    /// If there is no such function.
+    pub fn get_typed_func<T: 'static, P: ComponentParams, R: ComponentResult>(
+        &self,
+        store: &Store<T>,
+        name: &str,
+    ) -> Result<TypedFunc<P, R>> {
+        let func = self
+            .get_func(store, name)
+            .ok_or_else(|| anyhow!("no exported function `{name}`"))?;
+        Ok(TypedFunc {
+            func,
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    /// Names of the root exports, in order.
+    pub fn export_names<T: 'static>(&self) -> Vec<String> {
+        self.value::<T>()
+            .map(|v| v.exports.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn find_export<'a, T>(exports: &'a InstanceValue<T>, iface: &str) -> Option<&'a Export<T>> {
+    if let Some(e) = exports.get(iface) {
+        return Some(e);
+    }
+    let (base, want) = crate::linker::split_version(iface);
+    exports
+        .exports
+        .iter()
+        .find(|(n, _)| {
+            let (b, have) = crate::linker::split_version(n);
+            b == base
+                && match (&want, &have) {
+                    (None, _) => true,
+                    (Some(w), Some(h)) => crate::linker::compatible(w, h),
+                    _ => false,
+                }
+        })
+        .map(|(_, e)| e)
+}
+
+impl Func {
+    /// The component-level type.
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+
+    /// Calls the function with dynamic values and returns its results.
+    ///
+    /// # Errors
+    /// A trap in the guest (the message names the function), a canonical-ABI
+    /// trap, a host function's error, or arguments that do not match the type.
+    pub fn call<T: 'static>(&self, store: &mut Store<T>, args: &[Val]) -> Result<Vec<Val>> {
+        let def = self
+            .def
+            .downcast_ref::<FuncDef<T>>()
+            .ok_or_else(|| anyhow!("function used with a store of another data type"))?;
+        if args.len() != self.ty.params.len() {
+            return Err(anyhow!(
+                "`{}` expects {} arguments ({}), got {}",
+                self.name,
+                self.ty.params.len(),
+                self.ty,
+                args.len()
+            ));
+        }
+        let mut cx = store.ctx();
+        call_from_host(&mut cx, def, args)
+            .map_err(crate::error::from_wasmi)
+            .with_context(|| format!("error while calling export `{}`", self.name))
+    }
+}
+
+/// A function with Rust parameter and result types.
+pub struct TypedFunc<P, R> {
+    func: Func,
+    _marker: std::marker::PhantomData<fn(P) -> R>,
+}
+
+impl<P: ComponentParams, R: ComponentResult> TypedFunc<P, R> {
+    pub fn call<T: 'static>(&self, store: &mut Store<T>, params: P) -> Result<R> {
+        let out = self.func.call(store, &params.into_vals())?;
+        R::from_vals(&out)
+    }
+}

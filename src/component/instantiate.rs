@@ -1,0 +1,679 @@
+//! The instantiator: replays a component's items in section order, keeping
+//! per-instance index spaces, as the spec's linking semantics describe.
+//! Nested components are instantiated recursively at runtime.
+
+use super::parse::{ComponentDef, Item};
+use super::typeconv::{func_type, Bindings};
+use super::Component;
+use crate::canon::calls::{
+    call_lowered, lowered_core_type, resource_drop, resource_new, resource_rep,
+};
+use crate::canon::handles::InstanceState;
+use crate::canon::{Options, StringEncoding};
+use crate::linker::{HostFn, Linker};
+use crate::store::{Store, StoreData};
+use crate::types::{FuncType, ResourceType};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmi::{AsContextMut, Caller, Extern, StoreContextMut};
+use wasmparser::component_types::{
+    ComponentAnyTypeId, ComponentEntityType, ComponentInstanceTypeId,
+};
+use wasmparser::types::Types;
+use wasmparser::{
+    CanonicalOption, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef, ExternalKind,
+};
+
+/// A function lifted from core wasm by `canon lift`.
+pub(crate) struct Lifted {
+    pub ty: FuncType,
+    pub core: wasmi::Func,
+    pub opts: Options,
+}
+
+/// A component function value.
+pub(crate) enum FuncDef<T> {
+    Lifted(Lifted),
+    Host { ty: FuncType, func: HostFn<T> },
+}
+
+impl<T> FuncDef<T> {
+    pub fn ty(&self) -> &FuncType {
+        match self {
+            FuncDef::Lifted(l) => &l.ty,
+            FuncDef::Host { ty, .. } => ty,
+        }
+    }
+}
+
+/// A value in one of the component index spaces, as exported or imported.
+pub(crate) enum Export<T> {
+    Func(Arc<FuncDef<T>>),
+    Instance(Arc<InstanceValue<T>>),
+    /// A type export: resources carry their runtime type.
+    Type(Option<ResourceType>),
+    Module(wasmi::Module),
+    Component(ComponentValue),
+}
+
+impl<T> Clone for Export<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Export::Func(f) => Export::Func(f.clone()),
+            Export::Instance(i) => Export::Instance(i.clone()),
+            Export::Type(t) => Export::Type(t.clone()),
+            Export::Module(m) => Export::Module(m.clone()),
+            Export::Component(c) => Export::Component(c.clone()),
+        }
+    }
+}
+
+/// A component instance's exports, in order.
+pub(crate) struct InstanceValue<T> {
+    pub exports: Vec<(String, Export<T>)>,
+}
+
+impl<T> InstanceValue<T> {
+    pub fn get(&self, name: &str) -> Option<&Export<T>> {
+        self.exports.iter().find(|(n, _)| n == name).map(|(_, e)| e)
+    }
+}
+
+/// A component definition together with the outer scopes its `alias outer`
+/// items refer to.
+#[derive(Clone)]
+pub(crate) struct ComponentValue {
+    pub def: Arc<ComponentDef>,
+    pub outer: Option<Arc<Outer>>,
+}
+
+/// Snapshot of an enclosing component's module and component index spaces.
+pub(crate) struct Outer {
+    modules: Vec<wasmi::Module>,
+    components: Vec<ComponentValue>,
+    parent: Option<Arc<Outer>>,
+}
+
+enum CoreInstance {
+    Real(wasmi::Instance),
+    Exports(Vec<(String, Extern)>),
+}
+
+enum Imports<'a, T> {
+    Linker(&'a Linker<T>),
+    Args(HashMap<String, Export<T>>),
+}
+
+/// The index spaces of one component instance while it is being built.
+struct Scope<T> {
+    id: usize,
+    core_funcs: Vec<wasmi::Func>,
+    core_tables: Vec<wasmi::Table>,
+    core_memories: Vec<wasmi::Memory>,
+    core_globals: Vec<wasmi::Global>,
+    core_modules: Vec<wasmi::Module>,
+    core_instances: Vec<CoreInstance>,
+    funcs: Vec<Arc<FuncDef<T>>>,
+    components: Vec<ComponentValue>,
+    instances: Vec<Arc<InstanceValue<T>>>,
+    bindings: Bindings,
+    exports: Vec<(String, Export<T>)>,
+}
+
+fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
+    v.get(i as usize)
+        .ok_or_else(|| anyhow!("{what} index {i} out of bounds"))
+}
+
+pub(crate) fn instantiate_root<T: 'static>(
+    store: &mut Store<T>,
+    component: &Component,
+    linker: &Linker<T>,
+) -> Result<crate::Instance> {
+    let value = ComponentValue {
+        def: component.def.clone(),
+        outer: None,
+    };
+    let mut cx = store.ctx();
+    let (id, inst) = instantiate(&mut cx, &value, Imports::Linker(linker), None)?;
+    Ok(crate::Instance {
+        id,
+        exports: Arc::new(inst),
+    })
+}
+
+fn instantiate<T: 'static>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    comp: &ComponentValue,
+    imports: Imports<'_, T>,
+    parent: Option<usize>,
+) -> Result<(usize, InstanceValue<T>)> {
+    let id = store.data().rt.instances.len();
+    store
+        .data_mut()
+        .rt
+        .instances
+        .push(InstanceState::new(parent));
+    let mut s = Scope {
+        id,
+        core_funcs: Vec::new(),
+        core_tables: Vec::new(),
+        core_memories: Vec::new(),
+        core_globals: Vec::new(),
+        core_modules: Vec::new(),
+        core_instances: Vec::new(),
+        funcs: Vec::new(),
+        components: Vec::new(),
+        instances: Vec::new(),
+        bindings: HashMap::new(),
+        exports: Vec::new(),
+    };
+    let types = &comp.def.types;
+    for item in &comp.def.items {
+        step(store, comp, &imports, &mut s, types, item)?;
+    }
+    Ok((id, InstanceValue { exports: s.exports }))
+}
+
+fn step<T: 'static>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    comp: &ComponentValue,
+    imports: &Imports<'_, T>,
+    s: &mut Scope<T>,
+    types: &Types,
+    item: &Item,
+) -> Result<()> {
+    match item {
+        Item::Module(m) => s.core_modules.push(m.clone()),
+        Item::Component(def) => {
+            let outer = Arc::new(Outer {
+                modules: s.core_modules.clone(),
+                components: s.components.clone(),
+                parent: comp.outer.clone(),
+            });
+            s.components.push(ComponentValue {
+                def: def.clone(),
+                outer: Some(outer),
+            });
+        }
+        Item::CoreInstantiate { module, args } => {
+            let m = at(&s.core_modules, *module, "core module")?.clone();
+            let mut externs = Vec::new();
+            for imp in m.imports() {
+                let (_, inst) = args
+                    .iter()
+                    .find(|(n, _)| n == imp.module())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "core instantiation: no instance given for import module `{}`",
+                            imp.module()
+                        )
+                    })?;
+                let inst = at(&s.core_instances, *inst, "core instance")?;
+                let e = core_export(store, inst, imp.name()).ok_or_else(|| {
+                    anyhow!(
+                        "core instantiation: import `{}::{}` is not provided",
+                        imp.module(),
+                        imp.name()
+                    )
+                })?;
+                externs.push(e);
+            }
+            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs)
+                .map_err(crate::error::from_wasmi)?;
+            s.core_instances.push(CoreInstance::Real(inst));
+        }
+        Item::CoreFromExports(exports) => {
+            let mut items = Vec::new();
+            for (name, kind, index) in exports {
+                items.push((name.clone(), core_item(s, *kind, *index)?));
+            }
+            s.core_instances.push(CoreInstance::Exports(items));
+        }
+        Item::CoreAlias {
+            kind,
+            instance,
+            name,
+        } => {
+            let inst = at(&s.core_instances, *instance, "core instance")?;
+            let e = core_export(store, inst, name)
+                .ok_or_else(|| anyhow!("core instance has no export `{name}`"))?;
+            match (kind, e) {
+                (ExternalKind::Func, Extern::Func(f)) => s.core_funcs.push(f),
+                (ExternalKind::Table, Extern::Table(t)) => s.core_tables.push(t),
+                (ExternalKind::Memory, Extern::Memory(m)) => s.core_memories.push(m),
+                (ExternalKind::Global, Extern::Global(g)) => s.core_globals.push(g),
+                (k, _) => bail!("core export `{name}` is not a {k:?}"),
+            }
+        }
+        Item::Alias {
+            kind,
+            instance,
+            name,
+            type_index,
+        } => {
+            let inst = at(&s.instances, *instance, "instance")?.clone();
+            let e = inst
+                .get(name)
+                .ok_or_else(|| anyhow!("instance has no export `{name}`"))?
+                .clone();
+            push_item(s, types, *kind, e, *type_index)?;
+        }
+        Item::OuterAlias { kind, count, index } => match kind {
+            ComponentOuterAliasKind::CoreModule => {
+                let m = if *count == 0 {
+                    at(&s.core_modules, *index, "core module")?.clone()
+                } else {
+                    at(&outer_scope(comp, *count)?.modules, *index, "core module")?.clone()
+                };
+                s.core_modules.push(m);
+            }
+            ComponentOuterAliasKind::Component => {
+                let c = if *count == 0 {
+                    at(&s.components, *index, "component")?.clone()
+                } else {
+                    at(&outer_scope(comp, *count)?.components, *index, "component")?.clone()
+                };
+                s.components.push(c);
+            }
+            // Types need no runtime value (resources cannot be outer-aliased).
+            ComponentOuterAliasKind::Type | ComponentOuterAliasKind::CoreType => {}
+        },
+        Item::Lift {
+            core_func,
+            type_index,
+            options,
+        } => {
+            let ComponentAnyTypeId::Func(fid) = types.component_any_type_at(*type_index) else {
+                bail!("canon lift: type {type_index} is not a function type");
+            };
+            let ty = func_type(types, fid, &s.bindings)?;
+            let core = *at(&s.core_funcs, *core_func, "core func")?;
+            let opts = options_of(s, options)?;
+            s.funcs
+                .push(Arc::new(FuncDef::Lifted(Lifted { ty, core, opts })));
+        }
+        Item::Lower { func, options } => {
+            let callee = at(&s.funcs, *func, "func")?.clone();
+            let opts = options_of(s, options)?;
+            let core_ty = lowered_core_type(callee.ty());
+            let f = wasmi::Func::new(
+                store.as_context_mut(),
+                core_ty,
+                move |mut caller: Caller<'_, StoreData<T>>, params, results| {
+                    call_lowered(caller.as_context_mut(), &callee, &opts, params, results)
+                },
+            );
+            s.core_funcs.push(f);
+        }
+        Item::ResourceNew(t) => {
+            let (rt, inst) = (resource_at(s, types, *t)?, s.id);
+            let f = wasmi::Func::wrap(
+                store.as_context_mut(),
+                move |mut caller: Caller<'_, StoreData<T>>, rep: i32| {
+                    resource_new(caller.as_context_mut(), inst, &rt, rep as u32)
+                        .map(|i| i as i32)
+                        .map_err(wasmi::Error::from)
+                },
+            );
+            s.core_funcs.push(f);
+        }
+        Item::ResourceRep(t) => {
+            let (rt, inst) = (resource_at(s, types, *t)?, s.id);
+            let f = wasmi::Func::wrap(
+                store.as_context_mut(),
+                move |mut caller: Caller<'_, StoreData<T>>, i: i32| {
+                    resource_rep(caller.as_context_mut(), inst, &rt, i as u32)
+                        .map(|r| r as i32)
+                        .map_err(wasmi::Error::from)
+                },
+            );
+            s.core_funcs.push(f);
+        }
+        Item::ResourceDrop(t) => {
+            let (rt, inst) = (resource_at(s, types, *t)?, s.id);
+            let f = wasmi::Func::wrap(
+                store.as_context_mut(),
+                move |mut caller: Caller<'_, StoreData<T>>, i: i32| {
+                    resource_drop(caller.as_context_mut(), inst, &rt, i as u32)
+                },
+            );
+            s.core_funcs.push(f);
+        }
+        Item::ResourceType { index, dtor } => {
+            let dtor = dtor
+                .map(|d| at(&s.core_funcs, d, "core func").copied())
+                .transpose()?;
+            let rt = ResourceType::guest("resource", s.id, dtor);
+            bind_type(types, *index, &rt, &mut s.bindings);
+        }
+        Item::Import {
+            name,
+            ty,
+            type_index,
+        } => {
+            let e = match imports {
+                Imports::Linker(l) => import_from_linker(l, name, *ty, *type_index, types, s)?,
+                Imports::Args(args) => {
+                    let e = args
+                        .get(name)
+                        .ok_or_else(|| anyhow!("missing instantiation argument `{name}`"))?
+                        .clone();
+                    if let (ComponentTypeRef::Instance(t), Export::Instance(iv)) = (ty, &e) {
+                        if let ComponentAnyTypeId::Instance(id) = types.component_any_type_at(*t) {
+                            bind_instance(types, id, iv, &mut s.bindings);
+                        }
+                    }
+                    e
+                }
+            };
+            push_item(s, types, ty.kind(), e, *type_index)?;
+        }
+        Item::Export {
+            name,
+            kind,
+            index,
+            type_index,
+        } => {
+            let e = item_at(s, types, *kind, *index)?;
+            s.exports.push((name.clone(), e.clone()));
+            push_item(s, types, *kind, e, *type_index)?;
+        }
+        Item::Instantiate { component, args } => {
+            let c = at(&s.components, *component, "component")?.clone();
+            let mut map = HashMap::new();
+            for (name, kind, index) in args {
+                map.insert(name.clone(), item_at(s, types, *kind, *index)?);
+            }
+            let (_, iv) = instantiate(store, &c, Imports::Args(map), Some(s.id))?;
+            push_instance(s, types, Arc::new(iv));
+        }
+        Item::FromExports(exports) => {
+            let mut iv = InstanceValue {
+                exports: Vec::new(),
+            };
+            for (name, kind, index) in exports {
+                iv.exports
+                    .push((name.clone(), item_at(s, types, *kind, *index)?));
+            }
+            push_instance(s, types, Arc::new(iv));
+        }
+    }
+    Ok(())
+}
+
+fn outer_scope(comp: &ComponentValue, count: u32) -> Result<&Outer> {
+    let mut o = comp
+        .outer
+        .as_deref()
+        .ok_or_else(|| anyhow!("outer alias beyond the root"))?;
+    for _ in 1..count {
+        o = o
+            .parent
+            .as_deref()
+            .ok_or_else(|| anyhow!("outer alias beyond the root"))?;
+    }
+    Ok(o)
+}
+
+fn core_export<T>(
+    store: &StoreContextMut<'_, StoreData<T>>,
+    inst: &CoreInstance,
+    name: &str,
+) -> Option<Extern> {
+    match inst {
+        CoreInstance::Real(i) => i.get_export(store, name),
+        CoreInstance::Exports(items) => items.iter().find(|(n, _)| n == name).map(|(_, e)| *e),
+    }
+}
+
+fn core_item<T>(s: &Scope<T>, kind: ExternalKind, index: u32) -> Result<Extern> {
+    Ok(match kind {
+        ExternalKind::Func => Extern::Func(*at(&s.core_funcs, index, "core func")?),
+        ExternalKind::Table => Extern::Table(*at(&s.core_tables, index, "core table")?),
+        ExternalKind::Memory => Extern::Memory(*at(&s.core_memories, index, "core memory")?),
+        ExternalKind::Global => Extern::Global(*at(&s.core_globals, index, "core global")?),
+        k => bail!("unsupported core export kind {k:?}"),
+    })
+}
+
+fn item_at<T>(
+    s: &Scope<T>,
+    types: &Types,
+    kind: ComponentExternalKind,
+    index: u32,
+) -> Result<Export<T>> {
+    Ok(match kind {
+        ComponentExternalKind::Func => Export::Func(at(&s.funcs, index, "func")?.clone()),
+        ComponentExternalKind::Instance => {
+            Export::Instance(at(&s.instances, index, "instance")?.clone())
+        }
+        ComponentExternalKind::Module => {
+            Export::Module(at(&s.core_modules, index, "core module")?.clone())
+        }
+        ComponentExternalKind::Component => {
+            Export::Component(at(&s.components, index, "component")?.clone())
+        }
+        ComponentExternalKind::Type => Export::Type(type_value(s, types, index)),
+        ComponentExternalKind::Value => bail!("unsupported: component-model values"),
+    })
+}
+
+/// The runtime resource type at a type index, if it is a bound resource.
+fn type_value<T>(s: &Scope<T>, types: &Types, index: u32) -> Option<ResourceType> {
+    match types.component_any_type_at(index) {
+        ComponentAnyTypeId::Resource(r) => s.bindings.get(&r.resource()).cloned(),
+        _ => None,
+    }
+}
+
+fn resource_at<T>(s: &Scope<T>, types: &Types, index: u32) -> Result<ResourceType> {
+    type_value(s, types, index).ok_or_else(|| anyhow!("type {index} is not a bound resource type"))
+}
+
+fn bind_type(types: &Types, index: u32, rt: &ResourceType, b: &mut Bindings) {
+    if let ComponentAnyTypeId::Resource(r) = types.component_any_type_at(index) {
+        b.insert(r.resource(), rt.clone());
+    }
+}
+
+/// Binds the resource ids of an instance type to the runtime types the
+/// instance value exports under the same names.
+fn bind_instance<T>(
+    types: &Types,
+    id: ComponentInstanceTypeId,
+    iv: &InstanceValue<T>,
+    b: &mut Bindings,
+) {
+    for (name, item) in types[id].exports.iter() {
+        match (item.ty, iv.get(name)) {
+            (
+                ComponentEntityType::Type {
+                    referenced,
+                    created,
+                },
+                Some(Export::Type(Some(rt))),
+            ) => {
+                for any in [referenced, created] {
+                    if let ComponentAnyTypeId::Resource(r) = any {
+                        b.insert(r.resource(), rt.clone());
+                    }
+                }
+            }
+            (ComponentEntityType::Instance(sub), Some(Export::Instance(sub_iv))) => {
+                bind_instance(types, sub, sub_iv, b)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Adds an item to its index space (imports, aliases and exports all do).
+fn push_item<T>(
+    s: &mut Scope<T>,
+    types: &Types,
+    kind: ComponentExternalKind,
+    e: Export<T>,
+    type_index: Option<u32>,
+) -> Result<()> {
+    match (kind, e) {
+        (ComponentExternalKind::Func, Export::Func(f)) => s.funcs.push(f),
+        (ComponentExternalKind::Instance, Export::Instance(i)) => push_instance(s, types, i),
+        (ComponentExternalKind::Module, Export::Module(m)) => s.core_modules.push(m),
+        (ComponentExternalKind::Component, Export::Component(c)) => s.components.push(c),
+        (ComponentExternalKind::Type, Export::Type(rt)) => {
+            if let (Some(rt), Some(index)) = (rt, type_index) {
+                bind_type(types, index, &rt, &mut s.bindings);
+            }
+        }
+        (kind, _) => bail!("item is not a {}", kind.desc()),
+    }
+    Ok(())
+}
+
+fn push_instance<T>(s: &mut Scope<T>, types: &Types, iv: Arc<InstanceValue<T>>) {
+    let index = s.instances.len() as u32;
+    bind_instance(
+        types,
+        types.component_instance_at(index),
+        &iv,
+        &mut s.bindings,
+    );
+    s.instances.push(iv);
+}
+
+fn options_of<T>(s: &Scope<T>, options: &[CanonicalOption]) -> Result<Options> {
+    let mut o = Options {
+        instance: s.id,
+        ..Options::default()
+    };
+    for opt in options {
+        match opt {
+            CanonicalOption::UTF8 => o.encoding = StringEncoding::Utf8,
+            CanonicalOption::UTF16 => o.encoding = StringEncoding::Utf16,
+            CanonicalOption::CompactUTF16 => o.encoding = StringEncoding::CompactUtf16,
+            CanonicalOption::Memory(i) => {
+                o.memory = Some(*at(&s.core_memories, *i, "core memory")?)
+            }
+            CanonicalOption::Realloc(i) => o.realloc = Some(*at(&s.core_funcs, *i, "core func")?),
+            CanonicalOption::PostReturn(i) => {
+                o.post_return = Some(*at(&s.core_funcs, *i, "core func")?)
+            }
+            CanonicalOption::CoreType(_) => {}
+            other => bail!("unsupported canonical option {other:?}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Resolves a root import against the linker. Errors name the import and the
+/// type the guest expects.
+fn import_from_linker<T: 'static>(
+    linker: &Linker<T>,
+    name: &str,
+    ty: ComponentTypeRef,
+    type_index: Option<u32>,
+    types: &Types,
+    s: &mut Scope<T>,
+) -> Result<Export<T>> {
+    match ty {
+        ComponentTypeRef::Func(t) => {
+            let ComponentAnyTypeId::Func(fid) = types.component_any_type_at(t) else {
+                bail!("import `{name}`: not a function type");
+            };
+            let fty = func_type(types, fid, &s.bindings)?;
+            let func = linker.root_items().funcs.get(name).ok_or_else(|| {
+                anyhow!("import `{name}` is not defined: expected a function of type {fty}")
+            })?;
+            Ok(Export::Func(Arc::new(FuncDef::Host {
+                ty: fty,
+                func: func.clone(),
+            })))
+        }
+        ComponentTypeRef::Type(wasmparser::TypeBounds::SubResource) => {
+            let rt = linker.root_items().resources.get(name).ok_or_else(|| {
+                anyhow!("import `{name}` is not defined: expected a resource type")
+            })?;
+            if let Some(index) = type_index {
+                bind_type(types, index, rt, &mut s.bindings);
+            }
+            Ok(Export::Type(Some(rt.clone())))
+        }
+        ComponentTypeRef::Type(_) => Ok(Export::Type(None)),
+        ComponentTypeRef::Instance(t) => {
+            let ComponentAnyTypeId::Instance(id) = types.component_any_type_at(t) else {
+                bail!("import `{name}`: not an instance type");
+            };
+            let host = linker.lookup_instance(name).ok_or_else(|| {
+                let similar: Vec<&str> = linker
+                    .instance_names()
+                    .filter(|n| {
+                        crate::linker::split_version(n).0 == crate::linker::split_version(name).0
+                    })
+                    .collect();
+                let hint = if similar.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (the host has {}, which is not semver-compatible)",
+                        similar.join(", ")
+                    )
+                };
+                anyhow!("import `{name}` is not defined: expected an instance{hint}")
+            })?;
+            let itype = &types[id];
+            let mut exports = Vec::new();
+            // Resource types first: function types refer to them.
+            for (ename, item) in itype.exports.iter() {
+                if let ComponentEntityType::Type {
+                    referenced,
+                    created,
+                } = item.ty
+                {
+                    let is_resource = matches!(created, ComponentAnyTypeId::Resource(_));
+                    if !is_resource {
+                        exports.push((ename.clone(), Export::Type(None)));
+                        continue;
+                    }
+                    let rt = host.resources.get(ename.as_str()).ok_or_else(|| {
+                        anyhow!("import `{name}` is missing resource type `{ename}`")
+                    })?;
+                    for any in [referenced, created] {
+                        if let ComponentAnyTypeId::Resource(r) = any {
+                            s.bindings.insert(r.resource(), rt.clone());
+                        }
+                    }
+                    exports.push((ename.clone(), Export::Type(Some(rt.clone()))));
+                }
+            }
+            for (ename, item) in itype.exports.iter() {
+                match item.ty {
+                    ComponentEntityType::Func(fid) => {
+                        let fty = func_type(types, fid, &s.bindings)
+                            .with_context(|| format!("import `{name}`"))?;
+                        let func = host.funcs.get(ename.as_str()).ok_or_else(|| {
+                            anyhow!("import `{name}` is missing function `{ename}`: expected {fty}")
+                        })?;
+                        exports.push((
+                            ename.clone(),
+                            Export::Func(Arc::new(FuncDef::Host {
+                                ty: fty,
+                                func: func.clone(),
+                            })),
+                        ));
+                    }
+                    ComponentEntityType::Type { .. } => {}
+                    _ => bail!(
+                        "import `{name}`: the host cannot provide export `{ename}` of this kind"
+                    ),
+                }
+            }
+            Ok(Export::Instance(Arc::new(InstanceValue { exports })))
+        }
+        other => bail!(
+            "import `{name}`: the host cannot provide a {} import",
+            other.kind().desc()
+        ),
+    }
+}

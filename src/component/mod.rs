@@ -1,0 +1,50 @@
+//! Components: loading ([`Component`]), instantiation and instances.
+
+pub mod instance;
+pub(crate) mod instantiate;
+pub(crate) mod parse;
+pub(crate) mod typeconv;
+
+use crate::engine::Engine;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A validated, compiled component, ready to instantiate any number of times.
+#[derive(Clone)]
+pub struct Component {
+    pub(crate) def: Arc<parse::ComponentDef>,
+}
+
+impl Component {
+    /// Reads a component from its binary or text (`(component ...)`) form.
+    ///
+    /// # Errors
+    /// Malformed or invalid input (the message names what is wrong and the
+    /// offset and section where), a core module instead of a component, or
+    /// use of WASI 0.3 async built-ins.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        let bytes = if bytes.starts_with(b"\0asm") {
+            std::borrow::Cow::Borrowed(bytes)
+        } else {
+            let text = std::str::from_utf8(bytes)
+                .context("input is neither a wasm binary nor UTF-8 text")?;
+            std::borrow::Cow::Owned(wat::parse_str(text).map_err(|e| anyhow::anyhow!("{e}"))?)
+        };
+        let def = parse::parse(engine.wasmi(), &bytes)?;
+        Ok(Component { def })
+    }
+
+    /// Reads a component from a file (binary or text).
+    pub fn from_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::new(engine, &bytes).with_context(|| format!("cannot load {}", path.display()))
+    }
+
+    /// The validator's type information for the root component.
+    pub fn types(&self) -> &wasmparser::types::Types {
+        &self.def.types
+    }
+}

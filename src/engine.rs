@@ -1,0 +1,35 @@
+//! The engine: a configured wasmi engine shared by components and stores.
+
+/// Engine settings.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    consume_fuel: bool,
+}
+
+impl Config {
+    /// Meter execution with fuel, so calls can be time-sliced or bounded.
+    pub fn consume_fuel(&mut self, on: bool) -> &mut Self {
+        self.consume_fuel = on;
+        self
+    }
+}
+
+/// Compiles and runs components. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Engine {
+    inner: wasmi::Engine,
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Self {
+        let mut c = wasmi::Config::default();
+        c.consume_fuel(config.consume_fuel);
+        Engine {
+            inner: wasmi::Engine::new(&c),
+        }
+    }
+
+    pub(crate) fn wasmi(&self) -> &wasmi::Engine {
+        &self.inner
+    }
+}

@@ -1,0 +1,184 @@
+//! The host side of linking: host functions and resource types defined by
+//! interface name, matched semver-compatibly against a guest's imports.
+
+use crate::component::instance::Instance;
+use crate::component::Component;
+use crate::store::{Store, StoreCx};
+use crate::types::ResourceType;
+use crate::val::Val;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A dynamic host function: receives lifted arguments, pushes its results.
+pub type HostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result<()> + Send + Sync>;
+
+/// Runs when a guest drops the last owned handle to a host resource.
+pub type HostDtor<T> = Arc<dyn Fn(StoreCx<'_, T>, u32) -> Result<()> + Send + Sync>;
+
+/// The functions and resource types of one host interface (or the root).
+pub struct LinkerInstance<T> {
+    pub(crate) funcs: BTreeMap<String, HostFn<T>>,
+    pub(crate) resources: BTreeMap<String, ResourceType>,
+}
+
+impl<T> Default for LinkerInstance<T> {
+    fn default() -> Self {
+        LinkerInstance {
+            funcs: BTreeMap::new(),
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: 'static> LinkerInstance<T> {
+    /// Defines a function taking and returning dynamic [`Val`]s. Its type is
+    /// the one the guest imports it with.
+    pub fn func_new(
+        &mut self,
+        name: &str,
+        f: impl Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.funcs.insert(name.to_string(), Arc::new(f));
+        self
+    }
+
+    /// Defines a function over Rust types: `P` is a tuple of parameters, `R`
+    /// the result (`()` for none).
+    pub fn func_wrap<P, R>(
+        &mut self,
+        name: &str,
+        f: impl Fn(StoreCx<'_, T>, P) -> Result<R> + Send + Sync + 'static,
+    ) -> &mut Self
+    where
+        P: crate::typed::ComponentParams,
+        R: crate::typed::ComponentResult,
+    {
+        self.func_new(name, move |cx, args, results| {
+            let params = P::from_vals(args)?;
+            let r = f(cx, params)?;
+            r.push_vals(results);
+            Ok(())
+        })
+    }
+
+    /// Defines a resource type named `name`; `dtor` runs with the rep when a
+    /// guest drops an owned handle. Returns the type, to build handles with.
+    pub fn resource(
+        &mut self,
+        name: &str,
+        dtor: impl Fn(StoreCx<'_, T>, u32) -> Result<()> + Send + Sync + 'static,
+    ) -> ResourceType {
+        let dtor: HostDtor<T> = Arc::new(dtor);
+        let rt = ResourceType::host(name, Some(Arc::new(dtor)));
+        self.resources.insert(name.to_string(), rt.clone());
+        rt
+    }
+}
+
+/// Host definitions, keyed by interface name.
+pub struct Linker<T> {
+    root: LinkerInstance<T>,
+    instances: BTreeMap<String, LinkerInstance<T>>,
+}
+
+impl<T: 'static> Default for Linker<T> {
+    fn default() -> Self {
+        Linker {
+            root: LinkerInstance::default(),
+            instances: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: 'static> Linker<T> {
+    pub fn new(_engine: &crate::Engine) -> Self {
+        Self::default()
+    }
+
+    /// Top-level (un-nested) function and type imports.
+    pub fn root(&mut self) -> &mut LinkerInstance<T> {
+        &mut self.root
+    }
+
+    /// The host interface `name`, e.g. `wasi:io/streams@0.2.3`.
+    pub fn instance(&mut self, name: &str) -> &mut LinkerInstance<T> {
+        self.instances.entry(name.to_string()).or_default()
+    }
+
+    /// Instantiates `component` in `store`, resolving its imports here.
+    ///
+    /// # Errors
+    /// An import with no matching definition (naming the import and the type
+    /// it expects), a trap in a start function, or a core link error.
+    pub fn instantiate(&self, store: &mut Store<T>, component: &Component) -> Result<Instance> {
+        crate::component::instantiate::instantiate_root(store, component, self)
+    }
+
+    pub(crate) fn root_items(&self) -> &LinkerInstance<T> {
+        &self.root
+    }
+
+    /// Finds the host interface for a guest import name: exact, else the
+    /// highest semver-compatible version.
+    pub(crate) fn lookup_instance(&self, name: &str) -> Option<&LinkerInstance<T>> {
+        if let Some(i) = self.instances.get(name) {
+            return Some(i);
+        }
+        let (base, want) = split_version(name);
+        let want = want?;
+        self.instances
+            .iter()
+            .filter_map(|(n, inst)| {
+                let (b, v) = split_version(n);
+                let v = v?;
+                (b == base && compatible(&want, &v)).then_some((v, inst))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, i)| i)
+    }
+
+    /// All defined interface names (for error hints).
+    pub(crate) fn instance_names(&self) -> impl Iterator<Item = &str> {
+        self.instances.keys().map(|s| s.as_str())
+    }
+}
+
+/// A parsed `major.minor.patch[-pre]` version.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Version {
+    major: u64,
+    minor: u64,
+    patch: u64,
+    pre: String,
+}
+
+/// Splits `ns:pkg/iface@1.2.3` into the name and its version.
+pub(crate) fn split_version(name: &str) -> (&str, Option<Version>) {
+    let Some((base, v)) = name.rsplit_once('@') else {
+        return (name, None);
+    };
+    let (nums, pre) = v.split_once('-').unwrap_or((v, ""));
+    let mut parts = nums.split('.').map(|p| p.parse::<u64>());
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch)), None) => (
+            base,
+            Some(Version {
+                major,
+                minor,
+                patch,
+                pre: pre.to_string(),
+            }),
+        ),
+        _ => (name, None),
+    }
+}
+
+/// Semver compatibility as Cargo defines it: same major (and same minor while
+/// the major is 0); prereleases match only exactly.
+pub(crate) fn compatible(want: &Version, have: &Version) -> bool {
+    if !want.pre.is_empty() || !have.pre.is_empty() {
+        return want == have;
+    }
+    want.major == have.major && (want.major != 0 || want.minor == have.minor)
+}

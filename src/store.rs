@@ -1,0 +1,84 @@
+//! The store: wasmi's store plus the component runtime state (component
+//! instance states, the task stack) and the embedder's data.
+
+use crate::canon::handles::{InstanceState, Task};
+use crate::engine::Engine;
+
+/// Component runtime state kept beside the embedder's data.
+#[derive(Debug, Default)]
+pub struct Runtime {
+    pub(crate) instances: Vec<InstanceState>,
+    pub(crate) tasks: Vec<Task>,
+}
+
+/// What wasmi's store holds: the embedder's `T` and our runtime state.
+pub struct StoreData<T> {
+    pub user: T,
+    pub(crate) rt: Runtime,
+}
+
+/// A store of component instances with embedder data `T`. Everything
+/// instantiated in one store shares it; separate stores share nothing.
+pub struct Store<T> {
+    pub(crate) inner: wasmi::Store<StoreData<T>>,
+}
+
+impl<T> Store<T> {
+    /// A new store on `engine` holding `data`.
+    pub fn new(engine: &Engine, data: T) -> Self {
+        Store {
+            inner: wasmi::Store::new(
+                engine.wasmi(),
+                StoreData {
+                    user: data,
+                    rt: Runtime::default(),
+                },
+            ),
+        }
+    }
+
+    pub fn data(&self) -> &T {
+        &self.inner.data().user
+    }
+
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.inner.data_mut().user
+    }
+
+    /// Sets the fuel left (only with [`crate::Config::consume_fuel`]).
+    ///
+    /// # Errors
+    /// If fuel metering is disabled in the engine.
+    pub fn set_fuel(&mut self, fuel: u64) -> anyhow::Result<()> {
+        self.inner
+            .set_fuel(fuel)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The fuel left. Errors if fuel metering is disabled.
+    pub fn get_fuel(&self) -> anyhow::Result<u64> {
+        self.inner.get_fuel().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Number of live handles in a component instance's table (for tests and
+    /// diagnostics).
+    pub fn handle_count(&self, instance: &crate::Instance) -> usize {
+        self.inner.data().rt.instances[instance.id].handles.len()
+    }
+
+    pub(crate) fn ctx(&mut self) -> wasmi::StoreContextMut<'_, StoreData<T>> {
+        wasmi::AsContextMut::as_context_mut(&mut self.inner)
+    }
+}
+
+/// The store as seen by a host function while a guest calls it.
+pub struct StoreCx<'a, T>(pub(crate) wasmi::StoreContextMut<'a, StoreData<T>>);
+
+impl<T> StoreCx<'_, T> {
+    pub fn data(&self) -> &T {
+        &self.0.data().user
+    }
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.0.data_mut().user
+    }
+}

@@ -1,0 +1,162 @@
+//! Dynamic component values.
+
+use crate::types::ResourceType;
+use std::fmt;
+
+/// A component-model value, as seen by the host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    Bool(bool),
+    S8(i8),
+    U8(u8),
+    S16(i16),
+    U16(u16),
+    S32(i32),
+    U32(u32),
+    S64(i64),
+    U64(u64),
+    Float32(f32),
+    Float64(f64),
+    Char(char),
+    String(String),
+    /// `list<T>` and fixed-length `list<T, N>`.
+    List(Vec<Val>),
+    Record(Vec<(String, Val)>),
+    Tuple(Vec<Val>),
+    Variant(String, Option<Box<Val>>),
+    Enum(String),
+    Option(Option<Box<Val>>),
+    Result(Result<Option<Box<Val>>, Option<Box<Val>>>),
+    /// The names of the flags that are set.
+    Flags(Vec<String>),
+    Map(Vec<(Val, Val)>),
+    Resource(ResourceAny),
+}
+
+/// A resource handle passed to or from the host: the resource type, its
+/// representation, and whether it is owned (`own<T>`) or borrowed (`borrow<T>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceAny {
+    pub ty: ResourceType,
+    pub rep: u32,
+    pub own: bool,
+}
+
+impl Val {
+    /// A short name of the value's kind, for mismatch messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Val::Bool(_) => "bool",
+            Val::S8(_) => "s8",
+            Val::U8(_) => "u8",
+            Val::S16(_) => "s16",
+            Val::U16(_) => "u16",
+            Val::S32(_) => "s32",
+            Val::U32(_) => "u32",
+            Val::S64(_) => "s64",
+            Val::U64(_) => "u64",
+            Val::Float32(_) => "f32",
+            Val::Float64(_) => "f64",
+            Val::Char(_) => "char",
+            Val::String(_) => "string",
+            Val::List(_) => "list",
+            Val::Record(_) => "record",
+            Val::Tuple(_) => "tuple",
+            Val::Variant(..) => "variant",
+            Val::Enum(_) => "enum",
+            Val::Option(_) => "option",
+            Val::Result(_) => "result",
+            Val::Flags(_) => "flags",
+            Val::Map(_) => "map",
+            Val::Resource(_) => "resource",
+        }
+    }
+}
+
+/// Prints values in the WAVE text form (`"s"`, `[1, 2]`, `{a: 1}`, `some(x)`).
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn seq<'a>(
+            f: &mut fmt::Formatter<'_>,
+            open: &str,
+            close: &str,
+            items: impl Iterator<Item = &'a Val>,
+        ) -> fmt::Result {
+            f.write_str(open)?;
+            for (i, v) in items.enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{v}")?;
+            }
+            f.write_str(close)
+        }
+        fn payload(f: &mut fmt::Formatter<'_>, name: &str, v: &Option<Box<Val>>) -> fmt::Result {
+            match v {
+                Some(v) => write!(f, "{name}({v})"),
+                None => f.write_str(name),
+            }
+        }
+        match self {
+            Val::Bool(b) => write!(f, "{b}"),
+            Val::S8(v) => write!(f, "{v}"),
+            Val::U8(v) => write!(f, "{v}"),
+            Val::S16(v) => write!(f, "{v}"),
+            Val::U16(v) => write!(f, "{v}"),
+            Val::S32(v) => write!(f, "{v}"),
+            Val::U32(v) => write!(f, "{v}"),
+            Val::S64(v) => write!(f, "{v}"),
+            Val::U64(v) => write!(f, "{v}"),
+            Val::Float32(v) => fmt_float(f, *v as f64, v.is_nan()),
+            Val::Float64(v) => fmt_float(f, *v, v.is_nan()),
+            Val::Char(c) => write!(f, "{:?}", c),
+            Val::String(s) => write!(f, "{:?}", s),
+            Val::List(vs) => seq(f, "[", "]", vs.iter()),
+            Val::Tuple(vs) => seq(f, "(", ")", vs.iter()),
+            Val::Record(fields) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            Val::Variant(name, v) => payload(f, name, v),
+            Val::Enum(name) => f.write_str(name),
+            Val::Option(None) => f.write_str("none"),
+            Val::Option(Some(v)) => write!(f, "some({v})"),
+            Val::Result(Ok(v)) => payload(f, "ok", v),
+            Val::Result(Err(v)) => payload(f, "err", v),
+            Val::Flags(names) => write!(f, "{{{}}}", names.join(", ")),
+            Val::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            Val::Resource(r) => write!(
+                f,
+                "{}<{}>#{}",
+                if r.own { "own" } else { "borrow" },
+                r.ty.name(),
+                r.rep
+            ),
+        }
+    }
+}
+
+fn fmt_float(f: &mut fmt::Formatter<'_>, v: f64, nan: bool) -> fmt::Result {
+    if nan {
+        f.write_str("nan")
+    } else if v.is_infinite() {
+        f.write_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else {
+        write!(f, "{v}")
+    }
+}
