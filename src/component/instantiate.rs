@@ -636,9 +636,19 @@ fn import_from_linker<T: 'static>(
                         exports.push((ename.clone(), Export::Type(None)));
                         continue;
                     }
-                    let rt = host.resources.get(ename.as_str()).ok_or_else(|| {
-                        anyhow!("import `{name}` is missing resource type `{ename}`")
-                    })?;
+                    // A type re-exported with `(eq ..)` from an earlier import
+                    // (WIT `use`) is already bound; otherwise the host defines it.
+                    let already = [referenced, created].into_iter().find_map(|any| match any {
+                        ComponentAnyTypeId::Resource(r) => s.bindings.get(&r.resource()).cloned(),
+                        _ => None,
+                    });
+                    let rt = match already {
+                        Some(rt) => rt,
+                        None => host.resources.get(ename.as_str()).cloned().ok_or_else(|| {
+                            anyhow!("import `{name}` is missing resource type `{ename}`")
+                        })?,
+                    };
+                    let rt = &rt;
                     for any in [referenced, created] {
                         if let ComponentAnyTypeId::Resource(r) = any {
                             s.bindings.insert(r.resource(), rt.clone());
