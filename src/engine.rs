@@ -1,5 +1,8 @@
 //! The engine: a configured wasmi engine shared by components and stores.
 
+use crate::canon::adapter::AdapterCache;
+use std::sync::Arc;
+
 /// Engine settings.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -18,6 +21,7 @@ impl Config {
 #[derive(Clone, Default)]
 pub struct Engine {
     inner: wasmi::Engine,
+    adapters: Arc<AdapterCache>,
 }
 
 impl Engine {
@@ -26,10 +30,15 @@ impl Engine {
         c.consume_fuel(config.consume_fuel);
         Engine {
             inner: wasmi::Engine::new(&c),
+            adapters: Arc::default(),
         }
     }
 
     pub(crate) fn wasmi(&self) -> &wasmi::Engine {
         &self.inner
+    }
+
+    pub(crate) fn adapters(&self) -> Arc<AdapterCache> {
+        self.adapters.clone()
     }
 }

@@ -5,10 +5,13 @@ use crate::canon::handles::{InstanceState, Task};
 use crate::engine::Engine;
 
 /// Component runtime state kept beside the embedder's data.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Runtime {
     pub(crate) instances: Vec<InstanceState>,
     pub(crate) tasks: Vec<Task>,
+    /// Component-to-component calls between their adapter helpers.
+    pub(crate) frames: Vec<crate::canon::calls::AdapterFrame>,
+    pub(crate) adapters: std::sync::Arc<crate::canon::adapter::AdapterCache>,
 }
 
 /// What wasmi's store holds: the embedder's `T` and our runtime state.
@@ -31,7 +34,10 @@ impl<T> Store<T> {
                 engine.wasmi(),
                 StoreData {
                     user: data,
-                    rt: Runtime::default(),
+                    rt: Runtime {
+                        adapters: engine.adapters(),
+                        ..Runtime::default()
+                    },
                 },
             ),
         }

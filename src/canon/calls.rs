@@ -98,73 +98,72 @@ fn result_types(ty: &FuncType) -> Vec<&Type> {
     ty.result.iter().collect()
 }
 
-/// An entered call of a lifted function whose results have been lifted but
-/// whose post-return has not run yet.
-pub struct Entered {
+/// A call entered by `canon lift`: the instances it entered and its task.
+pub(crate) struct Frame {
     entered: Vec<usize>,
-    flat_results: Vec<wasmi::Val>,
+    task: usize,
 }
 
-/// `canon lift`, first half: enter the callee instance, lower the arguments
-/// into it, run the core function, lift the results.
-pub(crate) fn call_lifted_begin<T>(
+/// `canon lift`, entry: enter the callee instance (`may_enter`), start a task
+/// for its borrows, and lower the arguments into the callee.
+pub(crate) fn lift_enter<T>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     f: &Lifted,
     args: &[Val],
     caller: Option<usize>,
     site: Site,
-) -> Result<(Vec<Val>, Entered), wasmi::Error> {
+) -> Result<(Vec<wasmi::Val>, Frame), wasmi::Error> {
     let entered = enter(store, f.opts.instance, caller)?;
     let task = store.data().rt.tasks.len();
     store.data_mut().rt.tasks.push(Default::default());
     let params: Vec<&Type> = f.ty.param_types().collect();
-    let (flat_params, flat_results) = flatten_functype(&f.ty, false);
+    let (flat_params, _) = flatten_functype(&f.ty, false);
     let mut cx = Cx::new(store.as_context_mut(), &f.opts, site);
     cx.borrow_scope = Some(task);
     let raw = lower_flat_values(&mut cx, MAX_FLAT_PARAMS, args, &params, None)?;
-    let core_args = to_wasmi_vals(&raw, &flat_params);
-    let mut core_results: Vec<wasmi::Val> = flat_results
-        .iter()
-        .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
-        .collect();
-    f.core
-        .call(cx.store.as_context_mut(), &core_args, &mut core_results)?;
+    Ok((to_wasmi_vals(&raw, &flat_params), Frame { entered, task }))
+}
+
+/// `canon lift`, return: lift the core results and end the task (every
+/// borrow lent to it must have been dropped).
+pub(crate) fn lift_return<T>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    f: &Lifted,
+    frame: &Frame,
+    core_results: &[wasmi::Val],
+    site: Site,
+) -> Result<Vec<Val>, wasmi::Error> {
     let raw: Vec<u64> = core_results.iter().map(from_wasmi_val).collect();
+    let mut cx = Cx::new(store.as_context_mut(), &f.opts, site);
     let results = lift_flat_values(
         &mut cx,
         MAX_FLAT_RESULTS,
         &mut FlatIter::new(&raw),
         &result_types(&f.ty),
     )?;
-    // task.return: every borrow lent to this call must have been dropped.
     let rt = &mut store.data_mut().rt;
-    if rt.tasks[task].num_borrows > 0 {
+    if rt.tasks[frame.task].num_borrows > 0 {
         return Err(trap!("borrow handles still remain at the end of the call").into());
     }
-    rt.tasks.pop();
-    Ok((
-        results,
-        Entered {
-            entered,
-            flat_results: core_results,
-        },
-    ))
+    rt.tasks.truncate(frame.task);
+    Ok(results)
 }
 
-/// `canon lift`, second half: post-return (with `may_leave` cleared), then
-/// leave the callee instance.
-pub(crate) fn call_lifted_finish<T>(
+/// `canon lift`, after the caller has the results: post-return (with
+/// `may_leave` cleared), then leave the callee instance.
+pub(crate) fn lift_finish<T>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     f: &Lifted,
-    e: Entered,
+    frame: Frame,
+    core_results: &[wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     if let Some(post) = f.opts.post_return {
         let inst = f.opts.instance;
         store.data_mut().rt.instances[inst].may_leave = false;
-        post.call(store.as_context_mut(), &e.flat_results, &mut [])?;
+        post.call(store.as_context_mut(), core_results, &mut [])?;
         store.data_mut().rt.instances[inst].may_leave = true;
     }
-    leave(store, &e.entered);
+    leave(store, &frame.entered);
     Ok(())
 }
 
@@ -176,9 +175,27 @@ pub(crate) fn call_from_host<T>(
 ) -> Result<Vec<Val>, wasmi::Error> {
     match f {
         FuncDef::Lifted(l) => {
-            let (results, entered) = call_lifted_begin(store, l, args, None, Site::Host)?;
-            call_lifted_finish(store, l, entered)?;
-            Ok(results)
+            let (tasks, frames) = (store.data().rt.tasks.len(), store.data().rt.frames.len());
+            let result = (|| {
+                let (core_args, frame) = lift_enter(store, l, args, None, Site::Host)?;
+                let (_, flat_results) = flatten_functype(&l.ty, false);
+                let mut core_results: Vec<wasmi::Val> = flat_results
+                    .iter()
+                    .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
+                    .collect();
+                l.core
+                    .call(store.as_context_mut(), &core_args, &mut core_results)?;
+                let results = lift_return(store, l, &frame, &core_results, Site::Host)?;
+                lift_finish(store, l, frame, &core_results)?;
+                Ok(results)
+            })();
+            if result.is_err() {
+                // A trap unwinds every call in between: drop their bookkeeping.
+                let rt = &mut store.data_mut().rt;
+                rt.tasks.truncate(tasks);
+                rt.frames.truncate(frames);
+            }
+            result
         }
         FuncDef::Host { func, .. } => {
             let mut results = Vec::new();
@@ -192,90 +209,178 @@ pub(crate) fn call_from_host<T>(
 /// The core signature of `canon lower` of `ty`.
 pub(crate) fn lowered_core_type(ty: &FuncType) -> wasmi::FuncType {
     let (params, results) = flatten_functype(ty, true);
+    core_type(&params, &results)
+}
+
+pub(crate) fn core_type(params: &[Flat], results: &[Flat]) -> wasmi::FuncType {
     wasmi::FuncType::new(
         params.iter().map(|f| f.wasmi()),
         results.iter().map(|f| f.wasmi()),
     )
 }
 
-/// `canon lower`: the body of the core function a guest calls. Lifts the
-/// arguments from the caller, calls the host or the other component, lowers
-/// the results back.
-pub(crate) fn call_lowered<T>(
+fn check_may_leave<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: usize) -> Result<(), Trap> {
+    if !store.data().rt.instances[inst].may_leave {
+        return Err(trap!("cannot leave component instance"));
+    }
+    Ok(())
+}
+
+/// Lifts a lowered call's arguments from the caller's flat values.
+fn lift_args<T>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    ty: &FuncType,
+    opts: &Options,
+    params: &[wasmi::Val],
+    site: Site,
+) -> Result<(Vec<Val>, Vec<u32>), Trap> {
+    let raw: Vec<u64> = params.iter().map(from_wasmi_val).collect();
+    let param_types: Vec<&Type> = ty.param_types().collect();
+    let mut cx = Cx::new(store.as_context_mut(), opts, site);
+    let args = lift_flat_values(
+        &mut cx,
+        MAX_FLAT_PARAMS,
+        &mut FlatIter::new(&raw),
+        &param_types,
+    )?;
+    Ok((args, cx.lenders))
+}
+
+/// Lowers a call's results into the caller: flat, or through `retptr`.
+fn lower_results<T>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    ty: &FuncType,
+    opts: &Options,
+    vals: &[Val],
+    retptr: Option<u32>,
+    results: &mut [wasmi::Val],
+    site: Site,
+) -> Result<(), wasmi::Error> {
+    let mut cx = Cx::new(store.as_context_mut(), opts, site);
+    let flat = lower_flat_values(&mut cx, MAX_FLAT_RESULTS, vals, &result_types(ty), retptr)?;
+    let (_, types) = flatten_functype(ty, true);
+    for (slot, v) in results.iter_mut().zip(to_wasmi_vals(&flat, &types)) {
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// The callee returned: handles the caller lent as borrows are released.
+fn release_lenders<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize, lenders: &[u32]) {
+    for &i in lenders {
+        if let Ok(h) = store.data_mut().rt.instances[inst].handles.get_mut(i) {
+            h.num_lends -= 1;
+        }
+    }
+}
+
+fn retptr_of(ty: &FuncType, params: &[wasmi::Val]) -> Result<Option<u32>, Trap> {
+    if flatten_types(ty.result.iter()).len() > MAX_FLAT_RESULTS {
+        let p = params
+            .last()
+            .ok_or_else(|| trap!("missing return pointer"))?;
+        Ok(Some(from_wasmi_val(p) as u32))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `canon lower` of a host function: the body of the core function a guest
+/// calls.
+pub(crate) fn call_host_lowered<T>(
     mut store: StoreContextMut<'_, StoreData<T>>,
-    callee: &FuncDef<T>,
+    ty: &FuncType,
+    func: &crate::linker::HostFn<T>,
     opts: &Options,
     params: &[wasmi::Val],
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
-    let caller = opts.instance;
-    if !store.data().rt.instances[caller].may_leave {
-        return Err(trap!("cannot leave component instance").into());
+    check_may_leave(&store, opts.instance)?;
+    let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
+    let mut vals = Vec::new();
+    func(StoreCx(store.as_context_mut()), &args, &mut vals)
+        .map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    lower_results(
+        &mut store,
+        ty,
+        opts,
+        &vals,
+        retptr_of(ty, params)?,
+        results,
+        Site::Host,
+    )?;
+    release_lenders(&mut store, opts.instance, &lenders);
+    Ok(())
+}
+
+/// A component-to-component call in progress between the adapter's two
+/// helpers.
+pub(crate) struct AdapterFrame {
+    frame: Frame,
+    lenders: Vec<u32>,
+}
+
+/// Adapter helper before the callee runs: lift from the caller, enter the
+/// callee, lower into it; returns the callee's core arguments.
+pub(crate) fn adapter_lower_args<T>(
+    mut store: StoreContextMut<'_, StoreData<T>>,
+    callee: &Lifted,
+    caller_opts: &Options,
+    params: &[wasmi::Val],
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
+    check_may_leave(&store, caller_opts.instance)?;
+    let (args, lenders) = lift_args(&mut store, &callee.ty, caller_opts, params, Site::Adapter)?;
+    let (core_args, frame) = lift_enter(
+        &mut store,
+        callee,
+        &args,
+        Some(caller_opts.instance),
+        Site::Adapter,
+    )?;
+    for (slot, v) in results.iter_mut().zip(core_args) {
+        *slot = v;
     }
-    let ty = callee.ty();
-    let site = match callee {
-        FuncDef::Lifted(_) => Site::Adapter,
-        FuncDef::Host { .. } => Site::Host,
-    };
-    let raw: Vec<u64> = params.iter().map(from_wasmi_val).collect();
-    let mut vi = FlatIter::new(&raw);
-    let param_types: Vec<&Type> = ty.param_types().collect();
-    let mut cx = Cx::new(store.as_context_mut(), opts, site);
-    let args = lift_flat_values(&mut cx, MAX_FLAT_PARAMS, &mut vi, &param_types)?;
-    let lenders = std::mem::take(&mut cx.lenders);
-    drop(cx);
-    let flat_result_count = flatten_types(ty.result.iter()).len();
-    let out_param = if flat_result_count > MAX_FLAT_RESULTS {
-        Some(from_wasmi_val(
-            params
-                .last()
-                .ok_or_else(|| trap!("missing return pointer"))?,
-        ) as u32)
-    } else {
-        None
-    };
-    let lower_results =
-        |store: StoreContextMut<'_, StoreData<T>>, vals: &[Val], results: &mut [wasmi::Val]| {
-            let mut cx = Cx::new(store, opts, site);
-            let flat = lower_flat_values(
-                &mut cx,
-                MAX_FLAT_RESULTS,
-                vals,
-                &result_types(ty),
-                out_param,
-            )?;
-            for (slot, v) in results.iter_mut().zip(flat) {
-                let new = match &*slot {
-                    wasmi::Val::I32(_) => wasmi::Val::I32(v as u32 as i32),
-                    wasmi::Val::I64(_) => wasmi::Val::I64(v as i64),
-                    wasmi::Val::F32(_) => wasmi::Val::F32(f32::from_bits(v as u32).into()),
-                    wasmi::Val::F64(_) => wasmi::Val::F64(f64::from_bits(v).into()),
-                    other => other.clone(),
-                };
-                *slot = new;
-            }
-            Ok::<(), wasmi::Error>(())
-        };
-    match callee {
-        FuncDef::Host { func, .. } => {
-            let mut vals = Vec::new();
-            func(StoreCx(store.as_context_mut()), &args, &mut vals)
-                .map_err(|e| wasmi::Error::host(HostFault(e)))?;
-            lower_results(store.as_context_mut(), &vals, results)?;
-        }
-        FuncDef::Lifted(l) => {
-            let (vals, entered) =
-                call_lifted_begin(&mut store, l, &args, Some(caller), Site::Adapter)?;
-            lower_results(store.as_context_mut(), &vals, results)?;
-            call_lifted_finish(&mut store, l, entered)?;
-        }
-    }
-    // The callee returned: handles lent for borrows are released.
-    for i in lenders {
-        if let Ok(h) = store.data_mut().rt.instances[caller].handles.get_mut(i) {
-            h.num_lends -= 1;
-        }
-    }
+    store
+        .data_mut()
+        .rt
+        .frames
+        .push(AdapterFrame { frame, lenders });
+    Ok(())
+}
+
+/// Adapter helper after the callee returned: lift its results, lower them
+/// into the caller, run post-return and leave.
+pub(crate) fn adapter_lower_results<T>(
+    mut store: StoreContextMut<'_, StoreData<T>>,
+    callee: &Lifted,
+    caller_opts: &Options,
+    params: &[wasmi::Val],
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
+    let AdapterFrame { frame, lenders } = store
+        .data_mut()
+        .rt
+        .frames
+        .pop()
+        .ok_or_else(|| trap!("adapter frame missing"))?;
+    let (_, lift_results) = flatten_functype(&callee.ty, false);
+    let core_results = &params[..lift_results.len()];
+    let retptr = params
+        .get(lift_results.len())
+        .map(|p| from_wasmi_val(p) as u32);
+    let vals = lift_return(&mut store, callee, &frame, core_results, Site::Adapter)?;
+    lower_results(
+        &mut store,
+        &callee.ty,
+        caller_opts,
+        &vals,
+        retptr,
+        results,
+        Site::Adapter,
+    )?;
+    lift_finish(&mut store, callee, frame, core_results)?;
+    release_lenders(&mut store, caller_opts.instance, &lenders);
     Ok(())
 }
 

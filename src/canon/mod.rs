@@ -2,6 +2,7 @@
 //! lowering of values, string transcoding, handle tables, and the call
 //! protocols of `canon lift` / `canon lower` / `resource.*`.
 
+pub mod adapter;
 pub mod calls;
 pub mod handles;
 pub mod layout;

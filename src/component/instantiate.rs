@@ -5,8 +5,10 @@
 use super::parse::{ComponentDef, Item};
 use super::typeconv::{func_type, Bindings};
 use super::Component;
+use crate::canon::adapter::AdapterShape;
 use crate::canon::calls::{
-    call_lowered, lowered_core_type, resource_drop, resource_new, resource_rep,
+    adapter_lower_args, adapter_lower_results, call_host_lowered, core_type, lowered_core_type,
+    resource_drop, resource_new, resource_rep,
 };
 use crate::canon::handles::InstanceState;
 use crate::canon::{Options, StringEncoding};
@@ -297,14 +299,26 @@ fn step<T: 'static>(
         Item::Lower { func, options } => {
             let callee = at(&s.funcs, *func, "func")?.clone();
             let opts = options_of(s, options)?;
-            let core_ty = lowered_core_type(callee.ty());
-            let f = wasmi::Func::new(
-                store.as_context_mut(),
-                core_ty,
-                move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                    call_lowered(caller.as_context_mut(), &callee, &opts, params, results)
-                },
-            );
+            let f = match &*callee {
+                FuncDef::Host { ty, func } => {
+                    let (ty, func) = (ty.clone(), func.clone());
+                    wasmi::Func::new(
+                        store.as_context_mut(),
+                        lowered_core_type(&ty),
+                        move |mut caller: Caller<'_, StoreData<T>>, params, results| {
+                            call_host_lowered(
+                                caller.as_context_mut(),
+                                &ty,
+                                &func,
+                                &opts,
+                                params,
+                                results,
+                            )
+                        },
+                    )
+                }
+                FuncDef::Lifted(_) => adapter(store, callee.clone(), opts)?,
+            };
             s.core_funcs.push(f);
         }
         Item::ResourceNew(t) => {
@@ -401,6 +415,62 @@ fn step<T: 'static>(
         }
     }
     Ok(())
+}
+
+/// Builds the core function a caller imports for a function lifted by another
+/// component: an instance of the generated adapter module (see
+/// [`crate::canon::adapter`]).
+fn adapter<T: 'static>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    callee: Arc<FuncDef<T>>,
+    opts: Options,
+) -> Result<wasmi::Func> {
+    let FuncDef::Lifted(l) = &*callee else {
+        bail!("internal: adapter for a host function");
+    };
+    let shape = AdapterShape::of(&l.ty);
+    let engine = store.engine().clone();
+    let module = store
+        .data()
+        .rt
+        .adapters
+        .module(&engine, &shape)
+        .map_err(crate::error::from_wasmi)?;
+    let core = l.core;
+    let (c1, o1) = (callee.clone(), opts.clone());
+    let lower_args = wasmi::Func::new(
+        store.as_context_mut(),
+        core_type(&shape.lower.0, &shape.lift.0),
+        move |mut caller: Caller<'_, StoreData<T>>, params, results| match &*c1 {
+            FuncDef::Lifted(l) => {
+                adapter_lower_args(caller.as_context_mut(), l, &o1, params, results)
+            }
+            FuncDef::Host { .. } => unreachable!("adapters join lifted functions"),
+        },
+    );
+    let (c2, o2) = (callee.clone(), opts);
+    let lower_results = wasmi::Func::new(
+        store.as_context_mut(),
+        core_type(&shape.results_helper_params(), &shape.lower.1),
+        move |mut caller: Caller<'_, StoreData<T>>, params, results| match &*c2 {
+            FuncDef::Lifted(l) => {
+                adapter_lower_results(caller.as_context_mut(), l, &o2, params, results)
+            }
+            FuncDef::Host { .. } => unreachable!("adapters join lifted functions"),
+        },
+    );
+    let inst = wasmi::Instance::new(
+        store.as_context_mut(),
+        &module,
+        &[
+            Extern::Func(core),
+            Extern::Func(lower_args),
+            Extern::Func(lower_results),
+        ],
+    )
+    .map_err(crate::error::from_wasmi)?;
+    inst.get_func(&*store, "adapter")
+        .ok_or_else(|| anyhow!("internal: adapter export missing"))
 }
 
 fn outer_scope(comp: &ComponentValue, count: u32) -> Result<&Outer> {

@@ -186,8 +186,14 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
                 let range = range.clone();
                 module_depth.pop();
                 let module = wasmi::Module::new(engine, &bytes[range.clone()]).map_err(|e| {
+                    // wasmi lacks some core proposals (exceptions, GC, threads, memory64, ...).
+                    let why = if e.to_string().contains("proposal not enabled") {
+                        "unsupported: "
+                    } else {
+                        ""
+                    };
                     anyhow!(
-                        "core module at offset {:#x} cannot be compiled: {e}",
+                        "{why}core module at offset {:#x} cannot be compiled: {e}",
                         range.start
                     )
                 })?;
