@@ -369,3 +369,75 @@ pub fn flat_of(t: &Type) -> Vec<Flat> {
     flatten_type(t, &mut v);
     v
 }
+
+/// Checks that a host-supplied value has type `t`, before any guest state is
+/// touched.
+pub fn type_check(v: &Val, t: &Type) -> Result<(), Trap> {
+    let ok = match (t, v) {
+        (Type::Bool, Val::Bool(_))
+        | (Type::S8, Val::S8(_))
+        | (Type::U8, Val::U8(_))
+        | (Type::S16, Val::S16(_))
+        | (Type::U16, Val::U16(_))
+        | (Type::S32, Val::S32(_))
+        | (Type::U32, Val::U32(_))
+        | (Type::S64, Val::S64(_))
+        | (Type::U64, Val::U64(_))
+        | (Type::F32, Val::Float32(_))
+        | (Type::F64, Val::Float64(_))
+        | (Type::Char, Val::Char(_))
+        | (Type::String, Val::String(_)) => true,
+        (Type::List(e), Val::List(vs)) => return vs.iter().try_for_each(|v| type_check(v, e)),
+        (Type::FixedList(e, n), Val::List(vs)) => {
+            if vs.len() != *n as usize {
+                return Err(trap!("expected {n} elements for {t}, found {}", vs.len()));
+            }
+            return vs.iter().try_for_each(|v| type_check(v, e));
+        }
+        (Type::Map(k, vt), Val::Map(entries)) => {
+            return entries.iter().try_for_each(|(kv, vv)| {
+                type_check(kv, k)?;
+                type_check(vv, vt)
+            })
+        }
+        (Type::Record(fields), Val::Record(vs)) => {
+            for f in fields.iter() {
+                let fv = vs
+                    .iter()
+                    .find(|(n, _)| *n == f.name)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| trap!("record value is missing field `{}`", f.name))?;
+                type_check(fv, &f.ty)?;
+            }
+            return Ok(());
+        }
+        (Type::Tuple(ts), Val::Tuple(vs)) if ts.len() == vs.len() => {
+            return ts.iter().zip(vs).try_for_each(|(t, v)| type_check(v, t))
+        }
+        (Type::Flags(names), Val::Flags(set)) => {
+            if let Some(bad) = set.iter().find(|f| !names.contains(f)) {
+                return Err(trap!("unknown flag `{bad}` for {t}"));
+            }
+            true
+        }
+        (Type::Own(rt), Val::Resource(r)) => r.own && &r.ty == rt,
+        (Type::Borrow(rt), Val::Resource(r)) => &r.ty == rt,
+        _ if variant_cases(t).is_some() => {
+            let (case, payload) = match_case(t, v).map_err(|e| trap!("{e}"))?;
+            let cases = variant_cases(t).expect("variant-like");
+            if let (Some(pt), Some(pv)) = (cases[case], payload) {
+                type_check(pv, pt)?;
+            }
+            true
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(trap!(
+            "type mismatch: expected {t}, found {} value",
+            v.kind()
+        ))
+    }
+}

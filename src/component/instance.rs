@@ -125,6 +125,10 @@ impl Func {
                 args.len()
             ));
         }
+        for ((name, t), v) in self.ty.params.iter().zip(args) {
+            crate::canon::lower::type_check(v, t)
+                .with_context(|| format!("argument `{name}` of `{}`", self.name))?;
+        }
         let mut cx = store.ctx();
         call_from_host(&mut cx, def, args)
             .map_err(crate::error::from_wasmi)
