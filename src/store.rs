@@ -72,6 +72,22 @@ impl<T> Store<T> {
         self.inner.data().rt.instances[instance.id].handles.len()
     }
 
+    /// Drops an owned resource the host holds: runs its destructor (a
+    /// guest's `dtor` or the host's).
+    ///
+    /// # Errors
+    /// If `r` is a borrow, or the destructor traps.
+    pub fn drop_resource(&mut self, r: &crate::ResourceAny) -> anyhow::Result<()>
+    where
+        T: 'static,
+    {
+        if !r.own {
+            anyhow::bail!("cannot drop a borrowed handle to {}", r.ty.name());
+        }
+        let mut cx = self.ctx();
+        crate::canon::calls::drop_own(&mut cx, None, &r.ty, r.rep).map_err(crate::error::from_wasmi)
+    }
+
     pub(crate) fn ctx(&mut self) -> wasmi::StoreContextMut<'_, StoreData<T>> {
         wasmi::AsContextMut::as_context_mut(&mut self.inner)
     }

@@ -2,7 +2,7 @@
 
 use super::instantiate::{Export, FuncDef, InstanceValue};
 use crate::canon::calls::call_from_host;
-use crate::store::Store;
+use crate::store::{Store, StoreCx, StoreData};
 use crate::typed::{ComponentParams, ComponentResult};
 use crate::types::FuncType;
 use crate::val::Val;
@@ -112,6 +112,21 @@ impl Func {
     /// A trap in the guest (the message names the function), a canonical-ABI
     /// trap, a host function's error, or arguments that do not match the type.
     pub fn call<T: 'static>(&self, store: &mut Store<T>, args: &[Val]) -> Result<Vec<Val>> {
+        self.call_ctx(&mut store.ctx(), args)
+    }
+
+    /// Calls the function from inside a host function (re-entering the
+    /// store). Entering an instance that is already on the call stack traps,
+    /// as the component model requires.
+    pub fn call_in<T: 'static>(&self, cx: &mut StoreCx<'_, T>, args: &[Val]) -> Result<Vec<Val>> {
+        self.call_ctx(&mut cx.0, args)
+    }
+
+    fn call_ctx<T: 'static>(
+        &self,
+        cx: &mut wasmi::StoreContextMut<'_, StoreData<T>>,
+        args: &[Val],
+    ) -> Result<Vec<Val>> {
         let def = self
             .def
             .downcast_ref::<FuncDef<T>>()
@@ -129,8 +144,7 @@ impl Func {
             crate::canon::lower::type_check(v, t)
                 .with_context(|| format!("argument `{name}` of `{}`", self.name))?;
         }
-        let mut cx = store.ctx();
-        call_from_host(&mut cx, def, args)
+        call_from_host(cx, def, args)
             .map_err(crate::error::from_wasmi)
             .with_context(|| format!("error while calling export `{}`", self.name))
     }
