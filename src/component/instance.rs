@@ -162,3 +162,15 @@ impl<P: ComponentParams, R: ComponentResult> TypedFunc<P, R> {
         R::from_vals(&out)
     }
 }
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).finish()
+    }
+}
+
+impl std::fmt::Debug for Func {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Func({}: {})", self.name, self.ty)
+    }
+}

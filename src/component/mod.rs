@@ -48,3 +48,12 @@ impl Component {
         &self.def.types
     }
 }
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("imports", &self.def.imports.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("exports", &self.def.exports.iter().map(|(n, _, _)| n).collect::<Vec<_>>())
+            .finish()
+    }
+}
