@@ -1,0 +1,40 @@
+;; A small component: exports `greet(name: string) -> string`, which logs
+;; through the host import `log` and answers "Hello, <name>!".
+(component
+  (import "log" (func $log (param "msg" string)))
+  (core module $Libc
+    (memory (export "mem") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param $old i32) (param $osize i32) (param $align i32) (param $nsize i32) (result i32)
+      (local $r i32)
+      (local.set $r (i32.and (i32.add (global.get $next) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+      (global.set $next (i32.add (local.get $r) (local.get $nsize)))
+      (if (i32.ne (local.get $old) (i32.const 0))
+        (then (memory.copy (local.get $r) (local.get $old) (local.get $osize))))
+      (local.get $r)))
+  (core instance $libc (instantiate $Libc))
+  (core func $log' (canon lower (func $log) (memory (core memory $libc "mem"))))
+  (core module $Greeter
+    (import "libc" "mem" (memory 1))
+    (import "libc" "realloc" (func $realloc (param i32 i32 i32 i32) (result i32)))
+    (import "host" "log" (func $log (param i32 i32)))
+    (data (i32.const 16) "Hello, !greeting someone")
+    ;; greet(ptr, len) -> retptr to (ptr, len) of "Hello, <name>!"
+    (func (export "greet") (param $ptr i32) (param $len i32) (result i32)
+      (local $out i32) (local $n i32)
+      (call $log (i32.const 24) (i32.const 16))
+      (local.set $n (i32.add (local.get $len) (i32.const 8)))
+      (local.set $out (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (local.get $n)))
+      (memory.copy (local.get $out) (i32.const 16) (i32.const 7))
+      (memory.copy (i32.add (local.get $out) (i32.const 7)) (local.get $ptr) (local.get $len))
+      (i32.store8 (i32.add (local.get $out) (i32.add (local.get $len) (i32.const 7))) (i32.const 33))
+      (i32.store (i32.const 0) (local.get $out))
+      (i32.store (i32.const 4) (local.get $n))
+      (i32.const 0)))
+  (core instance $g (instantiate $Greeter
+    (with "libc" (instance $libc))
+    (with "host" (instance (export "log" (func $log'))))))
+  (func (export "greet") (param "name" string) (result string)
+    (canon lift (core func $g "greet") (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))))
+)
