@@ -93,11 +93,17 @@ struct Case {
 
 fn ours(case: &Case) -> f64 {
     let engine = Engine::default();
-    let component = Component::new(&engine, component(case.import_ty, case.core_import, case.call).as_bytes()).unwrap();
+    let component = Component::new(
+        &engine,
+        component(case.import_ty, case.core_import, case.call).as_bytes(),
+    )
+    .unwrap();
     let mut linker = Linker::<u64>::default();
     match case.name {
         "u32 -> u32" => {
-            linker.root().func_wrap("f", |_, (x,): (u32,)| Ok(x.wrapping_add(1)));
+            linker
+                .root()
+                .func_wrap("f", |_, (x,): (u32,)| Ok(x.wrapping_add(1)));
         }
         "list<u8> 4 KiB" => {
             linker.root().func_new("f", |mut cx, args, _| {
@@ -117,14 +123,18 @@ fn ours(case: &Case) -> f64 {
     let mut store = Store::new(&engine, 0u64);
     let instance = linker.instantiate(&mut store, &component).unwrap();
     if case.name == "export round trip" {
-        let id = instance.get_typed_func::<_, (u32,), u32>(&store, "id").unwrap();
+        let id = instance
+            .get_typed_func::<_, (u32,), u32>(&store, "id")
+            .unwrap();
         return per_call(case.n, |n| {
             for i in 0..n {
                 id.call(&mut store, (i,)).unwrap();
             }
         });
     }
-    let run = instance.get_typed_func::<_, (u32,), u32>(&store, "run").unwrap();
+    let run = instance
+        .get_typed_func::<_, (u32,), u32>(&store, "run")
+        .unwrap();
     per_call(case.n, |n| {
         run.call(&mut store, (n,)).unwrap();
     })
@@ -133,10 +143,17 @@ fn ours(case: &Case) -> f64 {
 fn raw(case: &Case) -> f64 {
     use wasmi::{Caller, Extern, Func, Instance, Memory, Module};
     let engine = wasmi::Engine::default();
-    let module = Module::new(&engine, wat::parse_str(core_module(case.core_import, case.call)).unwrap()).unwrap();
+    let module = Module::new(
+        &engine,
+        wat::parse_str(core_module(case.core_import, case.call)).unwrap(),
+    )
+    .unwrap();
     let mut store = wasmi::Store::new(&engine, 0u64);
     fn mem(c: &Caller<'_, u64>) -> Memory {
-        c.get_export("memory").or_else(|| c.get_export("mem")).and_then(Extern::into_memory).unwrap()
+        c.get_export("memory")
+            .or_else(|| c.get_export("mem"))
+            .and_then(Extern::into_memory)
+            .unwrap()
     }
     let f = match case.name {
         "u32 -> u32" => Func::wrap(&mut store, |x: i32| -> i32 { x.wrapping_add(1) }),
@@ -146,17 +163,28 @@ fn raw(case: &Case) -> f64 {
             let bytes = m.data(&c)[ptr as usize..(ptr + len) as usize].to_vec();
             *c.data_mut() += bytes.len() as u64;
         }),
-        "string -> string" => Func::wrap(&mut store, |mut c: Caller<'_, u64>, ptr: i32, len: i32, ret: i32| {
-            // Lift (validate UTF-8, copy), then lower through the guest's realloc.
-            let m = mem(&c);
-            let s = std::str::from_utf8(&m.data(&c)[ptr as usize..(ptr + len) as usize]).unwrap().to_owned();
-            let realloc = c.get_export("realloc").and_then(Extern::into_func).unwrap().typed::<(i32, i32, i32, i32), i32>(&c).unwrap();
-            let p = realloc.call(&mut c, (0, 0, 1, s.len() as i32)).unwrap();
-            let data = m.data_mut(&mut c);
-            data[p as usize..p as usize + s.len()].copy_from_slice(s.as_bytes());
-            data[ret as usize..ret as usize + 4].copy_from_slice(&p.to_le_bytes());
-            data[ret as usize + 4..ret as usize + 8].copy_from_slice(&(s.len() as u32).to_le_bytes());
-        }),
+        "string -> string" => Func::wrap(
+            &mut store,
+            |mut c: Caller<'_, u64>, ptr: i32, len: i32, ret: i32| {
+                // Lift (validate UTF-8, copy), then lower through the guest's realloc.
+                let m = mem(&c);
+                let s = std::str::from_utf8(&m.data(&c)[ptr as usize..(ptr + len) as usize])
+                    .unwrap()
+                    .to_owned();
+                let realloc = c
+                    .get_export("realloc")
+                    .and_then(Extern::into_func)
+                    .unwrap()
+                    .typed::<(i32, i32, i32, i32), i32>(&c)
+                    .unwrap();
+                let p = realloc.call(&mut c, (0, 0, 1, s.len() as i32)).unwrap();
+                let data = m.data_mut(&mut c);
+                data[p as usize..p as usize + s.len()].copy_from_slice(s.as_bytes());
+                data[ret as usize..ret as usize + 4].copy_from_slice(&p.to_le_bytes());
+                data[ret as usize + 4..ret as usize + 8]
+                    .copy_from_slice(&(s.len() as u32).to_le_bytes());
+            },
+        ),
         _ => Func::wrap(&mut store, |x: i32| -> i32 { x }),
     };
     let instance = Instance::new(&mut store, &module, &[Extern::Func(f)]).unwrap();
@@ -205,7 +233,10 @@ fn main() {
             n: 500_000,
         },
     ];
-    println!("{:<20} {:>14} {:>14} {:>8}", "call", "wippy-wasm ns", "raw wasmi ns", "ratio");
+    println!(
+        "{:<20} {:>14} {:>14} {:>8}",
+        "call", "wippy-wasm ns", "raw wasmi ns", "ratio"
+    );
     for case in &cases {
         let (a, b) = (ours(case), raw(case));
         println!("{:<20} {:>14.1} {:>14.1} {:>7.2}x", case.name, a, b, a / b);

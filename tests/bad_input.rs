@@ -40,7 +40,10 @@ fn truncated_binaries_name_the_offset_and_section() {
         }
     }
     let err = format!("{:#}", load(&bin[..bin.len() - 3]).unwrap_err());
-    assert!(err.contains("unexpected end") && err.contains("offset 0x") && err.contains("section"), "{err}");
+    assert!(
+        err.contains("unexpected end") && err.contains("offset 0x") && err.contains("section"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,7 +67,9 @@ fn corrupted_binaries_never_panic() {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if let Ok(c) = Component::new(&engine, &m) {
                 let mut linker = Linker::<()>::default();
-                linker.root().func_wrap("host-add", |_, (a, b): (u32, u32)| Ok(a.wrapping_add(b)));
+                linker
+                    .root()
+                    .func_wrap("host-add", |_, (a, b): (u32, u32)| Ok(a.wrapping_add(b)));
                 let mut store = Store::new(&engine, ());
                 if let Ok(i) = linker.instantiate(&mut store, &c) {
                     if let Some(f) = i.get_func(&store, "run") {
@@ -80,13 +85,24 @@ fn corrupted_binaries_never_panic() {
 #[test]
 fn wrong_kinds_of_input() {
     let err = format!("{:#}", load(b"hello, not wasm").unwrap_err());
-    assert!(err.contains("expected `(`") || err.contains("expected"), "{err}");
+    assert!(
+        err.contains("expected `(`") || err.contains("expected"),
+        "{err}"
+    );
     let err = format!("{:#}", load(&[0xff, 0xfe, 0x00, 0x01]).unwrap_err());
-    assert!(err.contains("neither a wasm binary nor UTF-8 text"), "{err}");
+    assert!(
+        err.contains("neither a wasm binary nor UTF-8 text"),
+        "{err}"
+    );
     let core = std::fs::read(common::fixture("hello.wasm")).unwrap();
     let err = format!("{:#}", load(&core).unwrap_err());
     assert!(err.contains("core wasm module, not a component"), "{err}");
-    let err = format!("{:#}", Component::from_file(&Engine::default(), "/nonexistent/x.wasm").err().unwrap());
+    let err = format!(
+        "{:#}",
+        Component::from_file(&Engine::default(), "/nonexistent/x.wasm")
+            .err()
+            .unwrap()
+    );
     assert!(err.contains("cannot read /nonexistent/x.wasm"), "{err}");
 }
 
@@ -108,7 +124,10 @@ fn async_builtins_are_refused_with_a_clear_error() {
   (core module $M (import "" "y" (func (result i32))))
   (core instance (instantiate $M (with "" (instance (export "y" (func $yield)))))))"#;
     let err = format!("{:#}", load(wat.as_bytes()).unwrap_err());
-    assert!(err.contains("WASI 0.3") && err.contains("thread.yield"), "{err}");
+    assert!(
+        err.contains("WASI 0.3") && err.contains("thread.yield"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,8 +135,17 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
     let engine = Engine::default();
     let c = Component::new(&engine, GOOD.as_bytes()).unwrap();
     let mut store = Store::new(&engine, ());
-    let err = format!("{:#}", Linker::<()>::default().instantiate(&mut store, &c).err().unwrap());
-    assert_eq!(err, "import `host-add` is not defined: expected a function of type func(a: u32, b: u32) -> u32");
+    let err = format!(
+        "{:#}",
+        Linker::<()>::default()
+            .instantiate(&mut store, &c)
+            .err()
+            .unwrap()
+    );
+    assert_eq!(
+        err,
+        "import `host-add` is not defined: expected a function of type func(a: u32, b: u32) -> u32"
+    );
 
     let iface = r#"(component
   (import "wasi:cli/environment@0.2.3" (instance $env
@@ -134,5 +162,8 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
     let mut linker = Linker::<()>::default();
     linker.instance("wasi:cli/environment@0.3.0");
     let err = format!("{:#}", linker.instantiate(&mut store, &c).err().unwrap());
-    assert!(err.contains("the host has wasi:cli/environment@0.3.0, which is not semver-compatible"), "{err}");
+    assert!(
+        err.contains("the host has wasi:cli/environment@0.3.0, which is not semver-compatible"),
+        "{err}"
+    );
 }

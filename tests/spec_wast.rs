@@ -21,7 +21,11 @@ const KNOWN: &[(&str, &str)] = &[
 ];
 
 fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -60,16 +64,28 @@ fn component_model_reference_scripts() {
         let text = std::fs::read_to_string(&file).unwrap();
         let mut lines = Vec::new();
         let sum = wippy_wasm::wast::run_script(&rel, &text, &mut |l| lines.push(l)).unwrap();
-        eprintln!("{rel}: {} passed, {} failed, {} skipped", sum.passed, sum.failed, sum.skipped);
+        eprintln!(
+            "{rel}: {} passed, {} failed, {} skipped",
+            sum.passed, sum.failed, sum.skipped
+        );
         for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
-            let known = KNOWN.iter().any(|(at, _)| l.starts_with(&format!("FAIL {at}:")));
+            let known = KNOWN
+                .iter()
+                .any(|(at, _)| l.starts_with(&format!("FAIL {at}:")));
             if !known {
                 unexpected.push(l.clone());
             }
         }
         total += sum;
     }
-    eprintln!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    eprintln!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
     assert!(total.passed > 1000, "the suite ran");
-    assert!(unexpected.is_empty(), "unexpected failures:\n{}", unexpected.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "unexpected failures:\n{}",
+        unexpected.join("\n")
+    );
 }

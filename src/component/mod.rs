@@ -52,8 +52,19 @@ impl Component {
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Component")
-            .field("imports", &self.def.imports.iter().map(|(n, _)| n).collect::<Vec<_>>())
-            .field("exports", &self.def.exports.iter().map(|(n, _, _)| n).collect::<Vec<_>>())
+            .field(
+                "imports",
+                &self.def.imports.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "exports",
+                &self
+                    .def
+                    .exports
+                    .iter()
+                    .map(|(n, _, _)| n)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
