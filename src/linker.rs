@@ -13,12 +13,54 @@ use std::sync::Arc;
 /// A dynamic host function: receives lifted arguments, pushes its results.
 pub type HostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result<()> + Send + Sync>;
 
+/// A host function as the linker keeps it: the dynamic form every function
+/// has, and for typed functions the way to lower them without `Val`s.
+pub(crate) struct HostFunc<T> {
+    pub dynamic: HostFn<T>,
+    pub typed: Option<TypedLowering<T>>,
+}
+
+impl<T> Clone for HostFunc<T> {
+    fn clone(&self) -> Self {
+        HostFunc {
+            dynamic: self.dynamic.clone(),
+            typed: self.typed.clone(),
+        }
+    }
+}
+
+/// The Rust signature of a typed host function and a builder of its lowered
+/// core function, used when the guest imports it at exactly that type.
+pub(crate) struct TypedLowering<T> {
+    pub params: Vec<crate::types::Type>,
+    pub result: Option<crate::types::Type>,
+    #[allow(clippy::type_complexity)]
+    pub lower: Arc<
+        dyn Fn(
+                wasmi::StoreContextMut<'_, crate::store::StoreData<T>>,
+                crate::canon::Options,
+            ) -> wasmi::Func
+            + Send
+            + Sync,
+    >,
+}
+
+impl<T> Clone for TypedLowering<T> {
+    fn clone(&self) -> Self {
+        TypedLowering {
+            params: self.params.clone(),
+            result: self.result.clone(),
+            lower: self.lower.clone(),
+        }
+    }
+}
+
 /// Runs when a guest drops the last owned handle to a host resource.
 pub type HostDtor<T> = Arc<dyn Fn(StoreCx<'_, T>, u32) -> Result<()> + Send + Sync>;
 
 /// The functions and resource types of one host interface (or the root).
 pub struct LinkerInstance<T> {
-    pub(crate) funcs: BTreeMap<String, HostFn<T>>,
+    pub(crate) funcs: BTreeMap<String, HostFunc<T>>,
     pub(crate) resources: BTreeMap<String, ResourceType>,
 }
 
@@ -39,7 +81,13 @@ impl<T: 'static> LinkerInstance<T> {
         name: &str,
         f: impl Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result<()> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.funcs.insert(name.to_string(), Arc::new(f));
+        self.funcs.insert(
+            name.to_string(),
+            HostFunc {
+                dynamic: Arc::new(f),
+                typed: None,
+            },
+        );
         self
     }
 
@@ -54,12 +102,23 @@ impl<T: 'static> LinkerInstance<T> {
         P: crate::typed::ComponentParams,
         R: crate::typed::ComponentResult,
     {
+        let f: Arc<crate::typed::WrapFn<T, P, R>> = Arc::new(f);
+        let g = f.clone();
         self.func_new(name, move |cx, args, results| {
             let params = P::from_vals(args)?;
-            let r = f(cx, params)?;
+            let r = g(cx, params)?;
             r.push_vals(results);
             Ok(())
-        })
+        });
+        let lowering = TypedLowering {
+            params: P::types(),
+            result: R::ty(),
+            lower: Arc::new(move |store, opts| crate::typed::lower_typed(store, opts, f.clone())),
+        };
+        if let Some(func) = self.funcs.get_mut(name) {
+            func.typed = Some(lowering);
+        }
+        self
     }
 
     /// Defines a resource type named `name`; `dtor` runs with the rep when a

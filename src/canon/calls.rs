@@ -24,52 +24,60 @@ impl std::fmt::Display for HostFault {
 }
 impl wasmi::errors::HostError for HostFault {}
 
-fn self_and_ancestors<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: usize) -> Vec<usize> {
-    let mut out = vec![inst];
-    let mut cur = store.data().rt.instances[inst].parent;
-    while let Some(p) = cur {
-        out.push(p);
-        cur = store.data().rt.instances[p].parent;
+/// Whether `inst` is `of` or one of its ancestors.
+fn in_chain<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: usize, of: usize) -> bool {
+    let mut cur = Some(of);
+    while let Some(i) = cur {
+        if i == inst {
+            return true;
+        }
+        cur = store.data().rt.instances[i].parent;
     }
-    out
+    false
 }
 
-/// The spec's `entering_set`: instances entered when `caller` calls into `inst`.
-fn entering_set<T>(
-    store: &StoreContextMut<'_, StoreData<T>>,
+/// Walks the spec's `entering_set(caller)` of `inst`: `inst` and its
+/// ancestors, less those the caller is already inside.
+fn for_entering_set<T>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
     inst: usize,
     caller: Option<usize>,
-) -> Vec<usize> {
-    let mine = self_and_ancestors(store, inst);
-    match caller {
-        Some(c) => {
-            let theirs = self_and_ancestors(store, c);
-            mine.into_iter().filter(|i| !theirs.contains(i)).collect()
+    mut f: impl FnMut(&mut crate::canon::handles::InstanceState) -> bool,
+) -> bool {
+    let mut cur = Some(inst);
+    while let Some(i) = cur {
+        if caller.is_none_or(|c| !in_chain(store, i, c))
+            && !f(&mut store.data_mut().rt.instances[i])
+        {
+            return false;
         }
-        None => mine,
+        cur = store.data().rt.instances[i].parent;
     }
+    true
 }
 
+/// `may_enter_from` + `enter_from`.
 fn enter<T>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     inst: usize,
     caller: Option<usize>,
-) -> Result<Vec<usize>, Trap> {
-    let set = entering_set(store, inst, caller);
-    let rt = &mut store.data_mut().rt;
-    if set.iter().any(|&i| !rt.instances[i].may_enter) {
+) -> Result<(), Trap> {
+    if !for_entering_set(store, inst, caller, |s| s.may_enter) {
         return Err(trap!("cannot enter component instance"));
     }
-    for &i in &set {
-        rt.instances[i].may_enter = false;
-    }
-    Ok(set)
+    for_entering_set(store, inst, caller, |s| {
+        s.may_enter = false;
+        true
+    });
+    Ok(())
 }
 
-fn leave<T>(store: &mut StoreContextMut<'_, StoreData<T>>, set: &[usize]) {
-    for &i in set {
-        store.data_mut().rt.instances[i].may_enter = true;
-    }
+/// `leave_to`.
+fn leave<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize, caller: Option<usize>) {
+    for_entering_set(store, inst, caller, |s| {
+        s.may_enter = true;
+        true
+    });
 }
 
 pub(crate) fn to_wasmi_vals(raw: &[u64], types: &[Flat]) -> Vec<wasmi::Val> {
@@ -98,48 +106,56 @@ fn result_types(ty: &FuncType) -> Vec<&Type> {
     ty.result.iter().collect()
 }
 
-/// A call entered by `canon lift`: the instances it entered and its task.
+/// A call entered by `canon lift`: who called, and its task.
 pub(crate) struct Frame {
-    entered: Vec<usize>,
+    caller: Option<usize>,
     task: usize,
 }
 
 /// `canon lift`, entry: enter the callee instance (`may_enter`), start a task
-/// for its borrows, and lower the arguments into the callee.
+/// for its borrows, and lower the arguments into the callee with `lower`.
 pub(crate) fn lift_enter<T>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     f: &Lifted,
-    args: &[Val],
     caller: Option<usize>,
     site: Site,
+    lower: impl FnOnce(&mut Cx<'_, '_, T>) -> Result<Vec<u64>, wasmi::Error>,
 ) -> Result<(Vec<wasmi::Val>, Frame), wasmi::Error> {
-    let entered = enter(store, f.opts.instance, caller)?;
+    enter(store, f.opts.instance, caller)?;
     let task = store.data().rt.tasks.len();
     store.data_mut().rt.tasks.push(Default::default());
-    let params: Vec<&Type> = f.ty.param_types().collect();
-    let (flat_params, _) = flatten_functype(&f.ty, false);
     let mut cx = Cx::new(store.as_context_mut(), &f.opts, site);
     cx.borrow_scope = Some(task);
-    let raw = lower_flat_values(&mut cx, MAX_FLAT_PARAMS, args, &params, None)?;
-    Ok((to_wasmi_vals(&raw, &flat_params), Frame { entered, task }))
+    let raw = lower(&mut cx)?;
+    Ok((to_wasmi_vals(&raw, &f.core_params), Frame { caller, task }))
 }
 
-/// `canon lift`, return: lift the core results and end the task (every
-/// borrow lent to it must have been dropped).
-pub(crate) fn lift_return<T>(
+/// Lowers dynamic argument values for [`lift_enter`].
+pub(crate) fn lower_args<T>(
+    cx: &mut Cx<'_, '_, T>,
+    ty: &FuncType,
+    args: &[Val],
+) -> Result<Vec<u64>, wasmi::Error> {
+    let params: Vec<&Type> = ty.param_types().collect();
+    lower_flat_values(cx, MAX_FLAT_PARAMS, args, &params, None)
+}
+
+/// `canon lift`, return: lift the core results with `lift` and end the task
+/// (every borrow lent to it must have been dropped).
+pub(crate) fn lift_return<T, R>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     f: &Lifted,
     frame: &Frame,
     core_results: &[wasmi::Val],
     site: Site,
-) -> Result<Vec<Val>, wasmi::Error> {
-    let raw: Vec<u64> = core_results.iter().map(from_wasmi_val).collect();
+    lift: impl FnOnce(&mut Cx<'_, '_, T>, &mut FlatIter<'_>) -> Result<R, Trap>,
+) -> Result<R, wasmi::Error> {
+    // A lifted function returns at most one core value.
+    let raw = [core_results.first().map_or(0, from_wasmi_val)];
     let mut cx = Cx::new(store.as_context_mut(), &f.opts, site);
-    let results = lift_flat_values(
+    let results = lift(
         &mut cx,
-        MAX_FLAT_RESULTS,
-        &mut FlatIter::new(&raw),
-        &result_types(&f.ty),
+        &mut FlatIter::new(&raw[..core_results.len().min(1)]),
     )?;
     let rt = &mut store.data_mut().rt;
     if rt.tasks[frame.task].num_borrows > 0 {
@@ -147,6 +163,16 @@ pub(crate) fn lift_return<T>(
     }
     rt.tasks.truncate(frame.task);
     Ok(results)
+}
+
+/// Lifts dynamic result values for [`lift_return`].
+pub(crate) fn lift_results<T>(
+    cx: &mut Cx<'_, '_, T>,
+    ty: &FuncType,
+    vi: &mut FlatIter<'_>,
+) -> Result<Vec<Val>, Trap> {
+    let results: Vec<&Type> = ty.result.iter().collect();
+    lift_flat_values(cx, MAX_FLAT_RESULTS, vi, &results)
 }
 
 /// `canon lift`, after the caller has the results: post-return (with
@@ -163,43 +189,57 @@ pub(crate) fn lift_finish<T>(
         post.call(store.as_context_mut(), core_results, &mut [])?;
         store.data_mut().rt.instances[inst].may_leave = true;
     }
-    leave(store, &frame.entered);
+    leave(store, f.opts.instance, frame.caller);
     Ok(())
 }
 
-/// Calls a component function from the host.
+/// Calls a lifted function from the host: `lower` produces the flat
+/// arguments in the callee, `lift` reads the results back.
+pub(crate) fn call_lifted<T, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    l: &Lifted,
+    lower: impl FnOnce(&mut Cx<'_, '_, T>) -> Result<Vec<u64>, wasmi::Error>,
+    lift: impl FnOnce(&mut Cx<'_, '_, T>, &mut FlatIter<'_>) -> Result<R, Trap>,
+) -> Result<R, wasmi::Error> {
+    let (tasks, frames) = (store.data().rt.tasks.len(), store.data().rt.frames.len());
+    let result = (|| {
+        let (core_args, frame) = lift_enter(store, l, None, Site::Host, lower)?;
+        let mut core_results = [wasmi::Val::I32(0)];
+        let core_results = &mut core_results[..l.core_results.len()];
+        if let Some(t) = l.core_results.first() {
+            core_results[0] = wasmi::Val::default_for_ty(t.wasmi());
+        }
+        l.core
+            .call(store.as_context_mut(), &core_args, core_results)?;
+        let results = lift_return(store, l, &frame, core_results, Site::Host, lift)?;
+        lift_finish(store, l, frame, core_results)?;
+        Ok(results)
+    })();
+    if result.is_err() {
+        // A trap unwinds every call in between: drop their bookkeeping.
+        let rt = &mut store.data_mut().rt;
+        rt.tasks.truncate(tasks);
+        rt.frames.truncate(frames);
+    }
+    result
+}
+
+/// Calls a component function from the host with dynamic values.
 pub(crate) fn call_from_host<T>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     f: &FuncDef<T>,
     args: &[Val],
 ) -> Result<Vec<Val>, wasmi::Error> {
     match f {
-        FuncDef::Lifted(l) => {
-            let (tasks, frames) = (store.data().rt.tasks.len(), store.data().rt.frames.len());
-            let result = (|| {
-                let (core_args, frame) = lift_enter(store, l, args, None, Site::Host)?;
-                let (_, flat_results) = flatten_functype(&l.ty, false);
-                let mut core_results: Vec<wasmi::Val> = flat_results
-                    .iter()
-                    .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
-                    .collect();
-                l.core
-                    .call(store.as_context_mut(), &core_args, &mut core_results)?;
-                let results = lift_return(store, l, &frame, &core_results, Site::Host)?;
-                lift_finish(store, l, frame, &core_results)?;
-                Ok(results)
-            })();
-            if result.is_err() {
-                // A trap unwinds every call in between: drop their bookkeeping.
-                let rt = &mut store.data_mut().rt;
-                rt.tasks.truncate(tasks);
-                rt.frames.truncate(frames);
-            }
-            result
-        }
+        FuncDef::Lifted(l) => call_lifted(
+            store,
+            l,
+            |cx| lower_args(cx, &l.ty, args),
+            |cx, vi| lift_results(cx, &l.ty, vi),
+        ),
         FuncDef::Host { func, .. } => {
             let mut results = Vec::new();
-            func(StoreCx(store.as_context_mut()), args, &mut results)
+            (func.dynamic)(StoreCx(store.as_context_mut()), args, &mut results)
                 .map_err(|e| wasmi::Error::host(HostFault(e)))?;
             Ok(results)
         }
@@ -334,9 +374,9 @@ pub(crate) fn adapter_lower_args<T>(
     let (core_args, frame) = lift_enter(
         &mut store,
         callee,
-        &args,
         Some(caller_opts.instance),
         Site::Adapter,
+        |cx| lower_args(cx, &callee.ty, &args),
     )?;
     for (slot, v) in results.iter_mut().zip(core_args) {
         *slot = v;
@@ -364,12 +404,18 @@ pub(crate) fn adapter_lower_results<T>(
         .frames
         .pop()
         .ok_or_else(|| trap!("adapter frame missing"))?;
-    let (_, lift_results) = flatten_functype(&callee.ty, false);
-    let core_results = &params[..lift_results.len()];
+    let core_results = &params[..callee.core_results.len()];
     let retptr = params
-        .get(lift_results.len())
+        .get(callee.core_results.len())
         .map(|p| from_wasmi_val(p) as u32);
-    let vals = lift_return(&mut store, callee, &frame, core_results, Site::Adapter)?;
+    let vals = lift_return(
+        &mut store,
+        callee,
+        &frame,
+        core_results,
+        Site::Adapter,
+        |cx, vi| lift_results(cx, &callee.ty, vi),
+    )?;
     lower_results(
         &mut store,
         &callee.ty,
@@ -452,7 +498,7 @@ pub(crate) fn drop_own<T: 'static>(
 ) -> Result<(), wasmi::Error> {
     match &rt.0.kind {
         ResourceKind::Guest { instance, dtor } => {
-            let entered = enter(store, *instance, caller)?;
+            enter(store, *instance, caller)?;
             if let Some(dtor) = dtor {
                 dtor.call(
                     store.as_context_mut(),
@@ -460,7 +506,7 @@ pub(crate) fn drop_own<T: 'static>(
                     &mut [],
                 )?;
             }
-            leave(store, &entered);
+            leave(store, *instance, caller);
         }
         ResourceKind::Host { dtor } => {
             if let Some(d) = dtor.as_ref().and_then(|d| d.downcast_ref::<HostDtor<T>>()) {

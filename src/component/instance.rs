@@ -66,7 +66,30 @@ impl Instance {
         let func = self
             .get_func(store, name)
             .ok_or_else(|| anyhow!("no exported function `{name}`"))?;
+        let (params, result) = (P::types(), R::ty());
+        if !func.ty.param_types().eq(params.iter()) || func.ty.result != result {
+            let want = crate::types::FuncType {
+                params: params
+                    .into_iter()
+                    .map(|t| (String::from("_"), t))
+                    .collect::<Vec<_>>()
+                    .into(),
+                result,
+            };
+            return Err(anyhow!("`{name}` has type {}, not {want}", func.ty));
+        }
+        let spilled = |ts: Vec<&crate::types::Type>, max| {
+            crate::canon::layout::flatten_types(ts.into_iter()).len() > max
+        };
         Ok(TypedFunc {
+            params_spilled: spilled(
+                func.ty.param_types().collect(),
+                crate::canon::layout::MAX_FLAT_PARAMS,
+            ),
+            result_spilled: spilled(
+                func.ty.result.iter().collect(),
+                crate::canon::layout::MAX_FLAT_RESULTS,
+            ),
             func,
             _marker: std::marker::PhantomData,
         })
@@ -150,16 +173,39 @@ impl Func {
     }
 }
 
-/// A function with Rust parameter and result types.
+/// A function with Rust parameter and result types, checked against the
+/// export's type when it is looked up.
 pub struct TypedFunc<P, R> {
     func: Func,
+    params_spilled: bool,
+    result_spilled: bool,
     _marker: std::marker::PhantomData<fn(P) -> R>,
 }
 
 impl<P: ComponentParams, R: ComponentResult> TypedFunc<P, R> {
+    /// Calls the function; arguments and results move between Rust values
+    /// and guest memory without dynamic `Val`s.
     pub fn call<T: 'static>(&self, store: &mut Store<T>, params: P) -> Result<R> {
-        let out = self.func.call(store, &params.into_vals())?;
-        R::from_vals(&out)
+        let lifted = match self.func.def.downcast_ref::<FuncDef<T>>() {
+            Some(FuncDef::Lifted(l)) if !self.params_spilled => l,
+            _ => {
+                let out = self.func.call(store, &params.into_vals())?;
+                return R::from_vals(&out);
+            }
+        };
+        let spilled = self.result_spilled;
+        crate::canon::calls::call_lifted(
+            &mut store.ctx(),
+            lifted,
+            |cx| {
+                let mut out = Vec::with_capacity(lifted.core_params.len());
+                params.lower_params(cx, &mut out)?;
+                Ok(out)
+            },
+            |cx, vi| R::lift_result(cx, vi, spilled),
+        )
+        .map_err(crate::error::from_wasmi)
+        .with_context(|| format!("error while calling export `{}`", self.func.name))
     }
 }
 

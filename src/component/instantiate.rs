@@ -12,7 +12,7 @@ use crate::canon::calls::{
 };
 use crate::canon::handles::InstanceState;
 use crate::canon::{Options, StringEncoding};
-use crate::linker::{HostFn, Linker};
+use crate::linker::{HostFunc, Linker};
 use crate::store::{Store, StoreData};
 use crate::types::{FuncType, ResourceType};
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,12 +32,15 @@ pub(crate) struct Lifted {
     pub ty: FuncType,
     pub core: wasmi::Func,
     pub opts: Options,
+    /// The core signature of `core` (the flattened lift signature).
+    pub core_params: Vec<crate::canon::layout::Flat>,
+    pub core_results: Vec<crate::canon::layout::Flat>,
 }
 
 /// A component function value.
 pub(crate) enum FuncDef<T> {
     Lifted(Lifted),
-    Host { ty: FuncType, func: HostFn<T> },
+    Host { ty: FuncType, func: HostFunc<T> },
 }
 
 impl<T> FuncDef<T> {
@@ -291,32 +294,44 @@ fn step<T: 'static>(
                 bail!("canon lift: type {type_index} is not a function type");
             };
             let ty = func_type(types, fid, &s.bindings)?;
+            let (core_params, core_results) = crate::canon::layout::flatten_functype(&ty, false);
             let core = *at(&s.core_funcs, *core_func, "core func")?;
             let opts = options_of(s, options)?;
-            s.funcs
-                .push(Arc::new(FuncDef::Lifted(Lifted { ty, core, opts })));
+            s.funcs.push(Arc::new(FuncDef::Lifted(Lifted {
+                core_params,
+                core_results,
+                ty,
+                core,
+                opts,
+            })));
         }
         Item::Lower { func, options } => {
             let callee = at(&s.funcs, *func, "func")?.clone();
             let opts = options_of(s, options)?;
             let f = match &*callee {
-                FuncDef::Host { ty, func } => {
-                    let (ty, func) = (ty.clone(), func.clone());
-                    wasmi::Func::new(
-                        store.as_context_mut(),
-                        lowered_core_type(&ty),
-                        move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                            call_host_lowered(
-                                caller.as_context_mut(),
-                                &ty,
-                                &func,
-                                &opts,
-                                params,
-                                results,
-                            )
-                        },
-                    )
-                }
+                FuncDef::Host { ty, func } => match &func.typed {
+                    // The guest imports it at exactly its Rust signature: no `Val`s.
+                    Some(t) if ty.param_types().eq(t.params.iter()) && ty.result == t.result => {
+                        (t.lower)(store.as_context_mut(), opts)
+                    }
+                    _ => {
+                        let (ty, func) = (ty.clone(), func.dynamic.clone());
+                        wasmi::Func::new(
+                            store.as_context_mut(),
+                            lowered_core_type(&ty),
+                            move |mut caller: Caller<'_, StoreData<T>>, params, results| {
+                                call_host_lowered(
+                                    caller.as_context_mut(),
+                                    &ty,
+                                    &func,
+                                    &opts,
+                                    params,
+                                    results,
+                                )
+                            },
+                        )
+                    }
+                },
                 FuncDef::Lifted(_) => adapter(store, callee.clone(), opts)?,
             };
             s.core_funcs.push(f);
