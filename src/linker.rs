@@ -241,3 +241,38 @@ pub(crate) fn compatible(want: &Version, have: &Version) -> bool {
     }
     want.major == have.major && (want.major != 0 || want.minor == have.minor)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        split_version(&format!("x:y/z@{s}")).1.unwrap()
+    }
+
+    #[test]
+    fn semver_compatibility() {
+        assert!(compatible(&v("0.2.3"), &v("0.2.12")));
+        assert!(compatible(&v("0.2.12"), &v("0.2.0")));
+        assert!(!compatible(&v("0.2.3"), &v("0.3.0")));
+        assert!(compatible(&v("1.0.0"), &v("1.4.2")));
+        assert!(!compatible(&v("1.0.0"), &v("2.0.0")));
+        assert!(!compatible(&v("0.2.0-rc-1"), &v("0.2.0")));
+        assert_eq!(split_version("wasi:io/streams@0.2.3").0, "wasi:io/streams");
+        assert_eq!(split_version("plain").1, None);
+    }
+
+    #[test]
+    fn lookup_picks_the_highest_compatible_host_version() {
+        let mut l = Linker::<()>::default();
+        l.instance("wasi:io/poll@0.2.0")
+            .func_new("a", |_, _, _| Ok(()));
+        l.instance("wasi:io/poll@0.2.6")
+            .func_new("b", |_, _, _| Ok(()));
+        l.instance("wasi:io/poll@0.3.0")
+            .func_new("c", |_, _, _| Ok(()));
+        let found = l.lookup_instance("wasi:io/poll@0.2.3").unwrap();
+        assert!(found.funcs.contains_key("b"));
+        assert!(l.lookup_instance("wasi:io/poll@1.0.0").is_none());
+    }
+}

@@ -85,7 +85,7 @@ macro_rules! scalar {
             fn from_core($c: $core) -> Result<Self, Trap> { Ok($from) }
             fn to_core(self) -> $core { let $s = self; $to }
             fn lift<T>(_: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>) -> Result<Self, Trap> {
-                let $c = vi.next()? as $core;
+                let $c = vi.take()? as $core;
                 Ok($from)
             }
             fn lower<T>(self, _: &mut Cx<'_, '_, T>, out: &mut Vec<u64>) -> Result<(), wasmi::Error> {
@@ -188,7 +188,7 @@ impl ComponentValue for String {
     }
     type Core = i32;
     fn lift<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>) -> Result<Self, Trap> {
-        let (ptr, units) = (vi.next()? as u32, vi.next()? as u32);
+        let (ptr, units) = (vi.take()? as u32, vi.take()? as u32);
         load_string_from_range(cx, ptr, units)
     }
     fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32) -> Result<Self, Trap> {
@@ -233,7 +233,7 @@ impl<E: ComponentValue> ComponentValue for Vec<E> {
     }
     type Core = i32;
     fn lift<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>) -> Result<Self, Trap> {
-        let (ptr, len) = (vi.next()? as u32, vi.next()? as u32);
+        let (ptr, len) = (vi.take()? as u32, vi.take()? as u32);
         list_range::<T, E>(cx, ptr, len)?;
         E::load_list(cx, ptr, len)
     }
@@ -393,7 +393,7 @@ impl<V: ComponentValue> ComponentResult for V {
         spilled: bool,
     ) -> Result<Self, Trap> {
         if spilled {
-            let ptr = vi.next()? as u32;
+            let ptr = vi.take()? as u32;
             check_tuple_ptr(cx, ptr, &V::ty())?;
             V::load(cx, ptr)
         } else {
@@ -527,7 +527,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
             let mut vi = FlatIter::new(&raw);
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let args = if spilled {
-                let ptr = vi.next()? as u32;
+                let ptr = vi.take()? as u32;
                 P::load_params(&mut cx, ptr)?
             } else {
                 P::lift_params(&mut cx, &mut vi)?
@@ -535,7 +535,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
             let r = f(StoreCx(caller.as_context_mut()), args)
                 .map_err(|e| wasmi::Error::host(HostFault(e)))?;
             let ret = if retptr {
-                Some(vi.next()? as u32)
+                Some(vi.take()? as u32)
             } else {
                 None
             };

@@ -122,3 +122,36 @@ pub fn check_type(i: u32, h: &Handle, rt: &ResourceType) -> Result<(), Trap> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle() -> Handle {
+        Handle {
+            rt: ResourceType::host("r", None),
+            rep: 7,
+            own: true,
+            borrow_scope: None,
+            num_lends: 0,
+        }
+    }
+
+    #[test]
+    fn slot_zero_is_reserved_and_free_slots_are_reused_lifo() {
+        let mut t = HandleTable::default();
+        assert!(t.get(0).is_err());
+        let (a, b, c) = (
+            t.add(handle()).unwrap(),
+            t.add(handle()).unwrap(),
+            t.add(handle()).unwrap(),
+        );
+        assert_eq!((a, b, c), (1, 2, 3));
+        t.remove(1).unwrap();
+        t.remove(3).unwrap();
+        assert_eq!(t.add(handle()).unwrap(), 3);
+        assert_eq!(t.add(handle()).unwrap(), 1);
+        assert_eq!(t.add(handle()).unwrap(), 4);
+        assert_eq!(t.remove(9).unwrap_err().0, "unknown handle index 9");
+    }
+}

@@ -241,3 +241,108 @@ pub fn needs_memory(t: &Type) -> bool {
         _ => variant_cases(t).is_some_and(|cs| cs.iter().flatten().any(|t| needs_memory(t))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Case, Field};
+    use std::sync::Arc;
+
+    fn record(ts: &[Type]) -> Type {
+        Type::Record(
+            ts.iter()
+                .enumerate()
+                .map(|(i, t)| Field {
+                    name: format!("f{i}"),
+                    ty: t.clone(),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+
+    #[test]
+    fn record_layout_pads_to_the_largest_alignment() {
+        let r = record(&[Type::U8, Type::U32, Type::U8]);
+        assert_eq!((alignment(&r), elem_size(&r)), (4, 12));
+        assert_eq!(
+            field_offsets([Type::U8, Type::U64, Type::U16].iter()),
+            vec![0, 8, 16]
+        );
+    }
+
+    #[test]
+    fn variant_discriminant_and_payload() {
+        let opt = Type::Option(Arc::new(Type::U64));
+        assert_eq!((alignment(&opt), elem_size(&opt)), (8, 16));
+        let cases: Vec<Case> = (0..300)
+            .map(|i| Case {
+                name: format!("c{i}"),
+                ty: None,
+            })
+            .collect();
+        let big = Type::Variant(cases.into());
+        assert_eq!(
+            elem_size(&big),
+            2,
+            "more than 256 cases need a u16 discriminant"
+        );
+        assert_eq!(flags_size(9), 2);
+        assert_eq!(flags_size(32), 4);
+    }
+
+    #[test]
+    fn flattening_joins_variant_payloads() {
+        let v = Type::Variant(
+            vec![
+                Case {
+                    name: "a".into(),
+                    ty: Some(Type::F32),
+                },
+                Case {
+                    name: "b".into(),
+                    ty: Some(Type::U32),
+                },
+                Case {
+                    name: "c".into(),
+                    ty: Some(Type::F64),
+                },
+            ]
+            .into(),
+        );
+        assert_eq!(flatten_types([&v].into_iter()), vec![Flat::I32, Flat::I64]);
+        let v = Type::Variant(
+            vec![
+                Case {
+                    name: "a".into(),
+                    ty: Some(Type::F32),
+                },
+                Case {
+                    name: "b".into(),
+                    ty: Some(Type::U32),
+                },
+            ]
+            .into(),
+        );
+        assert_eq!(flatten_types([&v].into_iter()), vec![Flat::I32, Flat::I32]);
+    }
+
+    #[test]
+    fn sixteen_flat_params_then_a_pointer() {
+        let params: Vec<(String, Type)> = (0..17).map(|i| (format!("p{i}"), Type::U32)).collect();
+        let ft = crate::types::FuncType {
+            params: params[..16].to_vec().into(),
+            result: Some(Type::String),
+        };
+        assert_eq!(
+            flatten_functype(&ft, false),
+            (vec![Flat::I32; 16], vec![Flat::I32])
+        );
+        assert_eq!(flatten_functype(&ft, true), (vec![Flat::I32; 17], vec![]));
+        let ft = crate::types::FuncType {
+            params: params.into(),
+            result: None,
+        };
+        assert_eq!(flatten_functype(&ft, false).0, vec![Flat::I32]);
+    }
+}

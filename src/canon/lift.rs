@@ -22,7 +22,7 @@ impl<'v> FlatIter<'v> {
     pub fn new(vals: &'v [u64]) -> Self {
         FlatIter { vals, i: 0 }
     }
-    pub fn next(&mut self) -> Result<u64, Trap> {
+    pub fn take(&mut self) -> Result<u64, Trap> {
         let v = self
             .vals
             .get(self.i)
@@ -32,7 +32,7 @@ impl<'v> FlatIter<'v> {
         Ok(v)
     }
     fn next_i32(&mut self) -> Result<u32, Trap> {
-        Ok(self.next()? as u32)
+        Ok(self.take()? as u32)
     }
 }
 
@@ -238,13 +238,13 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
         Type::U8 => Val::U8(vi.next_i32()? as u8),
         Type::U16 => Val::U16(vi.next_i32()? as u16),
         Type::U32 => Val::U32(vi.next_i32()?),
-        Type::U64 => Val::U64(vi.next()?),
+        Type::U64 => Val::U64(vi.take()?),
         Type::S8 => Val::S8(vi.next_i32()? as i8),
         Type::S16 => Val::S16(vi.next_i32()? as i16),
         Type::S32 => Val::S32(vi.next_i32()? as i32),
-        Type::S64 => Val::S64(vi.next()? as i64),
+        Type::S64 => Val::S64(vi.take()? as i64),
         Type::F32 => Val::Float32(canonicalize_nan32(f32::from_bits(vi.next_i32()?))),
-        Type::F64 => Val::Float64(canonicalize_nan64(f64::from_bits(vi.next()?))),
+        Type::F64 => Val::Float64(canonicalize_nan64(f64::from_bits(vi.take()?))),
         Type::Char => Val::Char(convert_i32_to_char(vi.next_i32()?)?),
         Type::String => {
             let (ptr, units) = (vi.next_i32()?, vi.next_i32()?);
@@ -298,7 +298,7 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
                     // Joined slots are raw bits: truncate to each wanted type.
                     let mut raw = Vec::with_capacity(flat.len());
                     for want in &flat {
-                        let x = vi.next()?;
+                        let x = vi.take()?;
                         raw.push(match want {
                             super::layout::Flat::I32 | super::layout::Flat::F32 => x as u32 as u64,
                             _ => x,
@@ -310,7 +310,7 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
                 None => (None, 0),
             };
             for _ in used..slots {
-                vi.next()?;
+                vi.take()?;
             }
             make_variant(t, case, payload)
         }
@@ -341,7 +341,7 @@ pub fn lift_flat_values<T>(
 
 /// The pointer to spilled params or results must be aligned and in bounds.
 pub fn check_tuple_ptr<T>(cx: &Cx<'_, '_, T>, ptr: u32, tuple: &Type) -> Result<(), Trap> {
-    if ptr % alignment(tuple) != 0 {
+    if !ptr.is_multiple_of(alignment(tuple)) {
         return Err(trap!("unaligned pointer"));
     }
     if ptr as u64 + elem_size(tuple) as u64 > cx.mem_len()? {

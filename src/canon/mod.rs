@@ -178,7 +178,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
     /// Checks a freshly allocated `ptr` for `size` bytes: alignment first,
     /// then bounds (what = "list" or "string", for the message).
     pub fn check_alloc(&self, ptr: u32, align: u32, size: u64, what: &str) -> Result<(), Trap> {
-        if ptr % align != 0 {
+        if !ptr.is_multiple_of(align) {
             return Err(match self.site {
                 Site::Host => trap!("realloc return: result not aligned"),
                 Site::Adapter => trap!("unaligned pointer"),
@@ -195,7 +195,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
 
     /// Checks a guest-supplied range before reading it.
     pub fn check_range(&self, ptr: u32, align: u32, size: u64, what: &str) -> Result<(), Trap> {
-        if ptr % align != 0 {
+        if !ptr.is_multiple_of(align) {
             return Err(match self.site {
                 Site::Host => trap!("{what} pointer is not aligned"),
                 Site::Adapter => trap!("unaligned pointer"),
