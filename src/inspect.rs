@@ -1,42 +1,109 @@
 //! `wippy-wasm inspect`: a component's imports and exports in WIT-like form.
 
 use crate::Component;
+use std::collections::HashMap;
 use std::fmt::Write;
-use wasmparser::component_types::{ComponentDefinedType, ComponentEntityType, ComponentValType};
+use wasmparser::component_types::{
+    ComponentAnyTypeId, ComponentDefinedType, ComponentDefinedTypeId, ComponentEntityType,
+    ComponentValType, ResourceId,
+};
 use wasmparser::types::Types;
+
+/// Names that interfaces give their types, so references print as `error-code`
+/// rather than the whole definition.
+#[derive(Default)]
+struct Names {
+    defined: HashMap<ComponentDefinedTypeId, String>,
+    resources: HashMap<ResourceId, String>,
+}
+
+impl Names {
+    fn collect(types: &Types, items: &[&ComponentEntityType]) -> Self {
+        let mut n = Names::default();
+        for ty in items {
+            let exports: Vec<(&str, &ComponentEntityType)> = match ty {
+                ComponentEntityType::Instance(id) => types[*id]
+                    .exports
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), &v.ty))
+                    .collect(),
+                _ => continue,
+            };
+            for (name, ty) in exports {
+                if let ComponentEntityType::Type {
+                    referenced,
+                    created,
+                } = ty
+                {
+                    for id in [referenced, created] {
+                        match id {
+                            ComponentAnyTypeId::Defined(d) => {
+                                n.defined.entry(*d).or_insert_with(|| name.to_string());
+                            }
+                            ComponentAnyTypeId::Resource(r) => {
+                                n.resources
+                                    .entry(r.resource())
+                                    .or_insert_with(|| name.to_string());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        n
+    }
+}
 
 /// Renders the root imports and exports of `component`.
 pub fn describe(component: &Component) -> String {
     let types = component.types();
     let mut out = String::from("world root {\n");
-    for (name, _) in &component.def.imports {
-        if let Some(item) = types.component_item_for_import(name) {
-            item_line(&mut out, types, "import", name, &item.ty);
-        }
+    let imports: Vec<_> = component
+        .def
+        .imports
+        .iter()
+        .filter_map(|(n, _)| Some((n, &types.component_item_for_import(n)?.ty)))
+        .collect();
+    let exports: Vec<_> = component
+        .def
+        .exports
+        .iter()
+        .filter_map(|(n, _, _)| Some((n, &types.component_item_for_export(n)?.ty)))
+        .collect();
+    let all: Vec<&ComponentEntityType> = imports.iter().chain(&exports).map(|(_, t)| *t).collect();
+    let names = Names::collect(types, &all);
+    for (name, ty) in imports {
+        item_line(&mut out, types, &names, "import", name, ty);
     }
-    for (name, _, _) in &component.def.exports {
-        if let Some(item) = types.component_item_for_export(name) {
-            item_line(&mut out, types, "export", name, &item.ty);
-        }
+    for (name, ty) in exports {
+        item_line(&mut out, types, &names, "export", name, ty);
     }
     out.push_str("}\n");
     out
 }
 
-fn item_line(out: &mut String, types: &Types, dir: &str, name: &str, ty: &ComponentEntityType) {
+fn item_line(
+    out: &mut String,
+    types: &Types,
+    names: &Names,
+    dir: &str,
+    name: &str,
+    ty: &ComponentEntityType,
+) {
     match ty {
         ComponentEntityType::Func(id) => {
-            let _ = writeln!(out, "  {dir} {name}: {};", func(types, *id));
+            let _ = writeln!(out, "  {dir} {name}: {};", func(types, names, *id));
         }
         ComponentEntityType::Instance(id) => {
             let _ = writeln!(out, "  {dir} {name}: interface {{");
             for (ename, item) in types[*id].exports.iter() {
                 match item.ty {
                     ComponentEntityType::Func(f) => {
-                        let _ = writeln!(out, "    {ename}: {};", func(types, f));
+                        let _ = writeln!(out, "    {ename}: {};", func(types, names, f));
                     }
                     ComponentEntityType::Type { created, .. } => {
-                        let _ = writeln!(out, "    {};", type_decl(types, ename, created));
+                        let _ = writeln!(out, "    {};", type_decl(types, names, ename, created));
                     }
                     _ => {
                         let _ = writeln!(out, "    {ename}: {};", kind(&item.ty));
@@ -46,7 +113,7 @@ fn item_line(out: &mut String, types: &Types, dir: &str, name: &str, ty: &Compon
             let _ = writeln!(out, "  }}");
         }
         ComponentEntityType::Type { created, .. } => {
-            let _ = writeln!(out, "  {dir} {};", type_decl(types, name, *created));
+            let _ = writeln!(out, "  {dir} {};", type_decl(types, names, name, *created));
         }
         other => {
             let _ = writeln!(out, "  {dir} {name}: {};", kind(other));
@@ -65,37 +132,40 @@ fn kind(ty: &ComponentEntityType) -> &'static str {
     }
 }
 
-fn type_decl(
-    types: &Types,
-    name: &str,
-    id: wasmparser::component_types::ComponentAnyTypeId,
-) -> String {
+fn type_decl(types: &Types, names: &Names, name: &str, id: ComponentAnyTypeId) -> String {
     use wasmparser::component_types::ComponentAnyTypeId as A;
     match id {
         A::Resource(_) => format!("resource {name}"),
-        A::Defined(d) => format!("type {name} = {}", defined(types, &types[d])),
+        A::Defined(d) => format!("type {name} = {}", defined(types, names, &types[d])),
         _ => format!("type {name}"),
     }
 }
 
-fn func(types: &Types, id: wasmparser::component_types::ComponentFuncTypeId) -> String {
+fn func(
+    types: &Types,
+    names: &Names,
+    id: wasmparser::component_types::ComponentFuncTypeId,
+) -> String {
     let f = &types[id];
     let params: Vec<String> = f
         .params
         .iter()
-        .map(|(n, t)| format!("{n}: {}", val(types, t)))
+        .map(|(n, t)| format!("{n}: {}", val(types, names, t)))
         .collect();
     let mut s = format!("func({})", params.join(", "));
     if let Some(r) = &f.result {
-        let _ = write!(s, " -> {}", val(types, r));
+        let _ = write!(s, " -> {}", val(types, names, r));
     }
     s
 }
 
-fn val(types: &Types, t: &ComponentValType) -> String {
+fn val(types: &Types, names: &Names, t: &ComponentValType) -> String {
     match t {
         ComponentValType::Primitive(p) => prim(*p).to_string(),
-        ComponentValType::Type(id) => defined(types, &types[*id]),
+        ComponentValType::Type(id) => match names.defined.get(id) {
+            Some(n) => n.clone(),
+            None => defined(types, names, &types[*id]),
+        },
     }
 }
 
@@ -119,8 +189,15 @@ fn prim(p: wasmparser::PrimitiveValType) -> &'static str {
     }
 }
 
-fn defined(types: &Types, t: &ComponentDefinedType) -> String {
-    let v = |t: &ComponentValType| val(types, t);
+fn defined(types: &Types, names: &Names, t: &ComponentDefinedType) -> String {
+    let v = |t: &ComponentValType| val(types, names, t);
+    let res = |r: &wasmparser::component_types::AliasableResourceId| {
+        names
+            .resources
+            .get(&r.resource())
+            .cloned()
+            .unwrap_or_else(|| "resource".into())
+    };
     match t {
         ComponentDefinedType::Primitive(p) => prim(*p).to_string(),
         ComponentDefinedType::Record(r) => {
@@ -172,8 +249,8 @@ fn defined(types: &Types, t: &ComponentDefinedType) -> String {
             (None, Some(e)) => format!("result<_, {}>", v(e)),
             (Some(o), Some(e)) => format!("result<{}, {}>", v(o), v(e)),
         },
-        ComponentDefinedType::Own(_) => "own<resource>".into(),
-        ComponentDefinedType::Borrow(_) => "borrow<resource>".into(),
+        ComponentDefinedType::Own(r) => res(r),
+        ComponentDefinedType::Borrow(r) => format!("borrow<{}>", res(r)),
         _ => "stream/future".into(),
     }
 }

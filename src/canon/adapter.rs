@@ -133,3 +133,89 @@ impl AdapterCache {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::component::instantiate::FuncDef;
+    use crate::{Component, Engine, Linker, Store};
+
+    #[derive(Debug)]
+    struct Suspend;
+    impl std::fmt::Display for Suspend {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("suspend")
+        }
+    }
+    impl std::error::Error for Suspend {}
+
+    /// `$Caller.g` calls `$Callee.f` through an adapter; `f` calls the host
+    /// import `wait`, which asks to suspend. The whole chain must pause as one
+    /// resumable wasmi call and resume where it stopped.
+    #[test]
+    fn a_host_call_deep_in_a_composed_chain_suspends_the_whole_chain() {
+        let wat = r#"(component
+  (import "wait" (func $wait (result u32)))
+  (component $Callee
+    (import "wait" (func $wait (result u32)))
+    (core func $wait' (canon lower (func $wait)))
+    (core module $M
+      (import "" "wait" (func $wait (result i32)))
+      (func (export "f") (result i32) (i32.mul (call $wait) (i32.const 10))))
+    (core instance $m (instantiate $M (with "" (instance (export "wait" (func $wait'))))))
+    (func (export "f") (result u32) (canon lift (core func $m "f"))))
+  (component $Caller
+    (import "f" (func $f (result u32)))
+    (core func $f' (canon lower (func $f)))
+    (core module $M
+      (import "" "f" (func $f (result i32)))
+      (func (export "g") (result i32) (i32.add (call $f) (i32.const 1))))
+    (core instance $m (instantiate $M (with "" (instance (export "f" (func $f'))))))
+    (func (export "g") (result u32) (canon lift (core func $m "g"))))
+  (instance $callee (instantiate $Callee (with "wait" (func $wait))))
+  (instance $caller (instantiate $Caller (with "f" (func $callee "f"))))
+  (func (export "g") (alias export $caller "g")))"#;
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat.as_bytes()).unwrap();
+        let mut linker = Linker::<()>::default();
+        linker
+            .root()
+            .func_wrap("wait", |_, ()| -> anyhow::Result<u32> {
+                Err(Suspend.into())
+            });
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &component).unwrap();
+        let exports = instance
+            .exports
+            .downcast_ref::<crate::component::instantiate::InstanceValue<()>>()
+            .unwrap();
+        let Some(crate::component::instantiate::Export::Func(g)) = exports.get("g") else {
+            panic!("no g")
+        };
+        let FuncDef::Lifted(g) = &**g else {
+            panic!("g is lifted")
+        };
+        let mut out = [wasmi::Val::I32(0)];
+        let call = g
+            .core
+            .call_resumable(&mut store.inner, &[], &mut out)
+            .unwrap();
+        let wasmi::ResumableCall::HostTrap(paused) = call else {
+            panic!("the chain did not suspend")
+        };
+        let fault = paused
+            .host_error()
+            .downcast_ref::<crate::canon::calls::HostFault>()
+            .expect("host fault");
+        assert!(fault.0.downcast_ref::<Suspend>().is_some());
+        // Resume with the host's answer (the lowered core result of `wait`).
+        let done = paused
+            .resume(&mut store.inner, &[wasmi::Val::I32(4)], &mut out)
+            .unwrap();
+        assert!(matches!(done, wasmi::ResumableCall::Finished));
+        assert_eq!(
+            out[0].i32(),
+            Some(41),
+            "callee computed 4*10, caller added 1"
+        );
+    }
+}

@@ -29,7 +29,7 @@ impl Component {
         } else {
             let text = std::str::from_utf8(bytes)
                 .context("input is neither a wasm binary nor UTF-8 text")?;
-            std::borrow::Cow::Owned(wat::parse_str(text).map_err(|e| anyhow::anyhow!("{e}"))?)
+            std::borrow::Cow::Owned(parse_text(text)?)
         };
         let def = parse::parse(engine.wasmi(), &bytes)?;
         Ok(Component { def })
@@ -47,6 +47,22 @@ impl Component {
     pub fn types(&self) -> &wasmparser::types::Types {
         &self.def.types
     }
+}
+
+/// Encodes component text, with a one-line error naming the position.
+fn parse_text(text: &str) -> Result<Vec<u8>> {
+    let one_line = |e: wast::Error| {
+        let (line, col) = e.span().linecol_in(text);
+        anyhow::anyhow!(
+            "invalid component text: {} (at line {}, column {})",
+            e.message(),
+            line + 1,
+            col + 1
+        )
+    };
+    let buf = wast::parser::ParseBuffer::new(text).map_err(one_line)?;
+    let mut wat: wast::Wat = wast::parser::parse(&buf).map_err(one_line)?;
+    wat.encode().map_err(one_line)
 }
 
 impl std::fmt::Debug for Component {
