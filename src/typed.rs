@@ -506,14 +506,13 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
     let result_type = R::ty();
     let spilled = flatten_types(param_types.iter()).len() > MAX_FLAT_PARAMS;
     let retptr = flatten_types(result_type.iter()).len() > MAX_FLAT_RESULTS;
-    let ty = crate::types::FuncType {
-        params: param_types
+    let ty = crate::types::FuncType::new(
+        param_types
             .iter()
             .map(|t| (String::new(), t.clone()))
-            .collect::<Vec<_>>()
-            .into(),
-        result: result_type,
-    };
+            .collect(),
+        result_type,
+    );
     let core_ty = crate::canon::calls::lowered_core_type(&ty);
     wasmi::Func::new(
         store,

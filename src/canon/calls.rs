@@ -2,7 +2,7 @@
 //! component, `canon lower` of host and guest functions, and the resource
 //! built-ins (CanonicalABI.md "Canonical Definitions").
 
-use super::layout::{flatten_functype, flatten_types, Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
+use super::layout::{flatten_functype, Flat};
 use super::lift::{lift_flat_values, FlatIter};
 use super::lower::lower_flat_values;
 use super::{trap, Cx, Options, Site, Trap};
@@ -80,15 +80,19 @@ fn leave<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize, caller: 
     });
 }
 
+pub(crate) fn to_wasmi_val(v: u64, t: Flat) -> wasmi::Val {
+    match t {
+        Flat::I32 => wasmi::Val::I32(v as u32 as i32),
+        Flat::I64 => wasmi::Val::I64(v as i64),
+        Flat::F32 => wasmi::Val::F32(f32::from_bits(v as u32).into()),
+        Flat::F64 => wasmi::Val::F64(f64::from_bits(v).into()),
+    }
+}
+
 pub(crate) fn to_wasmi_vals(raw: &[u64], types: &[Flat]) -> Vec<wasmi::Val> {
     raw.iter()
         .zip(types)
-        .map(|(&v, t)| match t {
-            Flat::I32 => wasmi::Val::I32(v as u32 as i32),
-            Flat::I64 => wasmi::Val::I64(v as i64),
-            Flat::F32 => wasmi::Val::F32(f32::from_bits(v as u32).into()),
-            Flat::F64 => wasmi::Val::F64(f64::from_bits(v).into()),
-        })
+        .map(|(&v, &t)| to_wasmi_val(v, t))
         .collect()
 }
 
@@ -100,10 +104,6 @@ pub(crate) fn from_wasmi_val(v: &wasmi::Val) -> u64 {
         wasmi::Val::F64(f) => f.to_bits(),
         _ => 0,
     }
-}
-
-fn result_types(ty: &FuncType) -> Vec<&Type> {
-    ty.result.iter().collect()
 }
 
 /// A call entered by `canon lift`: who called, and its task.
@@ -136,8 +136,16 @@ pub(crate) fn lower_args<T>(
     ty: &FuncType,
     args: &[Val],
 ) -> Result<Vec<u64>, wasmi::Error> {
-    let params: Vec<&Type> = ty.param_types().collect();
-    lower_flat_values(cx, MAX_FLAT_PARAMS, args, &params, None)
+    let mut out = Vec::with_capacity(16);
+    lower_flat_values(
+        cx,
+        ty.params_spilled(),
+        args,
+        ty.param_types(),
+        None,
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// `canon lift`, return: lift the core results with `lift` and end the task
@@ -171,8 +179,7 @@ pub(crate) fn lift_results<T>(
     ty: &FuncType,
     vi: &mut FlatIter<'_>,
 ) -> Result<Vec<Val>, Trap> {
-    let results: Vec<&Type> = ty.result.iter().collect();
-    lift_flat_values(cx, MAX_FLAT_RESULTS, vi, &results)
+    lift_flat_values(cx, ty.result_spilled(), vi, ty.result.iter())
 }
 
 /// `canon lift`, after the caller has the results: post-return (with
@@ -275,13 +282,12 @@ fn lift_args<T>(
     site: Site,
 ) -> Result<(Vec<Val>, Vec<u32>), Trap> {
     let raw: Vec<u64> = params.iter().map(from_wasmi_val).collect();
-    let param_types: Vec<&Type> = ty.param_types().collect();
     let mut cx = Cx::new(store.as_context_mut(), opts, site);
     let args = lift_flat_values(
         &mut cx,
-        MAX_FLAT_PARAMS,
+        ty.params_spilled(),
         &mut FlatIter::new(&raw),
-        &param_types,
+        ty.param_types(),
     )?;
     Ok((args, cx.lenders))
 }
@@ -297,12 +303,33 @@ fn lower_results<T>(
     site: Site,
 ) -> Result<(), wasmi::Error> {
     let mut cx = Cx::new(store.as_context_mut(), opts, site);
-    let flat = lower_flat_values(&mut cx, MAX_FLAT_RESULTS, vals, &result_types(ty), retptr)?;
-    let (_, types) = flatten_functype(ty, true);
-    for (slot, v) in results.iter_mut().zip(to_wasmi_vals(&flat, &types)) {
-        *slot = v;
+    let mut flat = Vec::with_capacity(1);
+    lower_flat_values(
+        &mut cx,
+        ty.result_spilled(),
+        vals,
+        ty.result.iter(),
+        retptr,
+        &mut flat,
+    )?;
+    if let (Some(slot), Some(&v), Some(t)) = (results.first_mut(), flat.first(), ty.result.as_ref())
+    {
+        *slot = to_wasmi_val(v, single_flat(t));
     }
     Ok(())
+}
+
+/// The one core type of a type that flattens to a single value.
+fn single_flat(t: &Type) -> Flat {
+    match t {
+        Type::S64 | Type::U64 => Flat::I64,
+        Type::F32 => Flat::F32,
+        Type::F64 => Flat::F64,
+        Type::Record(fields) if fields.len() == 1 => single_flat(&fields[0].ty),
+        Type::Tuple(ts) if ts.len() == 1 => single_flat(&ts[0]),
+        Type::FixedList(e, 1) => single_flat(e),
+        _ => Flat::I32,
+    }
 }
 
 /// The callee returned: handles the caller lent as borrows are released.
@@ -315,7 +342,7 @@ fn release_lenders<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize
 }
 
 fn retptr_of(ty: &FuncType, params: &[wasmi::Val]) -> Result<Option<u32>, Trap> {
-    if flatten_types(ty.result.iter()).len() > MAX_FLAT_RESULTS {
+    if ty.result_spilled() {
         let p = params
             .last()
             .ok_or_else(|| trap!("missing return pointer"))?;

@@ -330,19 +330,13 @@ mod tests {
     #[test]
     fn sixteen_flat_params_then_a_pointer() {
         let params: Vec<(String, Type)> = (0..17).map(|i| (format!("p{i}"), Type::U32)).collect();
-        let ft = crate::types::FuncType {
-            params: params[..16].to_vec().into(),
-            result: Some(Type::String),
-        };
+        let ft = crate::types::FuncType::new(params[..16].to_vec(), Some(Type::String));
         assert_eq!(
             flatten_functype(&ft, false),
             (vec![Flat::I32; 16], vec![Flat::I32])
         );
         assert_eq!(flatten_functype(&ft, true), (vec![Flat::I32; 17], vec![]));
-        let ft = crate::types::FuncType {
-            params: params.into(),
-            result: None,
-        };
+        let ft = crate::types::FuncType::new(params, None);
         assert_eq!(flatten_functype(&ft, false).0, vec![Flat::I32]);
     }
 }

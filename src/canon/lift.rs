@@ -4,7 +4,7 @@
 use super::handles::check_type;
 use super::layout::{
     alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type,
-    flatten_types, flatten_variant, payload_offset, variant_cases,
+    flatten_variant, payload_offset, variant_cases,
 };
 use super::strings::load_string_from_range;
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
@@ -318,24 +318,27 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
 }
 
 /// `lift_flat_values`: all of `ts` from flat values, or through a pointer when
-/// they flatten to more than `max_flat`.
-pub fn lift_flat_values<T>(
+/// they are `spilled` (flatten to more than the limit).
+pub fn lift_flat_values<'t, T>(
     cx: &mut Cx<'_, '_, T>,
-    max_flat: usize,
+    spilled: bool,
     vi: &mut FlatIter<'_>,
-    ts: &[&Type],
+    ts: impl ExactSizeIterator<Item = &'t Type> + Clone,
 ) -> Result<Vec<Val>, Trap> {
-    let flat = flatten_types(ts.iter().copied());
-    if flat.len() > max_flat {
+    if spilled {
         let ptr = vi.next_i32()?;
-        let tuple = Type::Tuple(ts.iter().map(|t| (*t).clone()).collect::<Vec<_>>().into());
+        let tuple = Type::Tuple(ts.cloned().collect::<Vec<_>>().into());
         check_tuple_ptr(cx, ptr, &tuple)?;
         match load(cx, ptr, &tuple)? {
             Val::Tuple(vs) => Ok(vs),
-            _ => unreachable!(),
+            _ => unreachable!("a tuple loads as a tuple"),
         }
     } else {
-        ts.iter().map(|t| lift_flat(cx, vi, t)).collect()
+        let mut out = Vec::with_capacity(ts.len());
+        for t in ts {
+            out.push(lift_flat(cx, vi, t)?);
+        }
+        Ok(out)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::handles::Handle;
 use super::layout::{
     alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type,
-    flatten_types, flatten_variant, payload_offset, variant_cases, Flat,
+    flatten_variant, payload_offset, variant_cases, Flat,
 };
 use super::lift::check_tuple_ptr;
 use super::strings::store_string_into_range;
@@ -329,22 +329,21 @@ pub fn lower_flat<T>(
 }
 
 /// `lower_flat_values`: lowers `vs` to flat values, or stores them through a
-/// pointer when they flatten to more than `max_flat` (allocated with realloc
-/// when `out_param` is `None`).
-pub fn lower_flat_values<T>(
+/// pointer when they are `spilled` (allocated with realloc when `out_param`
+/// is `None`).
+pub fn lower_flat_values<'t, T>(
     cx: &mut Cx<'_, '_, T>,
-    max_flat: usize,
+    spilled: bool,
     vs: &[Val],
-    ts: &[&Type],
+    ts: impl ExactSizeIterator<Item = &'t Type> + Clone,
     out_param: Option<u32>,
-) -> Result<Vec<u64>, wasmi::Error> {
+    out: &mut Vec<u64>,
+) -> Result<(), wasmi::Error> {
     if vs.len() != ts.len() {
         return Err(trap!("expected {} values, found {}", ts.len(), vs.len()).into());
     }
-    let flat = flatten_types(ts.iter().copied());
-    let mut out = Vec::with_capacity(flat.len().min(max_flat + 1));
-    if flat.len() > max_flat {
-        let tuple = Type::Tuple(ts.iter().map(|t| (*t).clone()).collect::<Vec<_>>().into());
+    if spilled {
+        let tuple = Type::Tuple(ts.cloned().collect::<Vec<_>>().into());
         let ptr = match out_param {
             Some(p) => p,
             None => {
@@ -357,10 +356,10 @@ pub fn lower_flat_values<T>(
         store(cx, &Val::Tuple(vs.to_vec()), &tuple, ptr)?;
     } else {
         for (v, t) in vs.iter().zip(ts) {
-            lower_flat(cx, v, t, &mut out)?;
+            lower_flat(cx, v, t, out)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Flat types of `t`, for building core signatures.

@@ -68,14 +68,10 @@ impl Instance {
             .ok_or_else(|| anyhow!("no exported function `{name}`"))?;
         let (params, result) = (P::types(), R::ty());
         if !func.ty.param_types().eq(params.iter()) || func.ty.result != result {
-            let want = crate::types::FuncType {
-                params: params
-                    .into_iter()
-                    .map(|t| (String::from("_"), t))
-                    .collect::<Vec<_>>()
-                    .into(),
+            let want = crate::types::FuncType::new(
+                params.into_iter().map(|t| (String::from("_"), t)).collect(),
                 result,
-            };
+            );
             return Err(anyhow!("`{name}` has type {}, not {want}", func.ty));
         }
         let spilled = |ts: Vec<&crate::types::Type>, max| {

@@ -26,10 +26,7 @@ pub fn func_type(types: &Types, id: ComponentFuncTypeId, b: &Bindings) -> Result
         .as_ref()
         .map(|t| val_type(types, t, b))
         .transpose()?;
-    Ok(FuncType {
-        params: params.into(),
-        result,
-    })
+    Ok(FuncType::new(params, result))
 }
 
 pub fn val_type(types: &Types, t: &ComponentValType, b: &Bindings) -> Result<Type> {
