@@ -508,8 +508,12 @@ pub(crate) fn resource_drop<T: 'static>(
     }
     let h = state.handles.remove(i)?;
     if !h.own {
-        if let Some(task) = h.borrow_scope {
-            store.data_mut().rt.tasks[task].num_borrows -= 1;
+        // The task may be gone if a trap unwound it; then nothing to count.
+        if let Some(task) = h
+            .borrow_scope
+            .and_then(|t| store.data_mut().rt.tasks.get_mut(t))
+        {
+            task.num_borrows = task.num_borrows.saturating_sub(1);
         }
         return Ok(());
     }

@@ -1,0 +1,3 @@
+//! Helpers for host implementations.
+
+pub mod table;
