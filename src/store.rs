@@ -18,6 +18,7 @@ pub struct Runtime {
 pub struct StoreData<T> {
     pub user: T,
     pub(crate) rt: Runtime,
+    limiter: crate::limits::Limiter,
 }
 
 /// A store of component instances with embedder data `T`. Everything
@@ -28,19 +29,27 @@ pub struct Store<T> {
 
 impl<T> Store<T> {
     /// A new store on `engine` holding `data`.
+    /// A new store on `engine` holding `data`, with default [`Limits`](crate::Limits).
     pub fn new(engine: &Engine, data: T) -> Self {
-        Store {
-            inner: wasmi::Store::new(
-                engine.wasmi(),
-                StoreData {
-                    user: data,
-                    rt: Runtime {
-                        adapters: engine.adapters(),
-                        ..Runtime::default()
-                    },
+        let mut inner = wasmi::Store::new(
+            engine.wasmi(),
+            StoreData {
+                user: data,
+                rt: Runtime {
+                    adapters: engine.adapters(),
+                    ..Runtime::default()
                 },
-            ),
-        }
+                limiter: crate::limits::Limiter::new(crate::Limits::default()),
+            },
+        );
+        inner.limiter(|data| &mut data.limiter);
+        Store { inner }
+    }
+
+    /// Replaces the store's limits; they apply to allocation and growth from
+    /// now on.
+    pub fn set_limits(&mut self, limits: crate::Limits) {
+        self.inner.data_mut().limiter.limits = limits;
     }
 
     pub fn data(&self) -> &T {

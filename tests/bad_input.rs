@@ -167,3 +167,73 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
         "{err}"
     );
 }
+
+fn call_first_export(
+    wat: &str,
+    engine: &Engine,
+    setup: impl FnOnce(&mut Store<()>),
+) -> anyhow::Result<Vec<wippy_wasm::Val>> {
+    let c = Component::new(engine, wat.as_bytes())?;
+    let mut store = Store::new(engine, ());
+    setup(&mut store);
+    let i = Linker::<()>::default().instantiate(&mut store, &c)?;
+    i.get_func(&store, "f").unwrap().call(&mut store, &[])
+}
+
+#[test]
+fn huge_memories_are_refused_not_allocated() {
+    let engine = Engine::default();
+    let huge = r#"(component
+  (core module $M (memory 65536) (func (export "f") (result i32) (memory.size)))
+  (core instance $m (instantiate $M))
+  (func (export "f") (result u32) (canon lift (core func $m "f"))))"#;
+    let start = std::time::Instant::now();
+    let err = format!(
+        "{:#}",
+        call_first_export(huge, &engine, |_| {}).unwrap_err()
+    );
+    assert!(err.contains("resource limiter denied"), "{err}");
+    assert!(
+        start.elapsed().as_secs() < 2,
+        "refused without touching the memory"
+    );
+    // Growth past the store's limit fails inside the guest (-1), and the
+    // limit is the embedder's to set.
+    let grow = r#"(component
+  (core module $M (memory 1) (func (export "f") (result i32) (memory.grow (i32.const 100))))
+  (core instance $m (instantiate $M))
+  (func (export "f") (result s32) (canon lift (core func $m "f"))))"#;
+    let small = wippy_wasm::Limits {
+        memory_bytes: 2 << 20,
+        ..Default::default()
+    };
+    let out = call_first_export(grow, &engine, |s| s.set_limits(small)).unwrap();
+    assert_eq!(out, vec![wippy_wasm::Val::S32(-1)]);
+    assert_eq!(
+        call_first_export(grow, &engine, |_| {}).unwrap(),
+        vec![wippy_wasm::Val::S32(1)]
+    );
+}
+
+#[test]
+fn endless_loops_stop_when_fuel_runs_out() {
+    let mut config = wippy_wasm::Config::default();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config);
+    let spin = r#"(component
+  (core module $M (func (export "f") (loop $l (br $l))))
+  (core instance $m (instantiate $M))
+  (func (export "f") (canon lift (core func $m "f"))))"#;
+    let err = call_first_export(spin, &engine, |s| s.set_fuel(50_000_000).unwrap()).unwrap_err();
+    assert!(format!("{err:#}").contains("fuel"), "{err:#}");
+}
+
+#[test]
+fn unbounded_recursion_traps() {
+    let deep = r#"(component
+  (core module $M (func $f (export "f") (call $f)))
+  (core instance $m (instantiate $M))
+  (func (export "f") (canon lift (core func $m "f"))))"#;
+    let err = call_first_export(deep, &Engine::default(), |_| {}).unwrap_err();
+    assert!(format!("{err:#}").contains("stack"), "{err:#}");
+}

@@ -29,7 +29,7 @@ impl<T> Resource<T> {
 
 impl<T> Clone for Resource<T> {
     fn clone(&self) -> Self {
-        Resource::new(self.rep)
+        *self
     }
 }
 impl<T> Copy for Resource<T> {}

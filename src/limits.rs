@@ -1,0 +1,82 @@
+//! Resource limits of a store: linear memory across all instances, table
+//! elements, and counts. wasmi commits linear memory eagerly, so without a
+//! cap a guest declaring `(memory 65536)` would make the host allocate and
+//! zero 4 GiB.
+
+/// Limits on what guests in one store may allocate.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Bytes of linear memory, summed over every memory in the store.
+    pub memory_bytes: usize,
+    /// Elements of any one table.
+    pub table_elements: usize,
+    /// Core instances, memories and tables.
+    pub instances: usize,
+    pub memories: usize,
+    pub tables: usize,
+}
+
+impl Default for Limits {
+    /// 1 GiB of memory, a million table elements, 10 000 of each item.
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 1 << 30,
+            table_elements: 1 << 20,
+            instances: 10_000,
+            memories: 10_000,
+            tables: 10_000,
+        }
+    }
+}
+
+/// The wasmi limiter enforcing [`Limits`], counting memory in use.
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    pub limits: Limits,
+    memory_in_use: usize,
+}
+
+impl Limiter {
+    pub fn new(limits: Limits) -> Self {
+        Limiter {
+            limits,
+            memory_in_use: 0,
+        }
+    }
+}
+
+impl wasmi::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        let grow = desired.saturating_sub(current);
+        let allowed = maximum.is_none_or(|m| desired <= m)
+            && self.memory_in_use.saturating_add(grow) <= self.limits.memory_bytes;
+        if allowed {
+            self.memory_in_use += grow;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, wasmi_core::LimiterError> {
+        Ok(maximum.is_none_or(|m| desired <= m) && desired <= self.limits.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances
+    }
+    fn tables(&self) -> usize {
+        self.limits.tables
+    }
+    fn memories(&self) -> usize {
+        self.limits.memories
+    }
+}
