@@ -69,6 +69,46 @@ pub trait ComponentValue: Sized + Send + Sync + 'static {
     }
 }
 
+/// Raw-bit conversions of the core value types (see [`FlatIter`]).
+pub trait CoreBits: wasmi::WasmTy {
+    fn from_raw(raw: u64) -> Self;
+    fn to_raw(self) -> u64;
+}
+impl CoreBits for i32 {
+    fn from_raw(raw: u64) -> Self {
+        raw as u32 as i32
+    }
+    fn to_raw(self) -> u64 {
+        self as u32 as u64
+    }
+}
+impl CoreBits for i64 {
+    fn from_raw(raw: u64) -> Self {
+        raw as i64
+    }
+    fn to_raw(self) -> u64 {
+        self as u64
+    }
+}
+impl CoreBits for f32 {
+    fn from_raw(raw: u64) -> Self {
+        f32::from_bits(raw as u32)
+    }
+    fn to_raw(self) -> u64 {
+        self.to_bits() as u64
+    }
+}
+impl CoreBits for f64 {
+    fn from_raw(raw: u64) -> Self {
+        f64::from_bits(raw)
+    }
+    fn to_raw(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+/// Scalars: one core value each. `from` lifts a core value (truncating small
+/// integers, canonicalising NaNs, validating chars), `to` lowers it.
 macro_rules! scalar {
     ($($t:ty => $v:ident, $ty:ident, $core:ty, |$c:ident| $from:expr, |$s:ident| $to:expr; { $($extra:tt)* })*) => {$(
         impl ComponentValue for $t {
@@ -82,15 +122,13 @@ macro_rules! scalar {
             fn into_val(self) -> Val { Val::$v(self) }
             type Core = $core;
             const SCALAR: bool = true;
-            fn from_core($c: $core) -> Result<Self, Trap> { Ok($from) }
+            fn from_core($c: $core) -> Result<Self, Trap> { $from }
             fn to_core(self) -> $core { let $s = self; $to }
             fn lift<T>(_: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>) -> Result<Self, Trap> {
-                let $c = vi.take()? as $core;
-                Ok($from)
+                Self::from_core(<$core as CoreBits>::from_raw(vi.take()?))
             }
             fn lower<T>(self, _: &mut Cx<'_, '_, T>, out: &mut Vec<u64>) -> Result<(), wasmi::Error> {
-                let $s = self;
-                out.push(($to) as u32 as u64);
+                out.push(self.to_core().to_raw());
                 Ok(())
             }
             $($extra)*
@@ -98,9 +136,9 @@ macro_rules! scalar {
     )*};
 }
 scalar! {
-    bool => Bool, Bool, i32, |c| c != 0, |s| s as i32; {}
-    i8 => S8, S8, i32, |c| c as i8, |s| s as i32; {}
-    u8 => U8, U8, i32, |c| c as u8, |s| s as i32; {
+    bool => Bool, Bool, i32, |c| Ok(c != 0), |s| s as i32; {}
+    i8 => S8, S8, i32, |c| Ok(c as i8), |s| s as i32; {}
+    u8 => U8, U8, i32, |c| Ok(c as u8), |s| s as i32; {
         // `list<u8>` moves as one block copy.
         fn load_list<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32) -> Result<Vec<Self>, Trap> {
             Ok(cx.mem()?[ptr as usize..ptr as usize + len as usize].to_vec())
@@ -114,63 +152,15 @@ scalar! {
             Ok((ptr, len))
         }
     }
-    i16 => S16, S16, i32, |c| c as i16, |s| s as i32; {}
-    u16 => U16, U16, i32, |c| c as u16, |s| s as i32; {}
-    i32 => S32, S32, i32, |c| c, |s| s; {}
-    u32 => U32, U32, i32, |c| c as u32, |s| s as i32; {}
-}
-
-macro_rules! wide_scalar {
-    ($($t:ty => $v:ident, $ty:ident, $core:ty, |$c:ident| $from:expr, |$s:ident| $to:expr, |$b:ident| $bits:expr;)*) => {$(
-        impl ComponentValue for $t {
-            fn ty() -> Type { Type::$ty }
-            fn from_val(v: &Val) -> Result<Self> {
-                match v {
-                    Val::$v(x) => Ok(*x),
-                    other => bail!("expected {}, found {}", stringify!($ty).to_lowercase(), other.kind()),
-                }
-            }
-            fn into_val(self) -> Val { Val::$v(self) }
-            type Core = $core;
-            const SCALAR: bool = true;
-            fn from_core($c: $core) -> Result<Self, Trap> { Ok($from) }
-            fn to_core(self) -> $core { let $s = self; $to }
-            fn lower<T>(self, _: &mut Cx<'_, '_, T>, out: &mut Vec<u64>) -> Result<(), wasmi::Error> {
-                let $b = self;
-                out.push($bits);
-                Ok(())
-            }
-        }
-    )*};
-}
-wide_scalar! {
-    i64 => S64, S64, i64, |c| c, |s| s, |b| b as u64;
-    u64 => U64, U64, i64, |c| c as u64, |s| s as i64, |b| b;
-    f32 => Float32, F32, f32, |c| crate::canon::lift::canonicalize_nan32(c), |s| s, |b| b.to_bits() as u64;
-    f64 => Float64, F64, f64, |c| crate::canon::lift::canonicalize_nan64(c), |s| s, |b| b.to_bits();
-}
-
-impl ComponentValue for char {
-    fn ty() -> Type {
-        Type::Char
-    }
-    fn from_val(v: &Val) -> Result<Self> {
-        match v {
-            Val::Char(c) => Ok(*c),
-            other => bail!("expected char, found {}", other.kind()),
-        }
-    }
-    fn into_val(self) -> Val {
-        Val::Char(self)
-    }
-    type Core = i32;
-    const SCALAR: bool = true;
-    fn from_core(c: i32) -> Result<Self, Trap> {
-        crate::canon::lift::convert_i32_to_char(c as u32)
-    }
-    fn to_core(self) -> i32 {
-        self as i32
-    }
+    i16 => S16, S16, i32, |c| Ok(c as i16), |s| s as i32; {}
+    u16 => U16, U16, i32, |c| Ok(c as u16), |s| s as i32; {}
+    i32 => S32, S32, i32, |c| Ok(c), |s| s; {}
+    u32 => U32, U32, i32, |c| Ok(c as u32), |s| s as i32; {}
+    i64 => S64, S64, i64, |c| Ok(c), |s| s; {}
+    u64 => U64, U64, i64, |c| Ok(c as u64), |s| s as i64; {}
+    f32 => Float32, F32, f32, |c| Ok(crate::canon::lift::canonicalize_nan32(c)), |s| s; {}
+    f64 => Float64, F64, f64, |c| Ok(crate::canon::lift::canonicalize_nan64(c)), |s| s; {}
+    char => Char, Char, i32, |c| crate::canon::lift::convert_i32_to_char(c as u32), |s| s as i32; {}
 }
 
 impl ComponentValue for String {

@@ -2,19 +2,10 @@
 //! joined by a generated adapter; strings cross in every pair of encodings
 //! and lists of strings and numbers cross too.
 
-use wippy_wasm::{Component, Engine, Linker, Store, Val};
+mod common;
 
-const LIBC: &str = r#"
-    (memory (export "mem") 1)
-    (global $next (mut i32) (i32.const 1024))
-    (func (export "realloc") (param $old i32) (param $osize i32) (param $align i32) (param $nsize i32) (result i32)
-      (local $r i32)
-      (local.set $r (i32.and (i32.add (global.get $next) (i32.sub (local.get $align) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get $align))))
-      (global.set $next (i32.add (local.get $r) (local.get $nsize)))
-      (if (i32.ne (local.get $old) (i32.const 0))
-        (then (memory.copy (local.get $r) (local.get $old) (local.get $osize))))
-      (local.get $r))"#;
+use common::LIBC;
+use wippy_wasm::{Component, Engine, Linker, Store, Val};
 
 /// `$Callee` (encoding `callee_enc`) exports `echo: func(x: T) -> T` whose
 /// core returns its (ptr, len) argument unchanged; `$Caller` (encoding

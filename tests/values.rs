@@ -5,6 +5,9 @@
 //! The flat core signatures are written out by hand from CanonicalABI.md
 //! ("Flattening"), so a flattening bug cannot hide behind its own output.
 
+mod common;
+
+use common::LIBC;
 use std::sync::{Arc, Mutex};
 use wippy_wasm::{Component, Engine, Linker, Store, Val};
 
@@ -39,17 +42,7 @@ fn echo_component(ty: &str, params: &str, res: &Res, enc: &str) -> String {
   (type $T0 {ty})
   (import "t" (type $T (eq $T0)))
   (import "host-echo" (func $host-echo (param "x" $T) (result $T)))
-  (core module $Libc
-    (memory (export "mem") 1)
-    (global $next (mut i32) (i32.const 1024))
-    (func (export "realloc") (param $old i32) (param $osize i32) (param $align i32) (param $nsize i32) (result i32)
-      (local $r i32)
-      (local.set $r (i32.and (i32.add (global.get $next) (i32.sub (local.get $align) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get $align))))
-      (global.set $next (i32.add (local.get $r) (local.get $nsize)))
-      (if (i32.ne (local.get $old) (i32.const 0))
-        (then (memory.copy (local.get $r) (local.get $old) (local.get $osize))))
-      (local.get $r)))
+  (core module $Libc {LIBC})
   (core instance $libc (instantiate $Libc))
   (core func $echo (canon lower (func $host-echo) {enc}
     (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))))

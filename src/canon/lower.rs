@@ -55,13 +55,7 @@ pub fn store<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, ptr: u32) -> Result<(
         (Type::Record(fields), Val::Record(vs)) => {
             let offsets = field_offsets(fields.iter().map(|f| &f.ty));
             for (f, off) in fields.iter().zip(offsets) {
-                let fv = vs
-                    .iter()
-                    .find(|(n, _)| *n == f.name)
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| {
-                        wasmi::Error::from(trap!("record value is missing field `{}`", f.name))
-                    })?;
+                let fv = field(vs, &f.name)?;
                 store(cx, fv, &f.ty, ptr + off)?;
             }
         }
@@ -102,6 +96,14 @@ pub fn store<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, ptr: u32) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The value of a record field, by name.
+fn field<'v>(vs: &'v [(String, Val)], name: &str) -> Result<&'v Val, Trap> {
+    vs.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .ok_or_else(|| trap!("record value is missing field `{name}`"))
 }
 
 fn store_pair<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, a: u32, b: u32) -> Result<(), Trap> {
@@ -289,13 +291,7 @@ pub fn lower_flat<T>(
         }
         (Type::Record(fields), Val::Record(vs)) => {
             for f in fields.iter() {
-                let fv = vs
-                    .iter()
-                    .find(|(n, _)| *n == f.name)
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| {
-                        wasmi::Error::from(trap!("record value is missing field `{}`", f.name))
-                    })?;
+                let fv = field(vs, &f.name)?;
                 lower_flat(cx, fv, &f.ty, out)?;
             }
         }
@@ -401,11 +397,7 @@ pub fn type_check(v: &Val, t: &Type) -> Result<(), Trap> {
         }
         (Type::Record(fields), Val::Record(vs)) => {
             for f in fields.iter() {
-                let fv = vs
-                    .iter()
-                    .find(|(n, _)| *n == f.name)
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| trap!("record value is missing field `{}`", f.name))?;
+                let fv = field(vs, &f.name)?;
                 type_check(fv, &f.ty)?;
             }
             return Ok(());

@@ -25,3 +25,17 @@ pub fn componentize_command(core: &[u8]) -> Vec<u8> {
         .encode()
         .expect("encode component")
 }
+
+/// Core-module fields of a bump allocator with a memory: `(memory "mem")`
+/// and `realloc` that honours alignment and copies on growth.
+pub const LIBC: &str = r#"
+    (memory (export "mem") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param $old i32) (param $osize i32) (param $align i32) (param $nsize i32) (result i32)
+      (local $r i32)
+      (local.set $r (i32.and (i32.add (global.get $next) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+      (global.set $next (i32.add (local.get $r) (local.get $nsize)))
+      (if (i32.ne (local.get $old) (i32.const 0))
+        (then (memory.copy (local.get $r) (local.get $old) (local.get $osize))))
+      (local.get $r))"#;
