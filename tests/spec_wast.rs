@@ -12,13 +12,10 @@
 use std::path::{Path, PathBuf};
 
 /// Script positions where the pinned wasmparser disagrees with the scripts.
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "binary/binary.wast:974",
-        "wasmparser 0.263 rejects the old `cancellable` byte of an async built-in (component-model#716)",
-    ),
-    ("validation/kebab.wast:4", "wasmparser 0.263 still treats `a1` and `a-1` as conflicting names"),
-];
+const KNOWN: &[(&str, &str)] = &[(
+    "validation/kebab.wast:4",
+    "wasmparser 0.263 still treats `a1` and `a-1` as conflicting names",
+)];
 
 fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)

@@ -151,8 +151,15 @@ fn section_name(p: &Payload<'_>) -> &'static str {
 }
 
 fn wasm_err(e: wasmparser::BinaryReaderError, section: &str) -> anyhow::Error {
+    // `cancellable` is an immediate of async built-ins only (waitable-set.wait,
+    // thread.yield, ...): a component that trips on it is a WASI 0.3 one.
+    let why = if e.message().contains("`cancellable`") {
+        "unsupported: WASI 0.3 async built-in: "
+    } else {
+        ""
+    };
     anyhow!(
-        "invalid component: {} (at offset {:#x}, in the {section})",
+        "{why}invalid component: {} (at offset {:#x}, in the {section})",
         e.message(),
         e.offset()
     )
