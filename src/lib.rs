@@ -30,6 +30,7 @@
 
 pub mod canon;
 pub mod component;
+pub mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod host;

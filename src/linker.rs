@@ -18,13 +18,20 @@ pub type HostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result
 pub(crate) struct HostFunc<T> {
     pub dynamic: HostFn<T>,
     pub typed: Option<TypedLowering<T>>,
+    /// For `func_async`: the form that can suspend the guest.
+    pub async_: Option<AsyncHostFn<T>>,
 }
+
+/// An async host function: starts work with the store at hand and returns a
+/// future of its results; the guest is suspended until it completes.
+pub type AsyncHostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync>;
 
 impl<T> Clone for HostFunc<T> {
     fn clone(&self) -> Self {
         HostFunc {
             dynamic: self.dynamic.clone(),
             typed: self.typed.clone(),
+            async_: self.async_.clone(),
         }
     }
 }
@@ -86,6 +93,7 @@ impl<T: 'static> LinkerInstance<T> {
             HostFunc {
                 dynamic: Arc::new(f),
                 typed: None,
+                async_: None,
             },
         );
         self
@@ -117,6 +125,26 @@ impl<T: 'static> LinkerInstance<T> {
         };
         if let Some(func) = self.funcs.get_mut(name) {
             func.typed = Some(lowering);
+        }
+        self
+    }
+
+    /// Defines a function that may wait: it returns a future of its results,
+    /// and the calling guest is suspended (other tasks run) until it
+    /// completes. Called outside an async call, the future is driven in place.
+    pub fn func_async(
+        &mut self,
+        name: &str,
+        f: impl Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let f: AsyncHostFn<T> = Arc::new(f);
+        let g = f.clone();
+        self.func_new(name, move |cx, args, results| {
+            results.extend(crate::dispatch::block_on(g(cx, args)?)?);
+            Ok(())
+        });
+        if let Some(func) = self.funcs.get_mut(name) {
+            func.async_ = Some(f);
         }
         self
     }

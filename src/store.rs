@@ -12,6 +12,13 @@ pub struct Runtime {
     /// Component-to-component calls between their adapter helpers.
     pub(crate) frames: Vec<crate::canon::calls::AdapterFrame>,
     pub(crate) adapters: std::sync::Arc<crate::canon::adapter::AdapterCache>,
+    /// An async driver is running the current call (it can be paused).
+    pub(crate) async_driver: bool,
+    /// Depth of synchronous wasm calls made from host code (destructors,
+    /// `Func::call` from a host function): these cannot be paused.
+    pub(crate) nested: u32,
+    /// Fuel given per time slice to async calls, when fuel is metered.
+    pub(crate) fuel_slice: Option<u64>,
 }
 
 /// What wasmi's store holds: the embedder's `T` and our runtime state.
@@ -68,6 +75,14 @@ impl<T> Store<T> {
         self.inner
             .set_fuel(fuel)
             .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// With fuel metering on, gives async calls ([`crate::Func::call_async`])
+    /// time slices of `fuel` units: a guest that uses up a slice yields to the
+    /// executor and resumes with a fresh one. `None` (the default) means an
+    /// async call runs on the store's fuel and fails when it is used up.
+    pub fn set_fuel_slice(&mut self, fuel: Option<u64>) {
+        self.inner.data_mut().rt.fuel_slice = fuel;
     }
 
     /// The fuel left. Errors if fuel metering is disabled.

@@ -134,6 +134,44 @@ impl Func {
         self.call_ctx(&mut store.ctx(), args)
     }
 
+    /// Calls the function as a task of the dispatcher: host functions defined
+    /// with `func_async` suspend the guest while their futures wait, and with
+    /// fuel metering (see [`Store::set_fuel_slice`]) a busy guest yields
+    /// between slices.
+    ///
+    /// # Errors
+    /// As [`Func::call`].
+    pub async fn call_async<T: 'static>(&self, store: &mut Store<T>, args: &[Val]) -> Result<Vec<Val>> {
+        let def = self
+            .def
+            .downcast_ref::<FuncDef<T>>()
+            .ok_or_else(|| anyhow!("function used with a store of another data type"))?;
+        self.check_args(args)?;
+        let result = match def {
+            FuncDef::Lifted(l) => crate::canon::calls::call_lifted_async(store, l, args).await,
+            FuncDef::Host { .. } => call_from_host(&mut store.ctx(), def, args),
+        };
+        result
+            .map_err(crate::error::from_wasmi)
+            .with_context(|| format!("error while calling export `{}`", self.name))
+    }
+
+    fn check_args(&self, args: &[Val]) -> Result<()> {
+        if args.len() != self.ty.params.len() {
+            return Err(anyhow!(
+                "`{}` expects {} arguments ({}), got {}",
+                self.name,
+                self.ty.params.len(),
+                self.ty,
+                args.len()
+            ));
+        }
+        for ((name, t), v) in self.ty.params.iter().zip(args) {
+            crate::canon::lower::type_check(v, t).with_context(|| format!("argument `{name}` of `{}`", self.name))?;
+        }
+        Ok(())
+    }
+
     /// Calls the function from inside a host function (re-entering the
     /// store). Entering an instance that is already on the call stack traps,
     /// as the component model requires.
@@ -150,19 +188,7 @@ impl Func {
             .def
             .downcast_ref::<FuncDef<T>>()
             .ok_or_else(|| anyhow!("function used with a store of another data type"))?;
-        if args.len() != self.ty.params.len() {
-            return Err(anyhow!(
-                "`{}` expects {} arguments ({}), got {}",
-                self.name,
-                self.ty.params.len(),
-                self.ty,
-                args.len()
-            ));
-        }
-        for ((name, t), v) in self.ty.params.iter().zip(args) {
-            crate::canon::lower::type_check(v, t)
-                .with_context(|| format!("argument `{name}` of `{}`", self.name))?;
-        }
+        self.check_args(args)?;
         call_from_host(cx, def, args)
             .map_err(crate::error::from_wasmi)
             .with_context(|| format!("error while calling export `{}`", self.name))

@@ -1,0 +1,84 @@
+//! The dispatcher: guest calls as futures.
+//!
+//! A host function that must wait (a sleep, a blocking read, `poll`) returns
+//! a future instead of results. Inside an async call ([`crate::Func::call_async`])
+//! the lowered import hands that future to the driver as a wasmi host error
+//! ([`Suspend`]); the guest's whole call stack stays paused inside wasmi
+//! (`ResumableCall::HostTrap`) while the driver awaits the future and other
+//! tasks run. When it completes, its results are lowered into the guest —
+//! the store is free while a call is paused, so realloc can run — and the call
+//! resumes. With fuel metering on, `OutOfFuel` becomes a time slice: the
+//! driver yields to the executor and resumes with a fresh slice.
+//!
+//! Where a call cannot be paused (a host function called from a nested,
+//! synchronous call such as `Func::call` or a destructor), the future is
+//! driven to completion in place.
+
+use crate::canon::calls::HostFault;
+use crate::store::StoreData;
+use crate::val::Val;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use wasmi::StoreContextMut;
+
+/// What an async host function returns: a future of its results.
+pub type HostFuture = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Val>>> + Send>>;
+
+/// Lowers a suspended host call's results into the guest; returns the core
+/// results the paused wasmi call resumes with.
+pub(crate) type Completion<T> =
+    Box<dyn FnOnce(StoreContextMut<'_, StoreData<T>>, Vec<Val>) -> Result<Vec<wasmi::Val>, wasmi::Error> + Send>;
+
+/// The host error that pauses a resumable call: the future to await and how
+/// to finish the host call afterwards.
+pub(crate) struct Suspend<T> {
+    parts: Mutex<Option<(HostFuture, Completion<T>)>>,
+}
+
+impl<T> Suspend<T> {
+    pub fn take(&self) -> Option<(HostFuture, Completion<T>)> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl<T> std::fmt::Debug for Suspend<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Suspend")
+    }
+}
+
+impl<T> std::fmt::Display for Suspend<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a host call asked to suspend outside an async call")
+    }
+}
+
+impl<T: 'static> wasmi::errors::HostError for Suspend<T> {}
+
+/// Finishes an async host call: suspends the guest if the current call can be
+/// paused, else drives the future here and completes at once.
+pub(crate) fn suspend_or_block<T: 'static>(
+    mut store: StoreContextMut<'_, StoreData<T>>,
+    fut: HostFuture,
+    complete: Completion<T>,
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
+    let rt = &store.data().rt;
+    if rt.async_driver && rt.nested == 0 {
+        return Err(wasmi::Error::host(Suspend {
+            parts: Mutex::new(Some((fut, complete))),
+        }));
+    }
+    let vals = block_on(fut).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    let core = complete(wasmi::AsContextMut::as_context_mut(&mut store), vals)?;
+    for (slot, v) in results.iter_mut().zip(core) {
+        *slot = v;
+    }
+    Ok(())
+}
+
+/// Runs a future to completion on this thread, driving timers and I/O.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    async_io::block_on(f)
+}
