@@ -41,6 +41,7 @@ pub mod store;
 pub mod typed;
 pub mod types;
 pub mod val;
+pub mod wasi;
 pub mod wast;
 
 pub use component::instance::{Func, Instance, TypedFunc};

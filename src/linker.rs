@@ -24,7 +24,8 @@ pub(crate) struct HostFunc<T> {
 
 /// An async host function: starts work with the store at hand and returns a
 /// future of its results; the guest is suspended until it completes.
-pub type AsyncHostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync>;
+pub type AsyncHostFn<T> =
+    Arc<dyn Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync>;
 
 impl<T> Clone for HostFunc<T> {
     fn clone(&self) -> Self {
@@ -135,7 +136,10 @@ impl<T: 'static> LinkerInstance<T> {
     pub fn func_async(
         &mut self,
         name: &str,
-        f: impl Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync + 'static,
+        f: impl Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture>
+            + Send
+            + Sync
+            + 'static,
     ) -> &mut Self {
         let f: AsyncHostFn<T> = Arc::new(f);
         let g = f.clone();

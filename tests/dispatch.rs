@@ -22,7 +22,9 @@ const SLEEPER: &str = r#"(component
 fn sleeping_linker<T: 'static>() -> Linker<T> {
     let mut linker = Linker::<T>::default();
     linker.root().func_async("sleep", |_, args| {
-        let Val::U32(ms) = args[0] else { anyhow::bail!("expected u32") };
+        let Val::U32(ms) = args[0] else {
+            anyhow::bail!("expected u32")
+        };
         let fut: HostFuture = Box::pin(async move {
             async_io::Timer::after(Duration::from_millis(ms as u64)).await;
             Ok(vec![])
@@ -43,7 +45,12 @@ fn a_thousand_sleeping_instances_finish_together() {
     let start = Instant::now();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
-            let (engine, component, linker, done) = (engine.clone(), component.clone(), linker.clone(), done.clone());
+            let (engine, component, linker, done) = (
+                engine.clone(),
+                component.clone(),
+                linker.clone(),
+                done.clone(),
+            );
             executor.spawn(async move {
                 let mut store = Store::new(&engine, ());
                 let instance = linker.instantiate(&mut store, &component).unwrap();
@@ -61,7 +68,10 @@ fn a_thousand_sleeping_instances_finish_together() {
     }));
     let elapsed = start.elapsed();
     assert_eq!(done.load(Ordering::Relaxed), 1000);
-    assert!(elapsed < Duration::from_millis(1000), "1000 × 100 ms sleeps took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1000),
+        "1000 × 100 ms sleeps took {elapsed:?}"
+    );
     // Sleeping costs no CPU: the CPU time spent is far below the wall time
     // a busy wait would burn (instantiation dominates).
     let cpu = cpu_time() - cpu_before;
@@ -71,8 +81,14 @@ fn a_thousand_sleeping_instances_finish_together() {
 /// Process CPU time (user + system), from /proc/self/stat.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
 
@@ -81,9 +97,15 @@ fn outside_an_async_call_the_future_runs_in_place() {
     let engine = Engine::default();
     let component = Component::new(&engine, SLEEPER.as_bytes()).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = sleeping_linker::<()>().instantiate(&mut store, &component).unwrap();
+    let instance = sleeping_linker::<()>()
+        .instantiate(&mut store, &component)
+        .unwrap();
     let start = Instant::now();
-    let out = instance.get_func(&store, "run").unwrap().call(&mut store, &[Val::U32(20)]).unwrap();
+    let out = instance
+        .get_func(&store, "run")
+        .unwrap()
+        .call(&mut store, &[Val::U32(20)])
+        .unwrap();
     assert_eq!(out, vec![Val::U32(21)]);
     assert!(start.elapsed() >= Duration::from_millis(20));
 }
@@ -113,9 +135,14 @@ fn fuel_slices_keep_a_busy_guest_from_starving_others() {
         executor.spawn(async move {
             let mut store = Store::new(&engine, ());
             store.set_fuel_slice(Some(10_000));
-            let instance = Linker::<()>::default().instantiate(&mut store, &spinner).unwrap();
+            let instance = Linker::<()>::default()
+                .instantiate(&mut store, &spinner)
+                .unwrap();
             let f = instance.get_func(&store, "spin").unwrap();
-            assert_eq!(f.call_async(&mut store, &[Val::U32(n)]).await.unwrap(), vec![Val::U32(7)]);
+            assert_eq!(
+                f.call_async(&mut store, &[Val::U32(n)]).await.unwrap(),
+                vec![Val::U32(7)]
+            );
             order.lock().unwrap().push(name);
         })
     };
@@ -157,7 +184,7 @@ fn a_composed_chain_suspends_through_the_adapter() {
     (func (export "twice") (param "ms" u32) (result u32) (canon lift (core func $m "twice"))))
   (instance $i (instantiate $Inner (with "sleep" (func $sleep))))
   (instance $o (instantiate $Outer (with "run" (func $i "run"))))
-  (func (export "twice") (alias export $o "twice")))"#
+  (func (export "twice") (alias export $o "twice")))"#,
     );
     let engine = Engine::default();
     let component = Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
@@ -184,5 +211,9 @@ fn a_composed_chain_suspends_through_the_adapter() {
     }));
     assert!(outs.iter().all(|o| *o == vec![Val::U32(102)]));
     // 50 chains × two 50 ms sleeps, concurrently: about 100 ms, not 5 s.
-    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
 }

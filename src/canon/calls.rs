@@ -202,7 +202,10 @@ pub(crate) fn lift_finish<T>(
 
 /// Runs a synchronous wasm call made from host code: host functions reached
 /// from it cannot pause the outer async call.
-pub(crate) fn nested<T, R>(store: &mut StoreContextMut<'_, StoreData<T>>, f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R) -> R {
+pub(crate) fn nested<T, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R,
+) -> R {
     store.data_mut().rt.nested += 1;
     let r = f(store);
     store.data_mut().rt.nested -= 1;
@@ -225,7 +228,10 @@ pub(crate) fn call_lifted<T, R>(
         if let Some(t) = l.core_results.first() {
             core_results[0] = wasmi::Val::default_for_ty(t.wasmi());
         }
-nested(store, |store| l.core.call(store.as_context_mut(), &core_args, core_results))?;
+        nested(store, |store| {
+            l.core
+                .call(store.as_context_mut(), &core_args, core_results)
+        })?;
         let results = lift_return(store, l, &frame, core_results, Site::Host, lift)?;
         lift_finish(store, l, frame, core_results)?;
         Ok(results)
@@ -246,7 +252,10 @@ pub(crate) async fn call_lifted_async<T: 'static>(
     l: &Lifted,
     args: &[Val],
 ) -> Result<Vec<Val>, wasmi::Error> {
-    let (tasks, frames) = (store.inner.data().rt.tasks.len(), store.inner.data().rt.frames.len());
+    let (tasks, frames) = (
+        store.inner.data().rt.tasks.len(),
+        store.inner.data().rt.frames.len(),
+    );
     let result = drive(store, l, args).await;
     let rt = &mut store.inner.data_mut().rt;
     rt.async_driver = false;
@@ -257,20 +266,36 @@ pub(crate) async fn call_lifted_async<T: 'static>(
     result
 }
 
-async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]) -> Result<Vec<Val>, wasmi::Error> {
-    let (core_args, frame) = lift_enter(&mut store.ctx(), l, None, Site::Host, |cx| lower_args(cx, &l.ty, args))?;
-    let mut core_results: Vec<wasmi::Val> = l.core_results.iter().map(|t| wasmi::Val::default_for_ty(t.wasmi())).collect();
+async fn drive<T: 'static>(
+    store: &mut crate::Store<T>,
+    l: &Lifted,
+    args: &[Val],
+) -> Result<Vec<Val>, wasmi::Error> {
+    let (core_args, frame) = lift_enter(&mut store.ctx(), l, None, Site::Host, |cx| {
+        lower_args(cx, &l.ty, args)
+    })?;
+    let mut core_results: Vec<wasmi::Val> = l
+        .core_results
+        .iter()
+        .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
+        .collect();
     let slice = store.inner.data().rt.fuel_slice;
     if let Some(slice) = slice {
         store.inner.set_fuel(slice)?;
     }
     store.inner.data_mut().rt.async_driver = true;
-    let mut call = l.core.call_resumable(&mut store.inner, &core_args, &mut core_results)?;
+    let mut call = l
+        .core
+        .call_resumable(&mut store.inner, &core_args, &mut core_results)?;
     loop {
         call = match call {
             wasmi::ResumableCall::Finished => break,
             wasmi::ResumableCall::HostTrap(paused) => {
-                let Some((fut, complete)) = paused.host_error().downcast_ref::<crate::dispatch::Suspend<T>>().and_then(|s| s.take()) else {
+                let Some((fut, complete)) = paused
+                    .host_error()
+                    .downcast_ref::<crate::dispatch::Suspend<T>>()
+                    .and_then(|s| s.take())
+                else {
                     return Err(paused.into_host_error());
                 };
                 store.inner.data_mut().rt.async_driver = false;
@@ -291,7 +316,9 @@ async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]
     }
     store.inner.data_mut().rt.async_driver = false;
     let mut cx = store.ctx();
-    let results = lift_return(&mut cx, l, &frame, &core_results, Site::Host, |cx, vi| lift_results(cx, &l.ty, vi))?;
+    let results = lift_return(&mut cx, l, &frame, &core_results, Site::Host, |cx, vi| {
+        lift_results(cx, &l.ty, vi)
+    })?;
     lift_finish(&mut cx, l, frame, &core_results)?;
     Ok(results)
 }
@@ -458,12 +485,16 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
-    let fut = func(StoreCx(store.as_context_mut()), &args).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    let fut = func(StoreCx(store.as_context_mut()), &args)
+        .map_err(|e| wasmi::Error::host(HostFault(e)))?;
     let retptr = retptr_of(ty, params)?;
     let (ty, opts) = (ty.clone(), opts.clone());
     let complete: crate::dispatch::Completion<T> = Box::new(move |mut store, vals| {
         let (_, core_types) = flatten_functype(&ty, true);
-        let mut core: Vec<wasmi::Val> = core_types.iter().map(|t| wasmi::Val::default_for_ty(t.wasmi())).collect();
+        let mut core: Vec<wasmi::Val> = core_types
+            .iter()
+            .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
+            .collect();
         lower_results(&mut store, &ty, &opts, &vals, retptr, &mut core, Site::Host)?;
         release_lenders(&mut store, opts.instance, &lenders);
         Ok(core)
@@ -622,7 +653,13 @@ pub(crate) fn drop_own<T: 'static>(
         ResourceKind::Guest { instance, dtor } => {
             enter(store, *instance, caller)?;
             if let Some(dtor) = dtor {
-                nested(store, |store| dtor.call(store.as_context_mut(), &[wasmi::Val::I32(rep as i32)], &mut []))?;
+                nested(store, |store| {
+                    dtor.call(
+                        store.as_context_mut(),
+                        &[wasmi::Val::I32(rep as i32)],
+                        &mut [],
+                    )
+                })?;
             }
             leave(store, *instance, caller);
         }

@@ -141,7 +141,11 @@ impl Func {
     ///
     /// # Errors
     /// As [`Func::call`].
-    pub async fn call_async<T: 'static>(&self, store: &mut Store<T>, args: &[Val]) -> Result<Vec<Val>> {
+    pub async fn call_async<T: 'static>(
+        &self,
+        store: &mut Store<T>,
+        args: &[Val],
+    ) -> Result<Vec<Val>> {
         let def = self
             .def
             .downcast_ref::<FuncDef<T>>()
@@ -167,7 +171,8 @@ impl Func {
             ));
         }
         for ((name, t), v) in self.ty.params.iter().zip(args) {
-            crate::canon::lower::type_check(v, t).with_context(|| format!("argument `{name}` of `{}`", self.name))?;
+            crate::canon::lower::type_check(v, t)
+                .with_context(|| format!("argument `{name}` of `{}`", self.name))?;
         }
         Ok(())
     }

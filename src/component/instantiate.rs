@@ -7,8 +7,8 @@ use super::typeconv::{func_type, Bindings};
 use super::Component;
 use crate::canon::adapter::AdapterShape;
 use crate::canon::calls::{
-    adapter_lower_args, adapter_lower_results, call_host_lowered, call_host_lowered_async, core_type, lowered_core_type,
-    resource_drop, resource_new, resource_rep,
+    adapter_lower_args, adapter_lower_results, call_host_lowered, call_host_lowered_async,
+    core_type, lowered_core_type, resource_drop, resource_new, resource_rep,
 };
 use crate::canon::handles::InstanceState;
 use crate::canon::{Options, StringEncoding};
@@ -311,9 +311,20 @@ fn step<T: 'static>(
             let f = match &*callee {
                 FuncDef::Host { ty, func } if func.async_.is_some() => {
                     let (ty, func) = (Arc::new(ty.clone()), func.async_.clone().expect("checked"));
-                    wasmi::Func::new(store.as_context_mut(), lowered_core_type(&ty), move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                        call_host_lowered_async(caller.as_context_mut(), &ty, &func, &opts, params, results)
-                    })
+                    wasmi::Func::new(
+                        store.as_context_mut(),
+                        lowered_core_type(&ty),
+                        move |mut caller: Caller<'_, StoreData<T>>, params, results| {
+                            call_host_lowered_async(
+                                caller.as_context_mut(),
+                                &ty,
+                                &func,
+                                &opts,
+                                params,
+                                results,
+                            )
+                        },
+                    )
                 }
                 FuncDef::Host { ty, func } => match &func.typed {
                     // The guest imports it at exactly its Rust signature: no `Val`s.

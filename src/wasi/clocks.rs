@@ -1,0 +1,82 @@
+//! `wasi:clocks` — wall clock and monotonic clock (with pollables).
+
+use super::io::Pollable;
+use super::{iface, own, Types, WasiView};
+use crate::val::Val;
+use crate::Linker;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The instant a context's monotonic clock counts from.
+pub(crate) struct ClockState {
+    base: Instant,
+}
+
+impl ClockState {
+    pub fn new() -> Self {
+        ClockState {
+            base: Instant::now(),
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64
+    }
+    fn at(&self, ns: u64) -> Instant {
+        self.base
+            .checked_add(Duration::from_nanos(ns))
+            .unwrap_or_else(far_future)
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+fn datetime(seconds: u64, nanoseconds: u32) -> Val {
+    Val::Record(vec![
+        ("seconds".into(), Val::U64(seconds)),
+        ("nanoseconds".into(), Val::U32(nanoseconds)),
+    ])
+}
+
+pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
+    linker
+        .instance(&iface("wasi:clocks/wall-clock"))
+        .func_new("now", |_, _, out| {
+            let d = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            out.push(datetime(d.as_secs(), d.subsec_nanos()));
+            Ok(())
+        })
+        .func_new("resolution", |_, _, out| {
+            out.push(datetime(0, 1));
+            Ok(())
+        });
+
+    let mono = linker.instance(&iface("wasi:clocks/monotonic-clock"));
+    mono.func_wrap("now", |mut cx, ()| Ok(cx.data_mut().wasi().clocks.now_ns()))
+        .func_wrap("resolution", |_, ()| Ok(1u64));
+    let t = types.clone();
+    mono.func_new("subscribe-instant", move |mut cx, args, out| {
+        let Val::U64(when) = args[0] else {
+            anyhow::bail!("expected an instant")
+        };
+        let ctx = cx.data_mut().wasi();
+        let p = ctx.table.push(Pollable::Deadline(ctx.clocks.at(when)))?;
+        out.push(own(&t.pollable, p.rep()));
+        Ok(())
+    });
+    let t = types.clone();
+    mono.func_new("subscribe-duration", move |mut cx, args, out| {
+        let Val::U64(d) = args[0] else {
+            anyhow::bail!("expected a duration")
+        };
+        let ctx = cx.data_mut().wasi();
+        let deadline = Instant::now()
+            .checked_add(Duration::from_nanos(d))
+            .unwrap_or_else(far_future);
+        let p = ctx.table.push(Pollable::Deadline(deadline))?;
+        out.push(own(&t.pollable, p.rep()));
+        Ok(())
+    });
+}
