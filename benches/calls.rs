@@ -138,15 +138,9 @@ fn ours(case: &Case, typed: bool) -> f64 {
     }
     let mut store = Store::new(&engine, 0u64);
     let instance = linker.instantiate(&mut store, &component).unwrap();
-    let name = if case.name == "export round trip" {
-        "id"
-    } else {
-        "run"
-    };
+    let name = if case.name == "export round trip" { "id" } else { "run" };
     if typed {
-        let f = instance
-            .get_typed_func::<_, (u32,), u32>(&store, name)
-            .unwrap();
+        let f = instance.get_typed_func::<_, (u32,), u32>(&store, name).unwrap();
         if name == "id" {
             return per_call(case.n, |n| {
                 for i in 0..n {
@@ -194,28 +188,24 @@ fn raw(case: &Case) -> f64 {
             let bytes = m.data(&c)[ptr as usize..(ptr + len) as usize].to_vec();
             *c.data_mut() += bytes.len() as u64;
         }),
-        "string -> string" => Func::wrap(
-            &mut store,
-            |mut c: Caller<'_, u64>, ptr: i32, len: i32, ret: i32| {
-                // Lift (validate UTF-8, copy), then lower through the guest's realloc.
-                let m = mem(&c);
-                let s = std::str::from_utf8(&m.data(&c)[ptr as usize..(ptr + len) as usize])
-                    .unwrap()
-                    .to_owned();
-                let realloc = c
-                    .get_export("realloc")
-                    .and_then(Extern::into_func)
-                    .unwrap()
-                    .typed::<(i32, i32, i32, i32), i32>(&c)
-                    .unwrap();
-                let p = realloc.call(&mut c, (0, 0, 1, s.len() as i32)).unwrap();
-                let data = m.data_mut(&mut c);
-                data[p as usize..p as usize + s.len()].copy_from_slice(s.as_bytes());
-                data[ret as usize..ret as usize + 4].copy_from_slice(&p.to_le_bytes());
-                data[ret as usize + 4..ret as usize + 8]
-                    .copy_from_slice(&(s.len() as u32).to_le_bytes());
-            },
-        ),
+        "string -> string" => Func::wrap(&mut store, |mut c: Caller<'_, u64>, ptr: i32, len: i32, ret: i32| {
+            // Lift (validate UTF-8, copy), then lower through the guest's realloc.
+            let m = mem(&c);
+            let s = std::str::from_utf8(&m.data(&c)[ptr as usize..(ptr + len) as usize])
+                .unwrap()
+                .to_owned();
+            let realloc = c
+                .get_export("realloc")
+                .and_then(Extern::into_func)
+                .unwrap()
+                .typed::<(i32, i32, i32, i32), i32>(&c)
+                .unwrap();
+            let p = realloc.call(&mut c, (0, 0, 1, s.len() as i32)).unwrap();
+            let data = m.data_mut(&mut c);
+            data[p as usize..p as usize + s.len()].copy_from_slice(s.as_bytes());
+            data[ret as usize..ret as usize + 4].copy_from_slice(&p.to_le_bytes());
+            data[ret as usize + 4..ret as usize + 8].copy_from_slice(&(s.len() as u32).to_le_bytes());
+        }),
         _ => Func::wrap(&mut store, |x: i32| -> i32 { x }),
     };
     let instance = Instance::new(&mut store, &module, &[Extern::Func(f)]).unwrap();

@@ -9,9 +9,7 @@ use anyhow::Result;
 use wippy_wasm::{Component, Engine, Linker, Store};
 
 fn main() -> Result<()> {
-    let name = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "component model".to_string());
+    let name = std::env::args().nth(1).unwrap_or_else(|| "component model".to_string());
     let engine = Engine::default();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/greet.wat");
     let component = Component::from_file(&engine, path)?;

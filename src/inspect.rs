@@ -4,8 +4,7 @@ use crate::Component;
 use std::collections::HashMap;
 use std::fmt::Write;
 use wasmparser::component_types::{
-    ComponentAnyTypeId, ComponentDefinedType, ComponentDefinedTypeId, ComponentEntityType,
-    ComponentValType, ResourceId,
+    ComponentAnyTypeId, ComponentDefinedType, ComponentDefinedTypeId, ComponentEntityType, ComponentValType, ResourceId,
 };
 use wasmparser::types::Types;
 
@@ -22,28 +21,20 @@ impl Names {
         let mut n = Names::default();
         for ty in items {
             let exports: Vec<(&str, &ComponentEntityType)> = match ty {
-                ComponentEntityType::Instance(id) => types[*id]
-                    .exports
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), &v.ty))
-                    .collect(),
+                ComponentEntityType::Instance(id) => {
+                    types[*id].exports.iter().map(|(k, v)| (k.as_str(), &v.ty)).collect()
+                }
                 _ => continue,
             };
             for (name, ty) in exports {
-                if let ComponentEntityType::Type {
-                    referenced,
-                    created,
-                } = ty
-                {
+                if let ComponentEntityType::Type { referenced, created } = ty {
                     for id in [referenced, created] {
                         match id {
                             ComponentAnyTypeId::Defined(d) => {
                                 n.defined.entry(*d).or_insert_with(|| name.to_string());
                             }
                             ComponentAnyTypeId::Resource(r) => {
-                                n.resources
-                                    .entry(r.resource())
-                                    .or_insert_with(|| name.to_string());
+                                n.resources.entry(r.resource()).or_insert_with(|| name.to_string());
                             }
                             _ => {}
                         }
@@ -83,14 +74,7 @@ pub fn describe(component: &Component) -> String {
     out
 }
 
-fn item_line(
-    out: &mut String,
-    types: &Types,
-    names: &Names,
-    dir: &str,
-    name: &str,
-    ty: &ComponentEntityType,
-) {
+fn item_line(out: &mut String, types: &Types, names: &Names, dir: &str, name: &str, ty: &ComponentEntityType) {
     match ty {
         ComponentEntityType::Func(id) => {
             let _ = writeln!(out, "  {dir} {name}: {};", func(types, names, *id));
@@ -141,11 +125,7 @@ fn type_decl(types: &Types, names: &Names, name: &str, id: ComponentAnyTypeId) -
     }
 }
 
-fn func(
-    types: &Types,
-    names: &Names,
-    id: wasmparser::component_types::ComponentFuncTypeId,
-) -> String {
+fn func(types: &Types, names: &Names, id: wasmparser::component_types::ComponentFuncTypeId) -> String {
     let f = &types[id];
     let params: Vec<String> = f
         .params
@@ -201,11 +181,7 @@ fn defined(types: &Types, names: &Names, t: &ComponentDefinedType) -> String {
     match t {
         ComponentDefinedType::Primitive(p) => prim(*p).to_string(),
         ComponentDefinedType::Record(r) => {
-            let fields: Vec<String> = r
-                .fields
-                .iter()
-                .map(|(n, t)| format!("{n}: {}", v(t)))
-                .collect();
+            let fields: Vec<String> = r.fields.iter().map(|(n, t)| format!("{n}: {}", v(t))).collect();
             format!("record {{ {} }}", fields.join(", "))
         }
         ComponentDefinedType::Variant(var) => {
@@ -221,26 +197,15 @@ fn defined(types: &Types, names: &Names, t: &ComponentDefinedType) -> String {
         }
         ComponentDefinedType::List { element, .. } => format!("list<{}>", v(element)),
         ComponentDefinedType::Map { key, value, .. } => format!("map<{}, {}>", v(key), v(value)),
-        ComponentDefinedType::FixedLengthList {
-            element, length, ..
-        } => format!("list<{}, {length}>", v(element)),
-        ComponentDefinedType::Tuple(t) => format!(
-            "tuple<{}>",
-            t.types.iter().map(v).collect::<Vec<_>>().join(", ")
-        ),
+        ComponentDefinedType::FixedLengthList { element, length, .. } => format!("list<{}, {length}>", v(element)),
+        ComponentDefinedType::Tuple(t) => format!("tuple<{}>", t.types.iter().map(v).collect::<Vec<_>>().join(", ")),
         ComponentDefinedType::Flags(n) => format!(
             "flags {{ {} }}",
-            n.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            n.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
         ),
         ComponentDefinedType::Enum(n) => format!(
             "enum {{ {} }}",
-            n.iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            n.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
         ),
         ComponentDefinedType::Option { ty, .. } => format!("option<{}>", v(ty)),
         ComponentDefinedType::Result { ok, err, .. } => match (ok, err) {

@@ -53,8 +53,8 @@ impl wasmi::ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> Result<bool, wasmi_core::LimiterError> {
         let grow = desired.saturating_sub(current);
-        let allowed = maximum.is_none_or(|m| desired <= m)
-            && self.memory_in_use.saturating_add(grow) <= self.limits.memory_bytes;
+        let allowed =
+            maximum.is_none_or(|m| desired <= m) && self.memory_in_use.saturating_add(grow) <= self.limits.memory_bytes;
         if allowed {
             self.memory_in_use += grow;
         }

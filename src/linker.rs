@@ -24,8 +24,7 @@ pub(crate) struct HostFunc<T> {
 
 /// An async host function: starts work with the store at hand and returns a
 /// future of its results; the guest is suspended until it completes.
-pub type AsyncHostFn<T> =
-    Arc<dyn Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync>;
+pub type AsyncHostFn<T> = Arc<dyn Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync>;
 
 impl<T> Clone for HostFunc<T> {
     fn clone(&self) -> Self {
@@ -44,10 +43,7 @@ pub(crate) struct TypedLowering<T> {
     pub result: Option<crate::types::Type>,
     #[allow(clippy::type_complexity)]
     pub lower: Arc<
-        dyn Fn(
-                wasmi::StoreContextMut<'_, crate::store::StoreData<T>>,
-                crate::canon::Options,
-            ) -> wasmi::Func
+        dyn Fn(wasmi::StoreContextMut<'_, crate::store::StoreData<T>>, crate::canon::Options) -> wasmi::Func
             + Send
             + Sync,
     >,
@@ -136,10 +132,7 @@ impl<T: 'static> LinkerInstance<T> {
     pub fn func_async(
         &mut self,
         name: &str,
-        f: impl Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture>
-            + Send
-            + Sync
-            + 'static,
+        f: impl Fn(StoreCx<'_, T>, &[Val]) -> Result<crate::dispatch::HostFuture> + Send + Sync + 'static,
     ) -> &mut Self {
         let f: AsyncHostFn<T> = Arc::new(f);
         let g = f.clone();
@@ -297,12 +290,9 @@ mod tests {
     #[test]
     fn lookup_picks_the_highest_compatible_host_version() {
         let mut l = Linker::<()>::default();
-        l.instance("wasi:io/poll@0.2.0")
-            .func_new("a", |_, _, _| Ok(()));
-        l.instance("wasi:io/poll@0.2.6")
-            .func_new("b", |_, _, _| Ok(()));
-        l.instance("wasi:io/poll@0.3.0")
-            .func_new("c", |_, _, _| Ok(()));
+        l.instance("wasi:io/poll@0.2.0").func_new("a", |_, _, _| Ok(()));
+        l.instance("wasi:io/poll@0.2.6").func_new("b", |_, _, _| Ok(()));
+        l.instance("wasi:io/poll@0.3.0").func_new("c", |_, _, _| Ok(()));
         let found = l.lookup_instance("wasi:io/poll@0.2.3").unwrap();
         assert!(found.funcs.contains_key("b"));
         assert!(l.lookup_instance("wasi:io/poll@1.0.0").is_none());

@@ -72,9 +72,7 @@ impl<T> Store<T> {
     /// # Errors
     /// If fuel metering is disabled in the engine.
     pub fn set_fuel(&mut self, fuel: u64) -> anyhow::Result<()> {
-        self.inner
-            .set_fuel(fuel)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        self.inner.set_fuel(fuel).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// With fuel metering on, gives async calls ([`crate::Func::call_async`])

@@ -7,9 +7,7 @@
 //! functions with no dynamic values at all.
 
 use crate::canon::calls::HostFault;
-use crate::canon::layout::{
-    alignment, elem_size, field_offsets, flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS,
-};
+use crate::canon::layout::{alignment, elem_size, field_offsets, flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use crate::canon::lift::{check_tuple_ptr, lift_flat, load, load_list_from_range, FlatIter};
 use crate::canon::lower::{lower_flat, store, store_list_into_range};
 use crate::canon::strings::{load_string_from_range, store_string_into_range};
@@ -293,11 +291,7 @@ pub trait ComponentParams: Sized + Send + Sync + 'static {
     /// Lifts from flat core values.
     fn lift_params<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>) -> Result<Self, Trap>;
     /// Lowers to flat core values (when they fit in 16).
-    fn lower_params<T>(
-        self,
-        cx: &mut Cx<'_, '_, T>,
-        out: &mut Vec<u64>,
-    ) -> Result<(), wasmi::Error>;
+    fn lower_params<T>(self, cx: &mut Cx<'_, '_, T>, out: &mut Vec<u64>) -> Result<(), wasmi::Error>;
     /// Loads from a tuple in memory (params spilled beyond 16 flat values).
     fn load_params<T>(cx: &mut Cx<'_, '_, T>, ptr: u32) -> Result<Self, Trap>;
     /// For all-scalar signatures: a typed wasmi host function.
@@ -318,11 +312,7 @@ pub trait ComponentResult: Sized + Send + Sync + 'static {
     fn from_vals(vs: &[Val]) -> Result<Self>;
     /// Lifts the result from flat values, or through the returned pointer
     /// when `spilled`.
-    fn lift_result<T>(
-        cx: &mut Cx<'_, '_, T>,
-        vi: &mut FlatIter<'_>,
-        spilled: bool,
-    ) -> Result<Self, Trap>;
+    fn lift_result<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, spilled: bool) -> Result<Self, Trap>;
     /// Lowers the result to flat values, or stores it at `retptr`.
     fn lower_result<T>(
         self,
@@ -349,12 +339,7 @@ impl ComponentResult for () {
     fn lift_result<T>(_: &mut Cx<'_, '_, T>, _: &mut FlatIter<'_>, _: bool) -> Result<Self, Trap> {
         Ok(())
     }
-    fn lower_result<T>(
-        self,
-        _: &mut Cx<'_, '_, T>,
-        _: Option<u32>,
-        _: &mut Vec<u64>,
-    ) -> Result<(), wasmi::Error> {
+    fn lower_result<T>(self, _: &mut Cx<'_, '_, T>, _: Option<u32>, _: &mut Vec<u64>) -> Result<(), wasmi::Error> {
         Ok(())
     }
     const SCALAR: bool = true;
@@ -377,11 +362,7 @@ impl<V: ComponentValue> ComponentResult for V {
             _ => bail!("expected one result, found {}", vs.len()),
         }
     }
-    fn lift_result<T>(
-        cx: &mut Cx<'_, '_, T>,
-        vi: &mut FlatIter<'_>,
-        spilled: bool,
-    ) -> Result<Self, Trap> {
+    fn lift_result<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, spilled: bool) -> Result<Self, Trap> {
         if spilled {
             let ptr = vi.take()? as u32;
             check_tuple_ptr(cx, ptr, &V::ty())?;
@@ -497,10 +478,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
     let spilled = flatten_types(param_types.iter()).len() > MAX_FLAT_PARAMS;
     let retptr = flatten_types(result_type.iter()).len() > MAX_FLAT_RESULTS;
     let ty = crate::types::FuncType::new(
-        param_types
-            .iter()
-            .map(|t| (String::new(), t.clone()))
-            .collect(),
+        param_types.iter().map(|t| (String::new(), t.clone())).collect(),
         result_type,
     );
     let core_ty = crate::canon::calls::lowered_core_type(&ty);
@@ -509,10 +487,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
         core_ty,
         move |mut caller: Caller<'_, StoreData<T>>, params, results| {
             may_leave(&caller, opts.instance)?;
-            let raw: Vec<u64> = params
-                .iter()
-                .map(crate::canon::calls::from_wasmi_val)
-                .collect();
+            let raw: Vec<u64> = params.iter().map(crate::canon::calls::from_wasmi_val).collect();
             let mut vi = FlatIter::new(&raw);
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let args = if spilled {
@@ -521,13 +496,8 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
             } else {
                 P::lift_params(&mut cx, &mut vi)?
             };
-            let r = f(StoreCx(caller.as_context_mut()), args)
-                .map_err(|e| wasmi::Error::host(HostFault(e)))?;
-            let ret = if retptr {
-                Some(vi.take()? as u32)
-            } else {
-                None
-            };
+            let r = f(StoreCx(caller.as_context_mut()), args).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+            let ret = if retptr { Some(vi.take()? as u32) } else { None };
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let mut flat = Vec::new();
             r.lower_result(&mut cx, ret, &mut flat)?;

@@ -140,13 +140,7 @@ impl fmt::Display for Val {
                 }
                 f.write_str("}")
             }
-            Val::Resource(r) => write!(
-                f,
-                "{}<{}>#{}",
-                if r.own { "own" } else { "borrow" },
-                r.ty.name(),
-                r.rep
-            ),
+            Val::Resource(r) => write!(f, "{}<{}>#{}", if r.own { "own" } else { "borrow" }, r.ty.name(), r.rep),
         }
     }
 }

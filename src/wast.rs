@@ -74,9 +74,8 @@ pub fn run_script(name: &str, text: &str, report: &mut dyn FnMut(String)) -> Res
     let mut sum = Summary::default();
     for directive in wast.directives {
         let (line, col) = directive.span().linecol_in(text);
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.directive(directive)))
-                .unwrap_or_else(|_| Outcome::Fail("panicked".into()));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.directive(directive)))
+            .unwrap_or_else(|_| Outcome::Fail("panicked".into()));
         match outcome {
             Outcome::Pass => sum.passed += 1,
             Outcome::Fail(why) => {
@@ -114,14 +113,10 @@ impl Runner {
                     .and_then(|c| self.instantiate(&c));
                 let (cur, outcome) = match result {
                     Ok(i) => (Current::Instance(i), Outcome::Pass),
-                    Err(e) if is_unsupported(&e) => (
-                        Current::Skipped(format!("{e:#}")),
-                        Outcome::Skip(format!("{e:#}")),
-                    ),
-                    Err(e) => (
-                        Current::Skipped(format!("{e:#}")),
-                        Outcome::Fail(format!("{e:#}")),
-                    ),
+                    Err(e) if is_unsupported(&e) => {
+                        (Current::Skipped(format!("{e:#}")), Outcome::Skip(format!("{e:#}")))
+                    }
+                    Err(e) => (Current::Skipped(format!("{e:#}")), Outcome::Fail(format!("{e:#}"))),
                 };
                 self.set_current(id, cur);
                 outcome
@@ -135,14 +130,11 @@ impl Runner {
                     Err(e) => Outcome::Fail(format!("{e:#}")),
                 };
                 if let Some(id) = id {
-                    self.definitions
-                        .insert(id, result.map_err(|e| format!("{e:#}")));
+                    self.definitions.insert(id, result.map_err(|e| format!("{e:#}")));
                 }
                 outcome
             }
-            WastDirective::ModuleInstance {
-                instance, module, ..
-            } => {
+            WastDirective::ModuleInstance { instance, module, .. } => {
                 let Some(def) = module.map(|m| m.name().to_string()) else {
                     return Outcome::Fail("instance of an unnamed definition".into());
                 };
@@ -154,39 +146,27 @@ impl Runner {
                     ),
                     Some(Ok(c)) => match self.instantiate(&c) {
                         Ok(i) => (Current::Instance(i), Outcome::Pass),
-                        Err(e) if is_unsupported(&e) => (
-                            Current::Skipped(format!("{e:#}")),
-                            Outcome::Skip(format!("{e:#}")),
-                        ),
-                        Err(e) => (
-                            Current::Skipped(format!("{e:#}")),
-                            Outcome::Fail(format!("{e:#}")),
-                        ),
+                        Err(e) if is_unsupported(&e) => {
+                            (Current::Skipped(format!("{e:#}")), Outcome::Skip(format!("{e:#}")))
+                        }
+                        Err(e) => (Current::Skipped(format!("{e:#}")), Outcome::Fail(format!("{e:#}"))),
                     },
                 };
                 self.set_current(instance.map(|i| i.name().to_string()), cur);
                 outcome
             }
-            WastDirective::AssertMalformed { mut module, .. }
-            | WastDirective::AssertInvalid { mut module, .. } => {
+            WastDirective::AssertMalformed { mut module, .. } | WastDirective::AssertInvalid { mut module, .. } => {
                 match encode(&mut module).and_then(|b| self.load(&b)) {
                     Err(e) if is_unsupported(&e) => Outcome::Skip(format!("{e:#}")),
                     Err(_) => Outcome::Pass,
-                    Ok(_) => {
-                        Outcome::Fail("expected the component to be rejected, but it loaded".into())
-                    }
+                    Ok(_) => Outcome::Fail("expected the component to be rejected, but it loaded".into()),
                 }
             }
             WastDirective::AssertUnlinkable { mut module, .. } => {
-                let loaded = module
-                    .encode()
-                    .map_err(|e| anyhow!("{e}"))
-                    .and_then(|b| self.load(&b));
+                let loaded = module.encode().map_err(|e| anyhow!("{e}")).and_then(|b| self.load(&b));
                 match loaded {
                     Err(e) if is_unsupported(&e) => Outcome::Skip(format!("{e:#}")),
-                    Err(e) => {
-                        Outcome::Fail(format!("expected a link error, but it did not load: {e:#}"))
-                    }
+                    Err(e) => Outcome::Fail(format!("expected a link error, but it did not load: {e:#}")),
                     Ok(c) => match self.instantiate(&c) {
                         Err(e) if is_unsupported(&e) => Outcome::Skip(format!("{e:#}")),
                         Err(_) => Outcome::Pass,
@@ -207,9 +187,7 @@ impl Runner {
                         self.invoke(invoke.module.map(|m| m.name()), invoke.name, &invoke.args)
                     }
                     WastExecute::Wat(mut wat) => self.instantiate_wat(&mut wat).map(|_| vec![]),
-                    WastExecute::Get { .. } => {
-                        return Outcome::Skip("core `get` is not a component directive".into())
-                    }
+                    WastExecute::Get { .. } => return Outcome::Skip("core `get` is not a component directive".into()),
                 };
                 match result {
                     Ok(vals) => Outcome::Fail(format!("expected trap `{message}`, got {vals:?}")),
@@ -231,9 +209,7 @@ impl Runner {
                         self.invoke(invoke.module.map(|m| m.name()), invoke.name, &invoke.args)
                     }
                     WastExecute::Wat(mut wat) => self.instantiate_wat(&mut wat).map(|_| vec![]),
-                    WastExecute::Get { .. } => {
-                        return Outcome::Skip("core `get` is not a component directive".into())
-                    }
+                    WastExecute::Get { .. } => return Outcome::Skip("core `get` is not a component directive".into()),
                 };
                 match got {
                     Ok(vals) => match compare(&vals, &results) {
@@ -244,10 +220,7 @@ impl Runner {
                     Err(Failed(e)) => Outcome::Fail(format!("{e:#}")),
                 }
             }
-            other => Outcome::Skip(format!(
-                "directive `{}` is not supported",
-                directive_name(&other)
-            )),
+            other => Outcome::Skip(format!("directive `{}` is not supported", directive_name(&other))),
         }
     }
 
@@ -276,31 +249,20 @@ impl Runner {
         Ok(i)
     }
 
-    fn invoke(
-        &mut self,
-        module: Option<&str>,
-        name: &str,
-        args: &[WastArg<'_>],
-    ) -> Result<Vec<Val>, Failure> {
+    fn invoke(&mut self, module: Option<&str>, name: &str, args: &[WastArg<'_>]) -> Result<Vec<Val>, Failure> {
         let cur = match module {
             Some(m) => self.instances.get(m),
             None => self.current.as_ref(),
         };
         let inst = match cur {
             Some(Current::Instance(i)) => i,
-            Some(Current::Skipped(why)) => {
-                return Err(Skip(format!("component was not instantiated: {why}")))
-            }
+            Some(Current::Skipped(why)) => return Err(Skip(format!("component was not instantiated: {why}"))),
             None => return Err(Failed(anyhow!("no component instance to invoke"))),
         };
         let func = inst
             .get_func(&self.store, name)
             .ok_or_else(|| Failed(anyhow!("no exported function `{name}`")))?;
-        let vals = args
-            .iter()
-            .map(arg_val)
-            .collect::<Result<Vec<_>>>()
-            .map_err(Failed)?;
+        let vals = args.iter().map(arg_val).collect::<Result<Vec<_>>>().map_err(Failed)?;
         func.call(&mut self.store, &vals).map_err(classify)
     }
 }
@@ -392,11 +354,7 @@ pub fn wast_val(v: &WastVal<'_>) -> Result<Val> {
 
 fn compare(got: &[Val], want: &[WastRet<'_>]) -> Result<()> {
     if got.len() != want.len() {
-        bail!(
-            "expected {} results, got {}: {got:?}",
-            want.len(),
-            got.len()
-        );
+        bail!("expected {} results, got {}: {got:?}", want.len(), got.len());
     }
     for (g, w) in got.iter().zip(want) {
         let w = match w {
@@ -414,12 +372,8 @@ fn compare(got: &[Val], want: &[WastRet<'_>]) -> Result<()> {
 /// Equality where NaNs match NaNs and flags compare as sets.
 fn same(a: &Val, b: &Val) -> bool {
     match (a, b) {
-        (Val::Float32(x), Val::Float32(y)) => {
-            (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
-        }
-        (Val::Float64(x), Val::Float64(y)) => {
-            (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
-        }
+        (Val::Float32(x), Val::Float32(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
+        (Val::Float64(x), Val::Float64(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
         (Val::List(x), Val::List(y)) | (Val::Tuple(x), Val::Tuple(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
@@ -427,16 +381,11 @@ fn same(a: &Val, b: &Val) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|((n, a), (m, b))| n == m && same(a, b))
         }
         (Val::Map(x), Val::Map(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
+            x.len() == y.len() && x.iter().zip(y).all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
         }
         (Val::Variant(n, x), Val::Variant(m, y)) => n == m && same_opt(x, y),
         (Val::Option(x), Val::Option(y)) => same_opt(x, y),
-        (Val::Result(Ok(x)), Val::Result(Ok(y))) | (Val::Result(Err(x)), Val::Result(Err(y))) => {
-            same_opt(x, y)
-        }
+        (Val::Result(Ok(x)), Val::Result(Ok(y))) | (Val::Result(Err(x)), Val::Result(Err(y))) => same_opt(x, y),
         (Val::Flags(x), Val::Flags(y)) => {
             let mut x = x.clone();
             let mut y = y.clone();

@@ -85,15 +85,9 @@ fn corrupted_binaries_never_panic() {
 #[test]
 fn wrong_kinds_of_input() {
     let err = format!("{:#}", load(b"hello, not wasm").unwrap_err());
-    assert!(
-        err.contains("expected `(`") || err.contains("expected"),
-        "{err}"
-    );
+    assert!(err.contains("expected `(`") || err.contains("expected"), "{err}");
     let err = format!("{:#}", load(&[0xff, 0xfe, 0x00, 0x01]).unwrap_err());
-    assert!(
-        err.contains("neither a wasm binary nor UTF-8 text"),
-        "{err}"
-    );
+    assert!(err.contains("neither a wasm binary nor UTF-8 text"), "{err}");
     let core = std::fs::read(common::fixture("hello.wasm")).unwrap();
     let err = format!("{:#}", load(&core).unwrap_err());
     assert!(err.contains("core wasm module, not a component"), "{err}");
@@ -124,10 +118,7 @@ fn async_builtins_are_refused_with_a_clear_error() {
   (core module $M (import "" "y" (func (result i32))))
   (core instance (instantiate $M (with "" (instance (export "y" (func $yield)))))))"#;
     let err = format!("{:#}", load(wat.as_bytes()).unwrap_err());
-    assert!(
-        err.contains("WASI 0.3") && err.contains("thread.yield"),
-        "{err}"
-    );
+    assert!(err.contains("WASI 0.3") && err.contains("thread.yield"), "{err}");
 }
 
 #[test]
@@ -137,10 +128,7 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
     let mut store = Store::new(&engine, ());
     let err = format!(
         "{:#}",
-        Linker::<()>::default()
-            .instantiate(&mut store, &c)
-            .err()
-            .unwrap()
+        Linker::<()>::default().instantiate(&mut store, &c).err().unwrap()
     );
     assert_eq!(
         err,
@@ -188,15 +176,9 @@ fn huge_memories_are_refused_not_allocated() {
   (core instance $m (instantiate $M))
   (func (export "f") (result u32) (canon lift (core func $m "f"))))"#;
     let start = std::time::Instant::now();
-    let err = format!(
-        "{:#}",
-        call_first_export(huge, &engine, |_| {}).unwrap_err()
-    );
+    let err = format!("{:#}", call_first_export(huge, &engine, |_| {}).unwrap_err());
     assert!(err.contains("resource limiter denied"), "{err}");
-    assert!(
-        start.elapsed().as_secs() < 2,
-        "refused without touching the memory"
-    );
+    assert!(start.elapsed().as_secs() < 2, "refused without touching the memory");
     // Growth past the store's limit fails inside the guest (-1), and the
     // limit is the embedder's to set.
     let grow = r#"(component

@@ -48,10 +48,7 @@ fn inspect_prints_imports_and_exports() {
     let (code, out, err) = cli(&["inspect", "examples/greet.wat"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("  import log: func(msg: string);"), "{out}");
-    assert!(
-        out.contains("  export greet: func(name: string) -> string;"),
-        "{out}"
-    );
+    assert!(out.contains("  export greet: func(name: string) -> string;"), "{out}");
 }
 
 #[test]
@@ -59,10 +56,7 @@ fn bad_files_give_one_line_errors() {
     let (code, _, err) = cli(&["inspect", "no/such/file.wasm"]);
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("error: cannot read no/such/file.wasm"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: cannot read no/such/file.wasm"), "{err}");
     let (code, _, err) = cli(&["inspect", "Cargo.toml"]);
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -55,12 +55,9 @@ fn composed(ty: &str, caller_enc: &str, callee_enc: &str) -> String {
 fn forward(ty: &str, caller_enc: &str, callee_enc: &str, v: Val) -> Val {
     let engine = Engine::default();
     let wat = composed(ty, caller_enc, callee_enc);
-    let component =
-        Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}\n{wat}"));
+    let component = Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}\n{wat}"));
     let mut store = Store::new(&engine, ());
-    let instance = Linker::<()>::default()
-        .instantiate(&mut store, &component)
-        .unwrap();
+    let instance = Linker::<()>::default().instantiate(&mut store, &component).unwrap();
     let f = instance.get_func(&store, "forward").unwrap();
     let mut out = f
         .call(&mut store, &[v])
@@ -86,11 +83,7 @@ fn strings_cross_between_every_pair_of_encodings() {
                 &"mixed é ☃ ".repeat(200),
             ] {
                 let v = Val::String(text.to_string());
-                assert_eq!(
-                    forward("string", caller, callee, v.clone()),
-                    v,
-                    "{caller} -> {callee}"
-                );
+                assert_eq!(forward("string", caller, callee, v.clone()), v, "{caller} -> {callee}");
             }
         }
     }
@@ -115,9 +108,6 @@ fn lists_cross_between_components() {
     }
     let numbers = Val::List((0..1000u32).map(|i| Val::U32(i * 7)).collect());
     assert_eq!(forward("(list u32)", "", "", numbers.clone()), numbers);
-    let nested = Val::List(vec![
-        Val::List(vec![Val::U8(1), Val::U8(2)]),
-        Val::List(vec![]),
-    ]);
+    let nested = Val::List(vec![Val::List(vec![Val::U8(1), Val::U8(2)]), Val::List(vec![])]);
     assert_eq!(forward("(list (list u8))", "", "", nested.clone()), nested);
 }

@@ -45,12 +45,7 @@ fn a_thousand_sleeping_instances_finish_together() {
     let start = Instant::now();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
-            let (engine, component, linker, done) = (
-                engine.clone(),
-                component.clone(),
-                linker.clone(),
-                done.clone(),
-            );
+            let (engine, component, linker, done) = (engine.clone(), component.clone(), linker.clone(), done.clone());
             executor.spawn(async move {
                 let mut store = Store::new(&engine, ());
                 let instance = linker.instantiate(&mut store, &component).unwrap();
@@ -81,12 +76,7 @@ fn a_thousand_sleeping_instances_finish_together() {
 /// Process CPU time (user + system), from /proc/self/stat.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10)
@@ -97,9 +87,7 @@ fn outside_an_async_call_the_future_runs_in_place() {
     let engine = Engine::default();
     let component = Component::new(&engine, SLEEPER.as_bytes()).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = sleeping_linker::<()>()
-        .instantiate(&mut store, &component)
-        .unwrap();
+    let instance = sleeping_linker::<()>().instantiate(&mut store, &component).unwrap();
     let start = Instant::now();
     let out = instance
         .get_func(&store, "run")
@@ -135,9 +123,7 @@ fn fuel_slices_keep_a_busy_guest_from_starving_others() {
         executor.spawn(async move {
             let mut store = Store::new(&engine, ());
             store.set_fuel_slice(Some(10_000));
-            let instance = Linker::<()>::default()
-                .instantiate(&mut store, &spinner)
-                .unwrap();
+            let instance = Linker::<()>::default().instantiate(&mut store, &spinner).unwrap();
             let f = instance.get_func(&store, "spin").unwrap();
             assert_eq!(
                 f.call_async(&mut store, &[Val::U32(n)]).await.unwrap(),
@@ -211,9 +197,5 @@ fn a_composed_chain_suspends_through_the_adapter() {
     }));
     assert!(outs.iter().all(|o| *o == vec![Val::U32(102)]));
     // 50 chains × two 50 ms sleeps, concurrently: about 100 ms, not 5 s.
-    assert!(
-        start.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
 }

@@ -62,9 +62,7 @@ fn setup() -> (Store<ResourceTable>, wippy_wasm::Instance) {
         let Val::Resource(d) = &args[0] else {
             anyhow::bail!("expected a dir")
         };
-        let r = cx
-            .data_mut()
-            .push_child(File, &Resource::<Dir>::new(d.rep))?;
+        let r = cx.data_mut().push_child(File, &Resource::<Dir>::new(d.rep))?;
         out.push(Val::Resource(ResourceAny {
             ty: file_ty.clone(),
             rep: r.rep(),
@@ -80,24 +78,14 @@ fn setup() -> (Store<ResourceTable>, wippy_wasm::Instance) {
 #[test]
 fn children_dropped_first_release_everything() {
     let (mut store, i) = setup();
-    i.get_func(&store, "good")
-        .unwrap()
-        .call(&mut store, &[])
-        .unwrap();
+    i.get_func(&store, "good").unwrap().call(&mut store, &[]).unwrap();
     assert!(store.data().is_empty());
 }
 
 #[test]
 fn dropping_a_parent_with_children_traps_and_keeps_both() {
     let (mut store, i) = setup();
-    let err = i
-        .get_func(&store, "bad")
-        .unwrap()
-        .call(&mut store, &[])
-        .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("resource still has children"),
-        "{err:#}"
-    );
+    let err = i.get_func(&store, "bad").unwrap().call(&mut store, &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("resource still has children"), "{err:#}");
     assert_eq!(store.data().len(), 2);
 }

@@ -75,9 +75,7 @@ fn linker(dropped: Arc<Mutex<Vec<u32>>>) -> Linker<Host> {
             Ok(())
         })
         .func_new("get-arguments", |cx, _, out| {
-            out.push(Val::List(
-                cx.data().args.iter().cloned().map(Val::String).collect(),
-            ));
+            out.push(Val::List(cx.data().args.iter().cloned().map(Val::String).collect()));
             Ok(())
         });
     l.instance("wasi:cli/exit@0.2.0")
@@ -85,8 +83,7 @@ fn linker(dropped: Arc<Mutex<Vec<u32>>>) -> Linker<Host> {
             Val::Result(Ok(_)) => Err(Exit(0).into()),
             _ => Err(Exit(1).into()),
         });
-    l.instance("wasi:io/error@0.2.0")
-        .resource("error", |_, _| Ok(()));
+    l.instance("wasi:io/error@0.2.0").resource("error", |_, _| Ok(()));
     let streams = l.instance("wasi:io/streams@0.2.0");
     let d = dropped.clone();
     let output = streams.resource("output-stream", move |_, rep| {
@@ -150,18 +147,10 @@ fn linker(dropped: Arc<Mutex<Vec<u32>>>) -> Linker<Host> {
     fs.resource("descriptor", |_, _| Ok(()));
     fs.resource("directory-entry-stream", |_, _| Ok(()));
     let bad = |_: wippy_wasm::StoreCx<'_, Host>, _: &[Val], out: &mut Vec<Val>| {
-        out.push(Val::Result(Err(Some(Box::new(Val::Enum(
-            "bad-descriptor".into(),
-        ))))));
+        out.push(Val::Result(Err(Some(Box::new(Val::Enum("bad-descriptor".into()))))));
         Ok(())
     };
-    for m in [
-        "write-via-stream",
-        "append-via-stream",
-        "get-flags",
-        "get-type",
-        "stat",
-    ] {
+    for m in ["write-via-stream", "append-via-stream", "get-flags", "get-type", "stat"] {
         fs.func_new(&format!("[method]descriptor.{m}"), bad);
     }
     fs.func_new("filesystem-error-code", |_, _, out| {
@@ -187,12 +176,8 @@ fn run(args: &[&str]) -> (Result<Vec<Val>>, Host, Vec<u32>) {
         ..Host::default()
     };
     let mut store = Store::new(&engine, host);
-    let instance = linker(dropped.clone())
-        .instantiate(&mut store, &component)
-        .unwrap();
-    let run = instance
-        .get_func(&store, "wasi:cli/run@0.2.0#run")
-        .expect("run export");
+    let instance = linker(dropped.clone()).instantiate(&mut store, &component).unwrap();
+    let run = instance.get_func(&store, "wasi:cli/run@0.2.0#run").expect("run export");
     let result = run.call(&mut store, &[]);
     let host = std::mem::take(store.data_mut());
     let dropped = dropped.lock().unwrap().clone();

@@ -156,26 +156,19 @@ fn freed_handles_are_reused_last_in_first_out() {
 fn handle_traps() {
     let mut fx = setup();
     let err = fx.call("double-drop", &[]).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("unknown handle index 1"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("unknown handle index 1"), "{err:#}");
     let mut fx = setup();
     let err = fx.call("drop-zero", &[]).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("unknown handle index 0"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("unknown handle index 0"), "{err:#}");
     let mut fx = setup();
     let err = fx.call("rep-of-index", &[Val::U32(5)]).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("unknown handle index 5"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("unknown handle index 5"), "{err:#}");
     let mut fx = setup();
     let err = fx.call("wrong-type", &[]).unwrap_err();
     assert!(
-        format!("{err:#}").contains("handle index 1 used with the wrong type, expected host-defined resource but found guest-defined resource"),
+        format!("{err:#}").contains(
+            "handle index 1 used with the wrong type, expected host-defined resource but found guest-defined resource"
+        ),
         "{err:#}"
     );
 }

@@ -18,11 +18,7 @@ const KNOWN: &[(&str, &str)] = &[(
 )];
 
 fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -66,9 +62,7 @@ fn component_model_reference_scripts() {
             sum.passed, sum.failed, sum.skipped
         );
         for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
-            let known = KNOWN
-                .iter()
-                .any(|(at, _)| l.starts_with(&format!("FAIL {at}:")));
+            let known = KNOWN.iter().any(|(at, _)| l.starts_with(&format!("FAIL {at}:")));
             if !known {
                 unexpected.push(l.clone());
             }
@@ -80,9 +74,5 @@ fn component_model_reference_scripts() {
         total.passed, total.failed, total.skipped
     );
     assert!(total.passed > 1000, "the suite ran");
-    assert!(
-        unexpected.is_empty(),
-        "unexpected failures:\n{}",
-        unexpected.join("\n")
-    );
+    assert!(unexpected.is_empty(), "unexpected failures:\n{}", unexpected.join("\n"));
 }

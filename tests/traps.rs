@@ -17,10 +17,7 @@ fn trap_of(wat: &str, linker: &Linker<()>, f: &str, args: &[Val]) -> String {
 fn assert_trap(wat: &str, f: &str, args: &[Val], want: &str) {
     let got = trap_of(wat, &Linker::default(), f, args);
     assert!(got.contains(want), "expected `{want}`, got `{got}`");
-    assert!(
-        got.contains(&format!("`{f}`")),
-        "the message names the function: {got}"
-    );
+    assert!(got.contains(&format!("`{f}`")), "the message names the function: {got}");
 }
 
 /// A component whose export `f` lifts the core function body `body`
@@ -95,10 +92,7 @@ fn string_traps() {
         &lifting(
             "string",
             "i32",
-            &format!(
-                "(i32.store8 (i32.const 16) (i32.const 0xff)) {}",
-                ret("16", "1")
-            ),
+            &format!("(i32.store8 (i32.const 16) (i32.const 0xff)) {}", ret("16", "1")),
         ),
         "f",
         &[],
@@ -177,12 +171,7 @@ fn realloc_traps() {
         &arg,
         "realloc return: beyond end of memory",
     );
-    assert_trap(
-        &realloc_returning("6"),
-        "f",
-        &arg,
-        "realloc return: result not aligned",
-    );
+    assert_trap(&realloc_returning("6"), "f", &arg, "realloc return: result not aligned");
 }
 
 #[test]
@@ -248,13 +237,7 @@ fn guest_unreachable_names_the_function_and_host_survives() {
     let engine = Engine::default();
     let component = Component::new(&engine, wat.as_bytes()).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = Linker::<()>::default()
-        .instantiate(&mut store, &component)
-        .unwrap();
-    let out = instance
-        .get_func(&store, "ok")
-        .unwrap()
-        .call(&mut store, &[])
-        .unwrap();
+    let instance = Linker::<()>::default().instantiate(&mut store, &component).unwrap();
+    let out = instance.get_func(&store, "ok").unwrap().call(&mut store, &[]).unwrap();
     assert_eq!(out, vec![Val::U32(5)]);
 }

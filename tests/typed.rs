@@ -76,15 +76,8 @@ fn char_from_a_guest_is_validated_on_the_fast_path() {
     let mut linker = Linker::<u64>::default();
     linker.root().func_wrap("c", |_, (_c,): (char,)| Ok(()));
     let (mut store, i) = instance(&wat, linker);
-    let err = i
-        .get_func(&store, "call-c")
-        .unwrap()
-        .call(&mut store, &[])
-        .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("invalid `char` bit pattern"),
-        "{err:#}"
-    );
+    let err = i.get_func(&store, "call-c").unwrap().call(&mut store, &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("invalid `char` bit pattern"), "{err:#}");
 }
 
 #[test]
@@ -97,13 +90,11 @@ fn strings_and_bytes() {
         "(call $f (local.get 0) (local.get 1) (i32.const 16)) (i32.const 16)",
     );
     let mut linker = Linker::<u64>::default();
-    linker.root().func_wrap("rev", |_, (s,): (String,)| {
-        Ok(s.chars().rev().collect::<String>())
-    });
+    linker
+        .root()
+        .func_wrap("rev", |_, (s,): (String,)| Ok(s.chars().rev().collect::<String>()));
     let (mut store, i) = instance(&wat, linker);
-    let f = i
-        .get_typed_func::<_, (String,), String>(&store, "call-rev")
-        .unwrap();
+    let f = i.get_typed_func::<_, (String,), String>(&store, "call-rev").unwrap();
     assert_eq!(f.call(&mut store, ("añ☃🍰".to_string(),)).unwrap(), "🍰☃ña");
 
     let wat = forwarder(
@@ -118,13 +109,8 @@ fn strings_and_bytes() {
         Ok(b.iter().map(|&x| x as u32).sum::<u32>())
     });
     let (mut store, i) = instance(&wat, linker);
-    let f = i
-        .get_typed_func::<_, (Vec<u8>,), u32>(&store, "call-sum")
-        .unwrap();
-    assert_eq!(
-        f.call(&mut store, ((0..=255).collect(),)).unwrap(),
-        255 * 256 / 2
-    );
+    let f = i.get_typed_func::<_, (Vec<u8>,), u32>(&store, "call-sum").unwrap();
+    assert_eq!(f.call(&mut store, ((0..=255).collect(),)).unwrap(), 255 * 256 / 2);
 }
 
 #[test]
@@ -137,11 +123,9 @@ fn lists_of_strings_and_options_through_typed_paths() {
         "(call $f (local.get 0) (local.get 1) (i32.const 16)) (i32.const 16)",
     );
     let mut linker = Linker::<u64>::default();
-    linker
-        .root()
-        .func_wrap("join", |_, (parts,): (Vec<String>,)| {
-            Ok((!parts.is_empty()).then(|| parts.join("+")))
-        });
+    linker.root().func_wrap("join", |_, (parts,): (Vec<String>,)| {
+        Ok((!parts.is_empty()).then(|| parts.join("+")))
+    });
     let (mut store, i) = instance(&wat, linker);
     let f = i
         .get_typed_func::<_, (Vec<String>,), Option<String>>(&store, "call-join")
@@ -165,14 +149,8 @@ fn typed_lookup_checks_the_export_type() {
     let mut linker = Linker::<u64>::default();
     linker.root().func_wrap("n", |_, (x,): (u32,)| Ok(x));
     let (store, i) = instance(&wat, linker);
-    let err = i
-        .get_typed_func::<_, (String,), u32>(&store, "call-n")
-        .err()
-        .unwrap();
-    assert!(
-        format!("{err:#}").contains("has type func(x: u32) -> u32"),
-        "{err:#}"
-    );
+    let err = i.get_typed_func::<_, (String,), u32>(&store, "call-n").err().unwrap();
+    assert!(format!("{err:#}").contains("has type func(x: u32) -> u32"), "{err:#}");
 }
 
 #[test]
@@ -194,8 +172,5 @@ fn a_typed_host_function_imported_at_another_type_falls_back_to_values() {
         .unwrap()
         .call(&mut store, &[wippy_wasm::Val::U64(1)])
         .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("expected u32, found u64"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("expected u32, found u64"), "{err:#}");
 }

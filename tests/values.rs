@@ -61,8 +61,7 @@ fn echo_component(ty: &str, params: &str, res: &Res, enc: &str) -> String {
 fn round_trip(ty: &str, params: &str, res: Res, enc: &str, v: Val) -> (Val, Val) {
     let engine = Engine::default();
     let wat = echo_component(ty, params, &res, enc);
-    let component =
-        Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}\n{wat}"));
+    let component = Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}\n{wat}"));
     let seen = Arc::new(Mutex::new(None));
     let mut linker = Linker::<()>::default();
     let s = seen.clone();
@@ -74,9 +73,7 @@ fn round_trip(ty: &str, params: &str, res: Res, enc: &str, v: Val) -> (Val, Val)
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &component).unwrap();
     let echo = instance.get_func(&store, "echo").unwrap();
-    let out = echo
-        .call(&mut store, &[v])
-        .unwrap_or_else(|e| panic!("{ty}: {e:#}"));
+    let out = echo.call(&mut store, &[v]).unwrap_or_else(|e| panic!("{ty}: {e:#}"));
     assert_eq!(out.len(), 1);
     let seen = seen.lock().unwrap().clone().expect("host import called");
     (seen, out.into_iter().next().unwrap())
@@ -146,13 +143,7 @@ fn strings_in_every_encoding() {
         "string-encoding=utf16",
         "string-encoding=latin1+utf16",
     ] {
-        for text in [
-            "",
-            "hello",
-            "héllo wörld",
-            "☃ snow ☺ and 🍰",
-            &"long ".repeat(1000),
-        ] {
+        for text in ["", "hello", "héllo wörld", "☃ snow ☺ and 🍰", &"long ".repeat(1000)] {
             let (seen, back) = round_trip("string", "i32 i32", Res::Ptr, enc, s(text));
             assert_eq!(seen, s(text), "{enc}");
             assert_eq!(back, s(text), "{enc}");
@@ -175,10 +166,7 @@ fn lists_and_maps() {
         "(list (list u16))",
         "i32 i32",
         Res::Ptr,
-        Val::List(vec![
-            Val::List(vec![Val::U16(1), Val::U16(2)]),
-            Val::List(vec![]),
-        ]),
+        Val::List(vec![Val::List(vec![Val::U16(1), Val::U16(2)]), Val::List(vec![])]),
     );
     check(
         "(list u32 4)",
@@ -186,12 +174,7 @@ fn lists_and_maps() {
         Res::Ptr,
         Val::List((1..=4).map(Val::U32).collect()),
     );
-    check(
-        "(list u8 1)",
-        "i32",
-        Res::Flat("i32"),
-        Val::List(vec![Val::U8(7)]),
-    );
+    check("(list u8 1)", "i32", Res::Flat("i32"), Val::List(vec![Val::U8(7)]));
     check(
         "(map string u32)",
         "i32 i32",
@@ -228,10 +211,7 @@ fn records_tuples_flags() {
     let many: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
     let flags_ty = format!(
         "(flags {})",
-        many.iter()
-            .map(|n| format!("\"{n}\""))
-            .collect::<Vec<_>>()
-            .join(" ")
+        many.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(" ")
     );
     check(
         &flags_ty,
@@ -244,12 +224,7 @@ fn records_tuples_flags() {
 #[test]
 fn variants_enums_options_results() {
     let v = r#"(variant (case "a" u32) (case "b" f32) (case "c"))"#;
-    check(
-        v,
-        "i32 i32",
-        Res::Ptr,
-        Val::Variant("a".into(), some(Val::U32(7))),
-    );
+    check(v, "i32 i32", Res::Ptr, Val::Variant("a".into(), some(Val::U32(7))));
     check(
         v,
         "i32 i32",
@@ -276,18 +251,8 @@ fn variants_enums_options_results() {
         Res::Ptr,
         Val::Variant("s".into(), some(s("str"))),
     );
-    check(
-        r#"(enum "x" "y" "z")"#,
-        "i32",
-        Res::Flat("i32"),
-        Val::Enum("z".into()),
-    );
-    check(
-        "(option u64)",
-        "i32 i64",
-        Res::Ptr,
-        Val::Option(some(Val::U64(3))),
-    );
+    check(r#"(enum "x" "y" "z")"#, "i32", Res::Flat("i32"), Val::Enum("z".into()));
+    check("(option u64)", "i32 i64", Res::Ptr, Val::Option(some(Val::U64(3))));
     check("(option u64)", "i32 i64", Res::Ptr, Val::Option(None));
     check(
         "(option (option bool))",
@@ -297,12 +262,7 @@ fn variants_enums_options_results() {
     );
     let r = "(result string (error u32))";
     check(r, "i32 i32 i32", Res::Ptr, Val::Result(Ok(some(s("fine")))));
-    check(
-        r,
-        "i32 i32 i32",
-        Res::Ptr,
-        Val::Result(Err(some(Val::U32(404)))),
-    );
+    check(r, "i32 i32 i32", Res::Ptr, Val::Result(Err(some(Val::U32(404)))));
     check("(result)", "i32", Res::Flat("i32"), Val::Result(Err(None)));
 }
 
@@ -310,22 +270,14 @@ fn variants_enums_options_results() {
 fn more_than_sixteen_flat_params_spill_to_memory() {
     // 17 u32 fields flatten to 17 core values: passed through a pointer.
     let fields: String = (0..17).map(|i| format!("(field \"f{i}\" u32) ")).collect();
-    let rec = Val::Record(
-        (0..17)
-            .map(|i| (format!("f{i}"), Val::U32(i * 3)))
-            .collect(),
-    );
+    let rec = Val::Record((0..17).map(|i| (format!("f{i}"), Val::U32(i * 3))).collect());
     check(&format!("(record {fields})"), "i32", Res::Ptr, rec);
 }
 
 #[test]
 fn host_value_of_the_wrong_type_is_an_error_not_a_panic() {
     let engine = Engine::default();
-    let component = Component::new(
-        &engine,
-        echo_component("u32", "i32", &Res::Flat("i32"), "").as_bytes(),
-    )
-    .unwrap();
+    let component = Component::new(&engine, echo_component("u32", "i32", &Res::Flat("i32"), "").as_bytes()).unwrap();
     let mut linker = Linker::<()>::default();
     linker.root().func_new("host-echo", |_, _, out| {
         out.push(Val::String("not a u32".into()));
@@ -335,10 +287,7 @@ fn host_value_of_the_wrong_type_is_an_error_not_a_panic() {
     let instance = linker.instantiate(&mut store, &component).unwrap();
     let echo = instance.get_func(&store, "echo").unwrap();
     let err = echo.call(&mut store, &[Val::U32(1)]).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("expected u32, found string"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("expected u32, found string"), "{err:#}");
     let err = echo.call(&mut store, &[Val::Bool(true)]).unwrap_err();
     assert!(format!("{err:#}").contains("expected u32"), "{err:#}");
 }

@@ -22,8 +22,8 @@ use crate::types::FuncType;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use wasm_encoder::{
-    CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection,
-    Instruction, Module, TypeSection, ValType,
+    CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection, Instruction, Module,
+    TypeSection, ValType,
 };
 
 fn val(f: Flat) -> ValType {
@@ -51,11 +51,7 @@ impl AdapterShape {
         let lower = flatten_functype(ty, true);
         let lift = flatten_functype(ty, false);
         let retptr = flatten_types(ty.result.iter()).len() > MAX_FLAT_RESULTS;
-        AdapterShape {
-            lower,
-            lift,
-            retptr,
-        }
+        AdapterShape { lower, lift, retptr }
     }
 
     /// Parameters of the `lower_results` helper: the callee's flat results,
@@ -78,9 +74,7 @@ impl AdapterShape {
         types
             .ty()
             .function(vals(&self.results_helper_params()), vals(&self.lower.1)); // 2: lower_results
-        types
-            .ty()
-            .function(vals(&self.lower.0), vals(&self.lower.1)); // 3: adapter
+        types.ty().function(vals(&self.lower.0), vals(&self.lower.1)); // 3: adapter
         let mut imports = ImportSection::new();
         imports.import("", "callee", EntityType::Function(0));
         imports.import("", "lower_args", EntityType::Function(1));
@@ -119,11 +113,7 @@ pub struct AdapterCache {
 }
 
 impl AdapterCache {
-    pub fn module(
-        &self,
-        engine: &wasmi::Engine,
-        shape: &AdapterShape,
-    ) -> Result<wasmi::Module, wasmi::Error> {
+    pub fn module(&self, engine: &wasmi::Engine, shape: &AdapterShape) -> Result<wasmi::Module, wasmi::Error> {
         let mut map = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = map.get(shape) {
             return Ok(m.clone());
@@ -179,9 +169,7 @@ mod tests {
         let mut linker = Linker::<()>::default();
         linker
             .root()
-            .func_wrap("wait", |_, ()| -> anyhow::Result<u32> {
-                Err(Suspend.into())
-            });
+            .func_wrap("wait", |_, ()| -> anyhow::Result<u32> { Err(Suspend.into()) });
         let mut store = Store::new(&engine, ());
         let instance = linker.instantiate(&mut store, &component).unwrap();
         let exports = instance
@@ -195,10 +183,7 @@ mod tests {
             panic!("g is lifted")
         };
         let mut out = [wasmi::Val::I32(0)];
-        let call = g
-            .core
-            .call_resumable(&mut store.inner, &[], &mut out)
-            .unwrap();
+        let call = g.core.call_resumable(&mut store.inner, &[], &mut out).unwrap();
         let wasmi::ResumableCall::HostTrap(paused) = call else {
             panic!("the chain did not suspend")
         };
@@ -212,10 +197,6 @@ mod tests {
             .resume(&mut store.inner, &[wasmi::Val::I32(4)], &mut out)
             .unwrap();
         assert!(matches!(done, wasmi::ResumableCall::Finished));
-        assert_eq!(
-            out[0].i32(),
-            Some(41),
-            "callee computed 4*10, caller added 1"
-        );
+        assert_eq!(out[0].i32(), Some(41), "callee computed 4*10, caller added 1");
     }
 }

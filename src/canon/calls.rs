@@ -46,9 +46,7 @@ fn for_entering_set<T>(
 ) -> bool {
     let mut cur = Some(inst);
     while let Some(i) = cur {
-        if caller.is_none_or(|c| !in_chain(store, i, c))
-            && !f(&mut store.data_mut().rt.instances[i])
-        {
+        if caller.is_none_or(|c| !in_chain(store, i, c)) && !f(&mut store.data_mut().rt.instances[i]) {
             return false;
         }
         cur = store.data().rt.instances[i].parent;
@@ -57,11 +55,7 @@ fn for_entering_set<T>(
 }
 
 /// `may_enter_from` + `enter_from`.
-fn enter<T>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    inst: usize,
-    caller: Option<usize>,
-) -> Result<(), Trap> {
+fn enter<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize, caller: Option<usize>) -> Result<(), Trap> {
     if !for_entering_set(store, inst, caller, |s| s.may_enter) {
         return Err(trap!("cannot enter component instance"));
     }
@@ -90,10 +84,7 @@ pub(crate) fn to_wasmi_val(v: u64, t: Flat) -> wasmi::Val {
 }
 
 pub(crate) fn to_wasmi_vals(raw: &[u64], types: &[Flat]) -> Vec<wasmi::Val> {
-    raw.iter()
-        .zip(types)
-        .map(|(&v, &t)| to_wasmi_val(v, t))
-        .collect()
+    raw.iter().zip(types).map(|(&v, &t)| to_wasmi_val(v, t)).collect()
 }
 
 pub(crate) fn from_wasmi_val(v: &wasmi::Val) -> u64 {
@@ -131,20 +122,9 @@ pub(crate) fn lift_enter<T>(
 }
 
 /// Lowers dynamic argument values for [`lift_enter`].
-pub(crate) fn lower_args<T>(
-    cx: &mut Cx<'_, '_, T>,
-    ty: &FuncType,
-    args: &[Val],
-) -> Result<Vec<u64>, wasmi::Error> {
+pub(crate) fn lower_args<T>(cx: &mut Cx<'_, '_, T>, ty: &FuncType, args: &[Val]) -> Result<Vec<u64>, wasmi::Error> {
     let mut out = Vec::with_capacity(16);
-    lower_flat_values(
-        cx,
-        ty.params_spilled(),
-        args,
-        ty.param_types(),
-        None,
-        &mut out,
-    )?;
+    lower_flat_values(cx, ty.params_spilled(), args, ty.param_types(), None, &mut out)?;
     Ok(out)
 }
 
@@ -161,10 +141,7 @@ pub(crate) fn lift_return<T, R>(
     // A lifted function returns at most one core value.
     let raw = [core_results.first().map_or(0, from_wasmi_val)];
     let mut cx = Cx::new(store.as_context_mut(), &f.opts, site);
-    let results = lift(
-        &mut cx,
-        &mut FlatIter::new(&raw[..core_results.len().min(1)]),
-    )?;
+    let results = lift(&mut cx, &mut FlatIter::new(&raw[..core_results.len().min(1)]))?;
     let rt = &mut store.data_mut().rt;
     if rt.tasks[frame.task].num_borrows > 0 {
         return Err(trap!("borrow handles still remain at the end of the call").into());
@@ -174,11 +151,7 @@ pub(crate) fn lift_return<T, R>(
 }
 
 /// Lifts dynamic result values for [`lift_return`].
-pub(crate) fn lift_results<T>(
-    cx: &mut Cx<'_, '_, T>,
-    ty: &FuncType,
-    vi: &mut FlatIter<'_>,
-) -> Result<Vec<Val>, Trap> {
+pub(crate) fn lift_results<T>(cx: &mut Cx<'_, '_, T>, ty: &FuncType, vi: &mut FlatIter<'_>) -> Result<Vec<Val>, Trap> {
     lift_flat_values(cx, ty.result_spilled(), vi, ty.result.iter())
 }
 
@@ -229,8 +202,7 @@ pub(crate) fn call_lifted<T, R>(
             core_results[0] = wasmi::Val::default_for_ty(t.wasmi());
         }
         nested(store, |store| {
-            l.core
-                .call(store.as_context_mut(), &core_args, core_results)
+            l.core.call(store.as_context_mut(), &core_args, core_results)
         })?;
         let results = lift_return(store, l, &frame, core_results, Site::Host, lift)?;
         lift_finish(store, l, frame, core_results)?;
@@ -252,10 +224,7 @@ pub(crate) async fn call_lifted_async<T: 'static>(
     l: &Lifted,
     args: &[Val],
 ) -> Result<Vec<Val>, wasmi::Error> {
-    let (tasks, frames) = (
-        store.inner.data().rt.tasks.len(),
-        store.inner.data().rt.frames.len(),
-    );
+    let (tasks, frames) = (store.inner.data().rt.tasks.len(), store.inner.data().rt.frames.len());
     let result = drive(store, l, args).await;
     let rt = &mut store.inner.data_mut().rt;
     rt.async_driver = false;
@@ -266,14 +235,8 @@ pub(crate) async fn call_lifted_async<T: 'static>(
     result
 }
 
-async fn drive<T: 'static>(
-    store: &mut crate::Store<T>,
-    l: &Lifted,
-    args: &[Val],
-) -> Result<Vec<Val>, wasmi::Error> {
-    let (core_args, frame) = lift_enter(&mut store.ctx(), l, None, Site::Host, |cx| {
-        lower_args(cx, &l.ty, args)
-    })?;
+async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]) -> Result<Vec<Val>, wasmi::Error> {
+    let (core_args, frame) = lift_enter(&mut store.ctx(), l, None, Site::Host, |cx| lower_args(cx, &l.ty, args))?;
     let mut core_results: Vec<wasmi::Val> = l
         .core_results
         .iter()
@@ -284,9 +247,7 @@ async fn drive<T: 'static>(
         store.inner.set_fuel(slice)?;
     }
     store.inner.data_mut().rt.async_driver = true;
-    let mut call = l
-        .core
-        .call_resumable(&mut store.inner, &core_args, &mut core_results)?;
+    let mut call = l.core.call_resumable(&mut store.inner, &core_args, &mut core_results)?;
     loop {
         call = match call {
             wasmi::ResumableCall::Finished => break,
@@ -352,10 +313,7 @@ pub(crate) fn lowered_core_type(ty: &FuncType) -> wasmi::FuncType {
 }
 
 pub(crate) fn core_type(params: &[Flat], results: &[Flat]) -> wasmi::FuncType {
-    wasmi::FuncType::new(
-        params.iter().map(|f| f.wasmi()),
-        results.iter().map(|f| f.wasmi()),
-    )
+    wasmi::FuncType::new(params.iter().map(|f| f.wasmi()), results.iter().map(|f| f.wasmi()))
 }
 
 fn check_may_leave<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: usize) -> Result<(), Trap> {
@@ -375,12 +333,7 @@ fn lift_args<T>(
 ) -> Result<(Vec<Val>, Vec<u32>), Trap> {
     let raw: Vec<u64> = params.iter().map(from_wasmi_val).collect();
     let mut cx = Cx::new(store.as_context_mut(), opts, site);
-    let args = lift_flat_values(
-        &mut cx,
-        ty.params_spilled(),
-        &mut FlatIter::new(&raw),
-        ty.param_types(),
-    )?;
+    let args = lift_flat_values(&mut cx, ty.params_spilled(), &mut FlatIter::new(&raw), ty.param_types())?;
     Ok((args, cx.lenders))
 }
 
@@ -396,16 +349,8 @@ fn lower_results<T>(
 ) -> Result<(), wasmi::Error> {
     let mut cx = Cx::new(store.as_context_mut(), opts, site);
     let mut flat = Vec::with_capacity(1);
-    lower_flat_values(
-        &mut cx,
-        ty.result_spilled(),
-        vals,
-        ty.result.iter(),
-        retptr,
-        &mut flat,
-    )?;
-    if let (Some(slot), Some(&v), Some(t)) = (results.first_mut(), flat.first(), ty.result.as_ref())
-    {
+    lower_flat_values(&mut cx, ty.result_spilled(), vals, ty.result.iter(), retptr, &mut flat)?;
+    if let (Some(slot), Some(&v), Some(t)) = (results.first_mut(), flat.first(), ty.result.as_ref()) {
         *slot = to_wasmi_val(v, single_flat(t));
     }
     Ok(())
@@ -435,9 +380,7 @@ fn release_lenders<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize
 
 fn retptr_of(ty: &FuncType, params: &[wasmi::Val]) -> Result<Option<u32>, Trap> {
     if ty.result_spilled() {
-        let p = params
-            .last()
-            .ok_or_else(|| trap!("missing return pointer"))?;
+        let p = params.last().ok_or_else(|| trap!("missing return pointer"))?;
         Ok(Some(from_wasmi_val(p) as u32))
     } else {
         Ok(None)
@@ -457,17 +400,8 @@ pub(crate) fn call_host_lowered<T>(
     check_may_leave(&store, opts.instance)?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
     let mut vals = Vec::new();
-    func(StoreCx(store.as_context_mut()), &args, &mut vals)
-        .map_err(|e| wasmi::Error::host(HostFault(e)))?;
-    lower_results(
-        &mut store,
-        ty,
-        opts,
-        &vals,
-        retptr_of(ty, params)?,
-        results,
-        Site::Host,
-    )?;
+    func(StoreCx(store.as_context_mut()), &args, &mut vals).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    lower_results(&mut store, ty, opts, &vals, retptr_of(ty, params)?, results, Site::Host)?;
     release_lenders(&mut store, opts.instance, &lenders);
     Ok(())
 }
@@ -485,8 +419,7 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
-    let fut = func(StoreCx(store.as_context_mut()), &args)
-        .map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    let fut = func(StoreCx(store.as_context_mut()), &args).map_err(|e| wasmi::Error::host(HostFault(e)))?;
     let retptr = retptr_of(ty, params)?;
     let (ty, opts) = (ty.clone(), opts.clone());
     let complete: crate::dispatch::Completion<T> = Box::new(move |mut store, vals| {
@@ -520,21 +453,13 @@ pub(crate) fn adapter_lower_args<T>(
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, caller_opts.instance)?;
     let (args, lenders) = lift_args(&mut store, &callee.ty, caller_opts, params, Site::Adapter)?;
-    let (core_args, frame) = lift_enter(
-        &mut store,
-        callee,
-        Some(caller_opts.instance),
-        Site::Adapter,
-        |cx| lower_args(cx, &callee.ty, &args),
-    )?;
+    let (core_args, frame) = lift_enter(&mut store, callee, Some(caller_opts.instance), Site::Adapter, |cx| {
+        lower_args(cx, &callee.ty, &args)
+    })?;
     for (slot, v) in results.iter_mut().zip(core_args) {
         *slot = v;
     }
-    store
-        .data_mut()
-        .rt
-        .frames
-        .push(AdapterFrame { frame, lenders });
+    store.data_mut().rt.frames.push(AdapterFrame { frame, lenders });
     Ok(())
 }
 
@@ -554,17 +479,10 @@ pub(crate) fn adapter_lower_results<T>(
         .pop()
         .ok_or_else(|| trap!("adapter frame missing"))?;
     let core_results = &params[..callee.core_results.len()];
-    let retptr = params
-        .get(callee.core_results.len())
-        .map(|p| from_wasmi_val(p) as u32);
-    let vals = lift_return(
-        &mut store,
-        callee,
-        &frame,
-        core_results,
-        Site::Adapter,
-        |cx, vi| lift_results(cx, &callee.ty, vi),
-    )?;
+    let retptr = params.get(callee.core_results.len()).map(|p| from_wasmi_val(p) as u32);
+    let vals = lift_return(&mut store, callee, &frame, core_results, Site::Adapter, |cx, vi| {
+        lift_results(cx, &callee.ty, vi)
+    })?;
     lower_results(
         &mut store,
         &callee.ty,
@@ -631,10 +549,7 @@ pub(crate) fn resource_drop<T: 'static>(
     let h = state.handles.remove(i)?;
     if !h.own {
         // The task may be gone if a trap unwound it; then nothing to count.
-        if let Some(task) = h
-            .borrow_scope
-            .and_then(|t| store.data_mut().rt.tasks.get_mut(t))
-        {
+        if let Some(task) = h.borrow_scope.and_then(|t| store.data_mut().rt.tasks.get_mut(t)) {
             task.num_borrows = task.num_borrows.saturating_sub(1);
         }
         return Ok(());
@@ -654,19 +569,14 @@ pub(crate) fn drop_own<T: 'static>(
             enter(store, *instance, caller)?;
             if let Some(dtor) = dtor {
                 nested(store, |store| {
-                    dtor.call(
-                        store.as_context_mut(),
-                        &[wasmi::Val::I32(rep as i32)],
-                        &mut [],
-                    )
+                    dtor.call(store.as_context_mut(), &[wasmi::Val::I32(rep as i32)], &mut [])
                 })?;
             }
             leave(store, *instance, caller);
         }
         ResourceKind::Host { dtor } => {
             if let Some(d) = dtor.as_ref().and_then(|d| d.downcast_ref::<HostDtor<T>>()) {
-                d(StoreCx(store.as_context_mut()), rep)
-                    .map_err(|e| wasmi::Error::host(HostFault(e)))?;
+                d(StoreCx(store.as_context_mut()), rep).map_err(|e| wasmi::Error::host(HostFault(e)))?;
             }
         }
     }

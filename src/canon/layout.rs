@@ -79,12 +79,7 @@ pub fn alignment(t: &Type) -> u32 {
 }
 
 pub fn max_case_alignment(cases: &[Option<&Type>]) -> u32 {
-    cases
-        .iter()
-        .flatten()
-        .map(|t| alignment(t))
-        .max()
-        .unwrap_or(1)
+    cases.iter().flatten().map(|t| alignment(t)).max().unwrap_or(1)
 }
 
 pub fn align_to(ptr: u32, align: u32) -> u32 {
@@ -112,12 +107,7 @@ pub fn elem_size(t: &Type) -> u32 {
             let cases = variant_cases(t).unwrap_or_default();
             let mut s = discriminant_size(cases.len());
             s = align_to(s, max_case_alignment(&cases));
-            s += cases
-                .iter()
-                .flatten()
-                .map(|t| elem_size(t))
-                .max()
-                .unwrap_or(0);
+            s += cases.iter().flatten().map(|t| elem_size(t)).max().unwrap_or(0);
             align_to(s, alignment(t))
         }
     }
@@ -153,14 +143,9 @@ pub fn payload_offset(cases: &[Option<&Type>]) -> u32 {
 
 pub fn flatten_type(t: &Type, out: &mut Vec<Flat>) {
     match t {
-        Type::Bool
-        | Type::S8
-        | Type::U8
-        | Type::S16
-        | Type::U16
-        | Type::S32
-        | Type::U32
-        | Type::Char => out.push(Flat::I32),
+        Type::Bool | Type::S8 | Type::U8 | Type::S16 | Type::U16 | Type::S32 | Type::U32 | Type::Char => {
+            out.push(Flat::I32)
+        }
         Type::S64 | Type::U64 => out.push(Flat::I64),
         Type::F32 => out.push(Flat::F32),
         Type::F64 => out.push(Flat::F64),
@@ -265,10 +250,7 @@ mod tests {
     fn record_layout_pads_to_the_largest_alignment() {
         let r = record(&[Type::U8, Type::U32, Type::U8]);
         assert_eq!((alignment(&r), elem_size(&r)), (4, 12));
-        assert_eq!(
-            field_offsets([Type::U8, Type::U64, Type::U16].iter()),
-            vec![0, 8, 16]
-        );
+        assert_eq!(field_offsets([Type::U8, Type::U64, Type::U16].iter()), vec![0, 8, 16]);
     }
 
     #[test]
@@ -282,11 +264,7 @@ mod tests {
             })
             .collect();
         let big = Type::Variant(cases.into());
-        assert_eq!(
-            elem_size(&big),
-            2,
-            "more than 256 cases need a u16 discriminant"
-        );
+        assert_eq!(elem_size(&big), 2, "more than 256 cases need a u16 discriminant");
         assert_eq!(flags_size(9), 2);
         assert_eq!(flags_size(32), 4);
     }
@@ -331,10 +309,7 @@ mod tests {
     fn sixteen_flat_params_then_a_pointer() {
         let params: Vec<(String, Type)> = (0..17).map(|i| (format!("p{i}"), Type::U32)).collect();
         let ft = crate::types::FuncType::new(params[..16].to_vec(), Some(Type::String));
-        assert_eq!(
-            flatten_functype(&ft, false),
-            (vec![Flat::I32; 16], vec![Flat::I32])
-        );
+        assert_eq!(flatten_functype(&ft, false), (vec![Flat::I32; 16], vec![Flat::I32]));
         assert_eq!(flatten_functype(&ft, true), (vec![Flat::I32; 17], vec![]));
         let ft = crate::types::FuncType::new(params, None);
         assert_eq!(flatten_functype(&ft, false).0, vec![Flat::I32]);

@@ -3,8 +3,8 @@
 
 use super::handles::check_type;
 use super::layout::{
-    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type,
-    flatten_variant, payload_offset, variant_cases,
+    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type, flatten_variant, payload_offset,
+    variant_cases,
 };
 use super::strings::load_string_from_range;
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
@@ -170,12 +170,7 @@ pub fn convert_i32_to_char(i: u32) -> Result<char, Trap> {
     char::from_u32(i).ok_or_else(|| trap!("invalid `char` bit pattern"))
 }
 
-pub fn load_list_from_range<T>(
-    cx: &mut Cx<'_, '_, T>,
-    ptr: u32,
-    len: u32,
-    e: &Type,
-) -> Result<Vec<Val>, Trap> {
+pub fn load_list_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32, e: &Type) -> Result<Vec<Val>, Trap> {
     let size = elem_size(e) as u64;
     let byte_len = len as u64 * size;
     if byte_len > MAX_LIST_BYTE_LENGTH {
@@ -206,10 +201,7 @@ pub fn lift_own<T>(cx: &mut Cx<'_, '_, T>, i: u32, rt: &ResourceType) -> Result<
         return Err(trap!("cannot remove owned resource while borrowed"));
     }
     if !h.own {
-        return Err(trap!(
-            "cannot lift own<{}> from a borrowed handle index {i}",
-            rt.name()
-        ));
+        return Err(trap!("cannot lift own<{}> from a borrowed handle index {i}", rt.name()));
     }
     cx.inst().handles.remove(i)?;
     Ok(Val::Resource(ResourceAny {

@@ -4,8 +4,8 @@
 
 use super::handles::Handle;
 use super::layout::{
-    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type,
-    flatten_variant, payload_offset, variant_cases, Flat,
+    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type, flatten_variant, payload_offset,
+    variant_cases, Flat,
 };
 use super::lift::check_tuple_ptr;
 use super::strings::store_string_into_range;
@@ -154,11 +154,7 @@ fn pack_flags(names: &[String], set: &[String]) -> Result<u32, wasmi::Error> {
     Ok(bits)
 }
 
-pub fn store_list_into_range<T>(
-    cx: &mut Cx<'_, '_, T>,
-    vs: &[Val],
-    e: &Type,
-) -> Result<(u32, u32), wasmi::Error> {
+pub fn store_list_into_range<T>(cx: &mut Cx<'_, '_, T>, vs: &[Val], e: &Type) -> Result<(u32, u32), wasmi::Error> {
     let size = elem_size(e);
     let byte_len = vs.len() as u64 * size as u64;
     if byte_len > MAX_LIST_BYTE_LENGTH {
@@ -198,12 +194,7 @@ fn store_map_into_range<T>(
     store_list_into_range(cx, &tuple, &entry)
 }
 
-pub fn lower_own<T>(
-    cx: &mut Cx<'_, '_, T>,
-    rep: u32,
-    rt: &ResourceType,
-    actual: &ResourceType,
-) -> Result<u32, Trap> {
+pub fn lower_own<T>(cx: &mut Cx<'_, '_, T>, rep: u32, rt: &ResourceType, actual: &ResourceType) -> Result<u32, Trap> {
     if rt != actual {
         return Err(trap!(
             "resource type mismatch: expected {}, found {}",
@@ -250,12 +241,7 @@ pub fn lower_borrow<T>(
 }
 
 /// Raw-bit flat lowering; see [`super::lift::FlatIter`].
-pub fn lower_flat<T>(
-    cx: &mut Cx<'_, '_, T>,
-    v: &Val,
-    t: &Type,
-    out: &mut Vec<u64>,
-) -> Result<(), wasmi::Error> {
+pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u64>) -> Result<(), wasmi::Error> {
     match (t, v) {
         (Type::Bool, Val::Bool(b)) => out.push(*b as u64),
         (Type::U8, Val::U8(x)) => out.push(*x as u64),
@@ -301,12 +287,8 @@ pub fn lower_flat<T>(
             }
         }
         (Type::Flags(names), Val::Flags(set)) => out.push(pack_flags(names, set)? as u64),
-        (Type::Own(rt), Val::Resource(r)) if r.own => {
-            out.push(lower_own(cx, r.rep, rt, &r.ty)? as u64)
-        }
-        (Type::Borrow(rt), Val::Resource(r)) => {
-            out.push(lower_borrow(cx, r.rep, rt, &r.ty)? as u64)
-        }
+        (Type::Own(rt), Val::Resource(r)) if r.own => out.push(lower_own(cx, r.rep, rt, &r.ty)? as u64),
+        (Type::Borrow(rt), Val::Resource(r)) => out.push(lower_borrow(cx, r.rep, rt, &r.ty)? as u64),
         _ => {
             let cases = variant_cases(t).ok_or_else(|| mismatch(t, v))?;
             let (case, payload) = match_case(t, v)?;
@@ -426,9 +408,6 @@ pub fn type_check(v: &Val, t: &Type) -> Result<(), Trap> {
     if ok {
         Ok(())
     } else {
-        Err(trap!(
-            "type mismatch: expected {t}, found {} value",
-            v.kind()
-        ))
+        Err(trap!("type mismatch: expected {t}, found {} value", v.kind()))
     }
 }

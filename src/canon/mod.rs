@@ -151,13 +151,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
     }
 
     /// `cx.reallocate`: calls the guest's realloc with `may_leave` cleared.
-    pub fn reallocate(
-        &mut self,
-        old: u32,
-        old_size: u32,
-        align: u32,
-        new_size: u32,
-    ) -> Result<u32, wasmi::Error> {
+    pub fn reallocate(&mut self, old: u32, old_size: u32, align: u32, new_size: u32) -> Result<u32, wasmi::Error> {
         let realloc = self
             .opts
             .realloc

@@ -6,11 +6,7 @@ use super::{trap, Cx, StringEncoding, Trap, MAX_STRING_BYTE_LENGTH};
 
 const UTF16_TAG: u32 = 1 << 31;
 
-pub fn load_string_from_range<T>(
-    cx: &mut Cx<'_, '_, T>,
-    ptr: u32,
-    tagged_units: u32,
-) -> Result<String, Trap> {
+pub fn load_string_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, tagged_units: u32) -> Result<String, Trap> {
     enum Enc {
         Utf8,
         Utf16,
@@ -30,13 +26,9 @@ pub fn load_string_from_range<T>(
     cx.check_range(ptr, align, byte_len, "string")?;
     let bytes = &cx.mem()?[ptr as usize..(ptr as u64 + byte_len) as usize];
     match enc {
-        Enc::Utf8 => std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| trap!("{e}")),
+        Enc::Utf8 => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| trap!("{e}")),
         Enc::Utf16 => {
-            let units = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]));
+            let units = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
             char::decode_utf16(units)
                 .collect::<Result<String, _>>()
                 .map_err(|_| trap!("invalid utf-16"))
@@ -46,10 +38,7 @@ pub fn load_string_from_range<T>(
 }
 
 /// `store_string_into_range`: returns (ptr, tagged code units).
-pub fn store_string_into_range<T>(
-    cx: &mut Cx<'_, '_, T>,
-    s: &str,
-) -> Result<(u32, u32), wasmi::Error> {
+pub fn store_string_into_range<T>(cx: &mut Cx<'_, '_, T>, s: &str) -> Result<(u32, u32), wasmi::Error> {
     match cx.opts.encoding {
         StringEncoding::Utf8 => store_string_copy(cx, s),
         StringEncoding::Utf16 => store_utf8_to_utf16(cx, s),
@@ -86,10 +75,7 @@ fn store_utf8_to_utf16<T>(cx: &mut Cx<'_, '_, T>, s: &str) -> Result<(u32, u32),
     Ok((ptr, len / 2))
 }
 
-fn store_string_to_latin1_or_utf16<T>(
-    cx: &mut Cx<'_, '_, T>,
-    s: &str,
-) -> Result<(u32, u32), wasmi::Error> {
+fn store_string_to_latin1_or_utf16<T>(cx: &mut Cx<'_, '_, T>, s: &str) -> Result<(u32, u32), wasmi::Error> {
     let units = src_units(s)?;
     let mut ptr = cx.allocate(2, units)?;
     cx.check_alloc(ptr, 2, units as u64, "string")?;

@@ -68,24 +68,15 @@ impl Instance {
             .ok_or_else(|| anyhow!("no exported function `{name}`"))?;
         let (params, result) = (P::types(), R::ty());
         if !func.ty.param_types().eq(params.iter()) || func.ty.result != result {
-            let want = crate::types::FuncType::new(
-                params.into_iter().map(|t| (String::from("_"), t)).collect(),
-                result,
-            );
+            let want =
+                crate::types::FuncType::new(params.into_iter().map(|t| (String::from("_"), t)).collect(), result);
             return Err(anyhow!("`{name}` has type {}, not {want}", func.ty));
         }
-        let spilled = |ts: Vec<&crate::types::Type>, max| {
-            crate::canon::layout::flatten_types(ts.into_iter()).len() > max
-        };
+        let spilled =
+            |ts: Vec<&crate::types::Type>, max| crate::canon::layout::flatten_types(ts.into_iter()).len() > max;
         Ok(TypedFunc {
-            params_spilled: spilled(
-                func.ty.param_types().collect(),
-                crate::canon::layout::MAX_FLAT_PARAMS,
-            ),
-            result_spilled: spilled(
-                func.ty.result.iter().collect(),
-                crate::canon::layout::MAX_FLAT_RESULTS,
-            ),
+            params_spilled: spilled(func.ty.param_types().collect(), crate::canon::layout::MAX_FLAT_PARAMS),
+            result_spilled: spilled(func.ty.result.iter().collect(), crate::canon::layout::MAX_FLAT_RESULTS),
             func,
             _marker: std::marker::PhantomData,
         })
@@ -141,11 +132,7 @@ impl Func {
     ///
     /// # Errors
     /// As [`Func::call`].
-    pub async fn call_async<T: 'static>(
-        &self,
-        store: &mut Store<T>,
-        args: &[Val],
-    ) -> Result<Vec<Val>> {
+    pub async fn call_async<T: 'static>(&self, store: &mut Store<T>, args: &[Val]) -> Result<Vec<Val>> {
         let def = self
             .def
             .downcast_ref::<FuncDef<T>>()
@@ -171,8 +158,7 @@ impl Func {
             ));
         }
         for ((name, t), v) in self.ty.params.iter().zip(args) {
-            crate::canon::lower::type_check(v, t)
-                .with_context(|| format!("argument `{name}` of `{}`", self.name))?;
+            crate::canon::lower::type_check(v, t).with_context(|| format!("argument `{name}` of `{}`", self.name))?;
         }
         Ok(())
     }

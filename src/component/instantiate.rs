@@ -7,8 +7,8 @@ use super::typeconv::{func_type, Bindings};
 use super::Component;
 use crate::canon::adapter::AdapterShape;
 use crate::canon::calls::{
-    adapter_lower_args, adapter_lower_results, call_host_lowered, call_host_lowered_async,
-    core_type, lowered_core_type, resource_drop, resource_new, resource_rep,
+    adapter_lower_args, adapter_lower_results, call_host_lowered, call_host_lowered_async, core_type,
+    lowered_core_type, resource_drop, resource_new, resource_rep,
 };
 use crate::canon::handles::InstanceState;
 use crate::canon::{Options, StringEncoding};
@@ -19,13 +19,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wasmi::{AsContextMut, Caller, Extern, StoreContextMut};
-use wasmparser::component_types::{
-    ComponentAnyTypeId, ComponentEntityType, ComponentInstanceTypeId,
-};
+use wasmparser::component_types::{ComponentAnyTypeId, ComponentEntityType, ComponentInstanceTypeId};
 use wasmparser::types::Types;
-use wasmparser::{
-    CanonicalOption, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef, ExternalKind,
-};
+use wasmparser::{CanonicalOption, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef, ExternalKind};
 
 /// A function lifted from core wasm by `canon lift`.
 pub(crate) struct Lifted {
@@ -155,11 +151,7 @@ fn instantiate<T: 'static>(
     parent: Option<usize>,
 ) -> Result<(usize, InstanceValue<T>)> {
     let id = store.data().rt.instances.len();
-    store
-        .data_mut()
-        .rt
-        .instances
-        .push(InstanceState::new(parent));
+    store.data_mut().rt.instances.push(InstanceState::new(parent));
     let mut s = Scope {
         id,
         core_funcs: Vec::new(),
@@ -206,15 +198,12 @@ fn step<T: 'static>(
             let m = at(&s.core_modules, *module, "core module")?.clone();
             let mut externs = Vec::new();
             for imp in m.imports() {
-                let (_, inst) = args
-                    .iter()
-                    .find(|(n, _)| n == imp.module())
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "core instantiation: no instance given for import module `{}`",
-                            imp.module()
-                        )
-                    })?;
+                let (_, inst) = args.iter().find(|(n, _)| n == imp.module()).ok_or_else(|| {
+                    anyhow!(
+                        "core instantiation: no instance given for import module `{}`",
+                        imp.module()
+                    )
+                })?;
                 let inst = at(&s.core_instances, *inst, "core instance")?;
                 let e = core_export(store, inst, imp.name()).ok_or_else(|| {
                     anyhow!(
@@ -225,8 +214,7 @@ fn step<T: 'static>(
                 })?;
                 externs.push(e);
             }
-            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs)
-                .map_err(crate::error::from_wasmi)?;
+            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(crate::error::from_wasmi)?;
             s.core_instances.push(CoreInstance::Real(inst));
         }
         Item::CoreFromExports(exports) => {
@@ -236,14 +224,9 @@ fn step<T: 'static>(
             }
             s.core_instances.push(CoreInstance::Exports(items));
         }
-        Item::CoreAlias {
-            kind,
-            instance,
-            name,
-        } => {
+        Item::CoreAlias { kind, instance, name } => {
             let inst = at(&s.core_instances, *instance, "core instance")?;
-            let e = core_export(store, inst, name)
-                .ok_or_else(|| anyhow!("core instance has no export `{name}`"))?;
+            let e = core_export(store, inst, name).ok_or_else(|| anyhow!("core instance has no export `{name}`"))?;
             match (kind, e) {
                 (ExternalKind::Func, Extern::Func(f)) => s.core_funcs.push(f),
                 (ExternalKind::Table, Extern::Table(t)) => s.core_tables.push(t),
@@ -315,14 +298,7 @@ fn step<T: 'static>(
                         store.as_context_mut(),
                         lowered_core_type(&ty),
                         move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                            call_host_lowered_async(
-                                caller.as_context_mut(),
-                                &ty,
-                                &func,
-                                &opts,
-                                params,
-                                results,
-                            )
+                            call_host_lowered_async(caller.as_context_mut(), &ty, &func, &opts, params, results)
                         },
                     )
                 }
@@ -337,14 +313,7 @@ fn step<T: 'static>(
                             store.as_context_mut(),
                             lowered_core_type(&ty),
                             move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                                call_host_lowered(
-                                    caller.as_context_mut(),
-                                    &ty,
-                                    &func,
-                                    &opts,
-                                    params,
-                                    results,
-                                )
+                                call_host_lowered(caller.as_context_mut(), &ty, &func, &opts, params, results)
                             },
                         )
                     }
@@ -388,17 +357,11 @@ fn step<T: 'static>(
             s.core_funcs.push(f);
         }
         Item::ResourceType { index, dtor } => {
-            let dtor = dtor
-                .map(|d| at(&s.core_funcs, d, "core func").copied())
-                .transpose()?;
+            let dtor = dtor.map(|d| at(&s.core_funcs, d, "core func").copied()).transpose()?;
             let rt = ResourceType::guest("resource", s.id, dtor);
             bind_type(types, *index, &rt, &mut s.bindings);
         }
-        Item::Import {
-            name,
-            ty,
-            type_index,
-        } => {
+        Item::Import { name, ty, type_index } => {
             let e = match imports {
                 Imports::Linker(l) => import_from_linker(l, name, *ty, *type_index, types, s)?,
                 Imports::Args(args) => {
@@ -436,12 +399,9 @@ fn step<T: 'static>(
             push_instance(s, types, Arc::new(iv));
         }
         Item::FromExports(exports) => {
-            let mut iv = InstanceValue {
-                exports: Vec::new(),
-            };
+            let mut iv = InstanceValue { exports: Vec::new() };
             for (name, kind, index) in exports {
-                iv.exports
-                    .push((name.clone(), item_at(s, types, *kind, *index)?));
+                iv.exports.push((name.clone(), item_at(s, types, *kind, *index)?));
             }
             push_instance(s, types, Arc::new(iv));
         }
@@ -474,9 +434,7 @@ fn adapter<T: 'static>(
         store.as_context_mut(),
         core_type(&shape.lower.0, &shape.lift.0),
         move |mut caller: Caller<'_, StoreData<T>>, params, results| match &*c1 {
-            FuncDef::Lifted(l) => {
-                adapter_lower_args(caller.as_context_mut(), l, &o1, params, results)
-            }
+            FuncDef::Lifted(l) => adapter_lower_args(caller.as_context_mut(), l, &o1, params, results),
             FuncDef::Host { .. } => unreachable!("adapters join lifted functions"),
         },
     );
@@ -485,9 +443,7 @@ fn adapter<T: 'static>(
         store.as_context_mut(),
         core_type(&shape.results_helper_params(), &shape.lower.1),
         move |mut caller: Caller<'_, StoreData<T>>, params, results| match &*c2 {
-            FuncDef::Lifted(l) => {
-                adapter_lower_results(caller.as_context_mut(), l, &o2, params, results)
-            }
+            FuncDef::Lifted(l) => adapter_lower_results(caller.as_context_mut(), l, &o2, params, results),
             FuncDef::Host { .. } => unreachable!("adapters join lifted functions"),
         },
     );
@@ -519,11 +475,7 @@ fn outer_scope(comp: &ComponentValue, count: u32) -> Result<&Outer> {
     Ok(o)
 }
 
-fn core_export<T>(
-    store: &StoreContextMut<'_, StoreData<T>>,
-    inst: &CoreInstance,
-    name: &str,
-) -> Option<Extern> {
+fn core_export<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: &CoreInstance, name: &str) -> Option<Extern> {
     match inst {
         CoreInstance::Real(i) => i.get_export(store, name),
         CoreInstance::Exports(items) => items.iter().find(|(n, _)| n == name).map(|(_, e)| *e),
@@ -540,23 +492,12 @@ fn core_item<T>(s: &Scope<T>, kind: ExternalKind, index: u32) -> Result<Extern> 
     })
 }
 
-fn item_at<T>(
-    s: &Scope<T>,
-    types: &Types,
-    kind: ComponentExternalKind,
-    index: u32,
-) -> Result<Export<T>> {
+fn item_at<T>(s: &Scope<T>, types: &Types, kind: ComponentExternalKind, index: u32) -> Result<Export<T>> {
     Ok(match kind {
         ComponentExternalKind::Func => Export::Func(at(&s.funcs, index, "func")?.clone()),
-        ComponentExternalKind::Instance => {
-            Export::Instance(at(&s.instances, index, "instance")?.clone())
-        }
-        ComponentExternalKind::Module => {
-            Export::Module(at(&s.core_modules, index, "core module")?.clone())
-        }
-        ComponentExternalKind::Component => {
-            Export::Component(at(&s.components, index, "component")?.clone())
-        }
+        ComponentExternalKind::Instance => Export::Instance(at(&s.instances, index, "instance")?.clone()),
+        ComponentExternalKind::Module => Export::Module(at(&s.core_modules, index, "core module")?.clone()),
+        ComponentExternalKind::Component => Export::Component(at(&s.components, index, "component")?.clone()),
         ComponentExternalKind::Type => Export::Type(type_value(s, types, index)),
         ComponentExternalKind::Value => bail!("unsupported: component-model values"),
     })
@@ -582,21 +523,10 @@ fn bind_type(types: &Types, index: u32, rt: &ResourceType, b: &mut Bindings) {
 
 /// Binds the resource ids of an instance type to the runtime types the
 /// instance value exports under the same names.
-fn bind_instance<T>(
-    types: &Types,
-    id: ComponentInstanceTypeId,
-    iv: &InstanceValue<T>,
-    b: &mut Bindings,
-) {
+fn bind_instance<T>(types: &Types, id: ComponentInstanceTypeId, iv: &InstanceValue<T>, b: &mut Bindings) {
     for (name, item) in types[id].exports.iter() {
         match (item.ty, iv.get(name)) {
-            (
-                ComponentEntityType::Type {
-                    referenced,
-                    created,
-                },
-                Some(Export::Type(Some(rt))),
-            ) => {
+            (ComponentEntityType::Type { referenced, created }, Some(Export::Type(Some(rt)))) => {
                 for any in [referenced, created] {
                     if let ComponentAnyTypeId::Resource(r) = any {
                         b.insert(r.resource(), rt.clone());
@@ -636,12 +566,7 @@ fn push_item<T>(
 
 fn push_instance<T>(s: &mut Scope<T>, types: &Types, iv: Arc<InstanceValue<T>>) {
     let index = s.instances.len() as u32;
-    bind_instance(
-        types,
-        types.component_instance_at(index),
-        &iv,
-        &mut s.bindings,
-    );
+    bind_instance(types, types.component_instance_at(index), &iv, &mut s.bindings);
     s.instances.push(iv);
 }
 
@@ -655,13 +580,9 @@ fn options_of<T>(s: &Scope<T>, options: &[CanonicalOption]) -> Result<Options> {
             CanonicalOption::UTF8 => o.encoding = StringEncoding::Utf8,
             CanonicalOption::UTF16 => o.encoding = StringEncoding::Utf16,
             CanonicalOption::CompactUTF16 => o.encoding = StringEncoding::CompactUtf16,
-            CanonicalOption::Memory(i) => {
-                o.memory = Some(*at(&s.core_memories, *i, "core memory")?)
-            }
+            CanonicalOption::Memory(i) => o.memory = Some(*at(&s.core_memories, *i, "core memory")?),
             CanonicalOption::Realloc(i) => o.realloc = Some(*at(&s.core_funcs, *i, "core func")?),
-            CanonicalOption::PostReturn(i) => {
-                o.post_return = Some(*at(&s.core_funcs, *i, "core func")?)
-            }
+            CanonicalOption::PostReturn(i) => o.post_return = Some(*at(&s.core_funcs, *i, "core func")?),
             CanonicalOption::CoreType(_) => {}
             other => bail!("unsupported canonical option {other:?}"),
         }
@@ -685,18 +606,22 @@ fn import_from_linker<T: 'static>(
                 bail!("import `{name}`: not a function type");
             };
             let fty = func_type(types, fid, &s.bindings)?;
-            let func = linker.root_items().funcs.get(name).ok_or_else(|| {
-                anyhow!("import `{name}` is not defined: expected a function of type {fty}")
-            })?;
+            let func = linker
+                .root_items()
+                .funcs
+                .get(name)
+                .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a function of type {fty}"))?;
             Ok(Export::Func(Arc::new(FuncDef::Host {
                 ty: fty,
                 func: func.clone(),
             })))
         }
         ComponentTypeRef::Type(wasmparser::TypeBounds::SubResource) => {
-            let rt = linker.root_items().resources.get(name).ok_or_else(|| {
-                anyhow!("import `{name}` is not defined: expected a resource type")
-            })?;
+            let rt = linker
+                .root_items()
+                .resources
+                .get(name)
+                .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a resource type"))?;
             if let Some(index) = type_index {
                 bind_type(types, index, rt, &mut s.bindings);
             }
@@ -710,17 +635,12 @@ fn import_from_linker<T: 'static>(
             let host = linker.lookup_instance(name).ok_or_else(|| {
                 let similar: Vec<&str> = linker
                     .instance_names()
-                    .filter(|n| {
-                        crate::linker::split_version(n).0 == crate::linker::split_version(name).0
-                    })
+                    .filter(|n| crate::linker::split_version(n).0 == crate::linker::split_version(name).0)
                     .collect();
                 let hint = if similar.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        " (the host has {}, which is not semver-compatible)",
-                        similar.join(", ")
-                    )
+                    format!(" (the host has {}, which is not semver-compatible)", similar.join(", "))
                 };
                 anyhow!("import `{name}` is not defined: expected an instance{hint}")
             })?;
@@ -728,11 +648,7 @@ fn import_from_linker<T: 'static>(
             let mut exports = Vec::new();
             // Resource types first: function types refer to them.
             for (ename, item) in itype.exports.iter() {
-                if let ComponentEntityType::Type {
-                    referenced,
-                    created,
-                } = item.ty
-                {
+                if let ComponentEntityType::Type { referenced, created } = item.ty {
                     let is_resource = matches!(created, ComponentAnyTypeId::Resource(_));
                     if !is_resource {
                         exports.push((ename.clone(), Export::Type(None)));
@@ -746,9 +662,11 @@ fn import_from_linker<T: 'static>(
                     });
                     let rt = match already {
                         Some(rt) => rt,
-                        None => host.resources.get(ename.as_str()).cloned().ok_or_else(|| {
-                            anyhow!("import `{name}` is missing resource type `{ename}`")
-                        })?,
+                        None => host
+                            .resources
+                            .get(ename.as_str())
+                            .cloned()
+                            .ok_or_else(|| anyhow!("import `{name}` is missing resource type `{ename}`"))?,
                     };
                     let rt = &rt;
                     for any in [referenced, created] {
@@ -762,11 +680,11 @@ fn import_from_linker<T: 'static>(
             for (ename, item) in itype.exports.iter() {
                 match item.ty {
                     ComponentEntityType::Func(fid) => {
-                        let fty = func_type(types, fid, &s.bindings)
-                            .with_context(|| format!("import `{name}`"))?;
-                        let func = host.funcs.get(ename.as_str()).ok_or_else(|| {
-                            anyhow!("import `{name}` is missing function `{ename}`: expected {fty}")
-                        })?;
+                        let fty = func_type(types, fid, &s.bindings).with_context(|| format!("import `{name}`"))?;
+                        let func = host
+                            .funcs
+                            .get(ename.as_str())
+                            .ok_or_else(|| anyhow!("import `{name}` is missing function `{ename}`: expected {fty}"))?;
                         exports.push((
                             ename.clone(),
                             Export::Func(Arc::new(FuncDef::Host {
@@ -776,9 +694,7 @@ fn import_from_linker<T: 'static>(
                         ));
                     }
                     ComponentEntityType::Type { .. } => {}
-                    _ => bail!(
-                        "import `{name}`: the host cannot provide export `{ename}` of this kind"
-                    ),
+                    _ => bail!("import `{name}`: the host cannot provide export `{ename}` of this kind"),
                 }
             }
             Ok(Export::Instance(Arc::new(InstanceValue { exports })))

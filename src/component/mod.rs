@@ -27,8 +27,7 @@ impl Component {
         let bytes = if bytes.starts_with(b"\0asm") {
             std::borrow::Cow::Borrowed(bytes)
         } else {
-            let text = std::str::from_utf8(bytes)
-                .context("input is neither a wasm binary nor UTF-8 text")?;
+            let text = std::str::from_utf8(bytes).context("input is neither a wasm binary nor UTF-8 text")?;
             std::borrow::Cow::Owned(parse_text(text)?)
         };
         let def = parse::parse(engine.wasmi(), &bytes)?;
@@ -38,8 +37,7 @@ impl Component {
     /// Reads a component from a file (binary or text).
     pub fn from_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         Self::new(engine, &bytes).with_context(|| format!("cannot load {}", path.display()))
     }
 
@@ -68,18 +66,10 @@ fn parse_text(text: &str) -> Result<Vec<u8>> {
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Component")
-            .field(
-                "imports",
-                &self.def.imports.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
+            .field("imports", &self.def.imports.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .field(
                 "exports",
-                &self
-                    .def
-                    .exports
-                    .iter()
-                    .map(|(n, _, _)| n)
-                    .collect::<Vec<_>>(),
+                &self.def.exports.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
             )
             .finish()
     }

@@ -5,9 +5,8 @@
 use anyhow::{anyhow, bail, Result};
 use std::sync::Arc;
 use wasmparser::{
-    CanonicalFunction, CanonicalOption, ComponentAlias, ComponentExternalKind,
-    ComponentOuterAliasKind, ComponentType, ComponentTypeRef, ExternalKind, Parser, Payload,
-    ValidPayload, Validator, WasmFeatures,
+    CanonicalFunction, CanonicalOption, ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind, ComponentType,
+    ComponentTypeRef, ExternalKind, Parser, Payload, ValidPayload, Validator, WasmFeatures,
 };
 
 /// One parsed component (possibly nested), with the validator's view of its
@@ -181,9 +180,7 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| wasm_err(e, section))?;
         section = section_name(&payload);
-        let valid = validator
-            .payload(&payload)
-            .map_err(|e| wasm_err(e, section))?;
+        let valid = validator.payload(&payload).map_err(|e| wasm_err(e, section))?;
         if let ValidPayload::Func(..) = valid {
             // Function bodies are validated by wasmi when it compiles the module.
             continue;
@@ -199,10 +196,7 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
                     } else {
                         ""
                     };
-                    anyhow!(
-                        "{why}core module at offset {:#x} cannot be compiled: {e}",
-                        range.start
-                    )
+                    anyhow!("{why}core module at offset {:#x} cannot be compiled: {e}", range.start)
                 })?;
                 stack
                     .last_mut()
@@ -219,9 +213,9 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
                 }
                 stack.push(Builder::new());
             }
-            Payload::ModuleSection {
-                unchecked_range, ..
-            } => module_depth.push(unchecked_range.start as usize..unchecked_range.end as usize),
+            Payload::ModuleSection { unchecked_range, .. } => {
+                module_depth.push(unchecked_range.start as usize..unchecked_range.end as usize)
+            }
             Payload::ComponentSection { .. } => {}
             Payload::End(_) => {
                 let types = match valid {
@@ -254,33 +248,22 @@ fn read_section(b: &mut Builder, payload: Payload<'_>) -> Result<()> {
         Payload::InstanceSection(s) => {
             for inst in s {
                 b.items.push(match inst? {
-                    wasmparser::Instance::Instantiate { module_index, args } => {
-                        Item::CoreInstantiate {
-                            module: module_index,
-                            args: args.iter().map(|a| (a.name.to_string(), a.index)).collect(),
-                        }
+                    wasmparser::Instance::Instantiate { module_index, args } => Item::CoreInstantiate {
+                        module: module_index,
+                        args: args.iter().map(|a| (a.name.to_string(), a.index)).collect(),
+                    },
+                    wasmparser::Instance::FromExports(exports) => {
+                        Item::CoreFromExports(exports.iter().map(|e| (e.name.to_string(), e.kind, e.index)).collect())
                     }
-                    wasmparser::Instance::FromExports(exports) => Item::CoreFromExports(
-                        exports
-                            .iter()
-                            .map(|e| (e.name.to_string(), e.kind, e.index))
-                            .collect(),
-                    ),
                 });
             }
         }
         Payload::ComponentInstanceSection(s) => {
             for inst in s {
                 b.items.push(match inst? {
-                    wasmparser::ComponentInstance::Instantiate {
-                        component_index,
-                        args,
-                    } => Item::Instantiate {
+                    wasmparser::ComponentInstance::Instantiate { component_index, args } => Item::Instantiate {
                         component: component_index,
-                        args: args
-                            .iter()
-                            .map(|a| (a.name.to_string(), a.kind, a.index))
-                            .collect(),
+                        args: args.iter().map(|a| (a.name.to_string(), a.kind, a.index)).collect(),
                     },
                     wasmparser::ComponentInstance::FromExports(exports) => Item::FromExports(
                         exports
@@ -334,7 +317,11 @@ fn read_section(b: &mut Builder, payload: Payload<'_>) -> Result<()> {
         Payload::ComponentCanonicalSection(s) => {
             for canon in s {
                 b.items.push(match canon? {
-                    CanonicalFunction::Lift { core_func_index, type_index, options } => {
+                    CanonicalFunction::Lift {
+                        core_func_index,
+                        type_index,
+                        options,
+                    } => {
                         refuse_async(&options)?;
                         Item::Lift {
                             core_func: core_func_index,
@@ -364,8 +351,7 @@ fn read_section(b: &mut Builder, payload: Payload<'_>) -> Result<()> {
             for import in s {
                 let import = import?;
                 let name = import.name.full_name().to_string();
-                let type_index =
-                    matches!(import.ty, ComponentTypeRef::Type(_)).then(|| b.next_type());
+                let type_index = matches!(import.ty, ComponentTypeRef::Type(_)).then(|| b.next_type());
                 b.imports.push((name.clone(), import.ty));
                 b.items.push(Item::Import {
                     name,
@@ -378,8 +364,7 @@ fn read_section(b: &mut Builder, payload: Payload<'_>) -> Result<()> {
             for export in s {
                 let export = export?;
                 let name = export.name.full_name().to_string();
-                let type_index =
-                    (export.kind == ComponentExternalKind::Type).then(|| b.next_type());
+                let type_index = (export.kind == ComponentExternalKind::Type).then(|| b.next_type());
                 b.exports.push((name.clone(), export.kind, export.index));
                 b.items.push(Item::Export {
                     name,

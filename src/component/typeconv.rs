@@ -5,9 +5,7 @@ use crate::types::{Case, Field, FuncType, ResourceType, Type};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmparser::component_types::{
-    ComponentDefinedType, ComponentFuncTypeId, ComponentValType, ResourceId,
-};
+use wasmparser::component_types::{ComponentDefinedType, ComponentFuncTypeId, ComponentValType, ResourceId};
 use wasmparser::types::Types;
 use wasmparser::PrimitiveValType as P;
 
@@ -21,11 +19,7 @@ pub fn func_type(types: &Types, id: ComponentFuncTypeId, b: &Bindings) -> Result
         .iter()
         .map(|(name, t)| Ok((name.to_string(), val_type(types, t, b)?)))
         .collect::<Result<Vec<_>>>()?;
-    let result = f
-        .result
-        .as_ref()
-        .map(|t| val_type(types, t, b))
-        .transpose()?;
+    let result = f.result.as_ref().map(|t| val_type(types, t, b)).transpose()?;
     Ok(FuncType::new(params, result))
 }
 
@@ -90,29 +84,15 @@ fn defined(types: &Types, t: &ComponentDefinedType, b: &Bindings) -> Result<Type
                 .into(),
         ),
         ComponentDefinedType::List { element, .. } => Type::List(Arc::new(val(element)?)),
-        ComponentDefinedType::Map { key, value, .. } => {
-            Type::Map(Arc::new(val(key)?), Arc::new(val(value)?))
+        ComponentDefinedType::Map { key, value, .. } => Type::Map(Arc::new(val(key)?), Arc::new(val(value)?)),
+        ComponentDefinedType::FixedLengthList { element, length, .. } => {
+            Type::FixedList(Arc::new(val(element)?), *length)
         }
-        ComponentDefinedType::FixedLengthList {
-            element, length, ..
-        } => Type::FixedList(Arc::new(val(element)?), *length),
-        ComponentDefinedType::Tuple(t) => {
-            Type::Tuple(t.types.iter().map(val).collect::<Result<Vec<_>>>()?.into())
+        ComponentDefinedType::Tuple(t) => Type::Tuple(t.types.iter().map(val).collect::<Result<Vec<_>>>()?.into()),
+        ComponentDefinedType::Flags(names) => {
+            Type::Flags(names.iter().map(|n| n.to_string()).collect::<Vec<_>>().into())
         }
-        ComponentDefinedType::Flags(names) => Type::Flags(
-            names
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .into(),
-        ),
-        ComponentDefinedType::Enum(names) => Type::Enum(
-            names
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .into(),
-        ),
+        ComponentDefinedType::Enum(names) => Type::Enum(names.iter().map(|n| n.to_string()).collect::<Vec<_>>().into()),
         ComponentDefinedType::Option { ty, .. } => Type::Option(Arc::new(val(ty)?)),
         ComponentDefinedType::Result { ok, err, .. } => Type::Result {
             ok: ok.as_ref().map(val).transpose()?.map(Arc::new),

@@ -27,10 +27,8 @@ pub type HostFuture = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Val>>> + Se
 
 /// Lowers a suspended host call's results into the guest; returns the core
 /// results the paused wasmi call resumes with.
-pub(crate) type Completion<T> = Box<
-    dyn FnOnce(StoreContextMut<'_, StoreData<T>>, Vec<Val>) -> Result<Vec<wasmi::Val>, wasmi::Error>
-        + Send,
->;
+pub(crate) type Completion<T> =
+    Box<dyn FnOnce(StoreContextMut<'_, StoreData<T>>, Vec<Val>) -> Result<Vec<wasmi::Val>, wasmi::Error> + Send>;
 
 /// The host error that pauses a resumable call: the future to await and how
 /// to finish the host call afterwards.

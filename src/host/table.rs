@@ -105,11 +105,7 @@ impl ResourceTable {
         Ok(Resource::new(rep))
     }
 
-    fn insert(
-        &mut self,
-        value: Box<dyn Any + Send>,
-        parent: Option<u32>,
-    ) -> Result<u32, TableError> {
+    fn insert(&mut self, value: Box<dyn Any + Send>, parent: Option<u32>) -> Result<u32, TableError> {
         let entry = Entry {
             value,
             parent,
@@ -132,10 +128,7 @@ impl ResourceTable {
     }
 
     pub fn get<T: 'static>(&self, r: &Resource<T>) -> Result<&T, TableError> {
-        self.entry(r.rep)?
-            .value
-            .downcast_ref()
-            .ok_or(TableError::WrongType)
+        self.entry(r.rep)?.value.downcast_ref().ok_or(TableError::WrongType)
     }
 
     pub fn get_mut<T: 'static>(&mut self, r: &Resource<T>) -> Result<&mut T, TableError> {
@@ -194,11 +187,7 @@ mod tests {
         let file = t.push_child(7u32, &dir).unwrap();
         assert_eq!(t.children(&dir).unwrap(), vec![file.rep()]);
         assert_eq!(t.delete(dir).unwrap_err(), TableError::HasChildren);
-        assert_eq!(
-            t.get(&dir).unwrap(),
-            "dir",
-            "a refused delete changes nothing"
-        );
+        assert_eq!(t.get(&dir).unwrap(), "dir", "a refused delete changes nothing");
         assert_eq!(t.delete(file).unwrap(), 7);
         assert_eq!(t.delete(dir).unwrap(), "dir");
         assert!(t.is_empty());

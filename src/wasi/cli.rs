@@ -20,23 +20,13 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         })
         .func_new("get-arguments", |mut cx, _, out| {
             out.push(Val::List(
-                cx.data_mut()
-                    .wasi()
-                    .args
-                    .iter()
-                    .cloned()
-                    .map(Val::String)
-                    .collect(),
+                cx.data_mut().wasi().args.iter().cloned().map(Val::String).collect(),
             ));
             Ok(())
         })
         .func_new("initial-cwd", |mut cx, _, out| {
             out.push(Val::Option(
-                cx.data_mut()
-                    .wasi()
-                    .cwd
-                    .clone()
-                    .map(|c| Box::new(Val::String(c))),
+                cx.data_mut().wasi().cwd.clone().map(|c| Box::new(Val::String(c))),
             ));
             Ok(())
         });
@@ -47,10 +37,9 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
             Val::Result(Ok(_)) => Err(Exit(0).into()),
             _ => Err(Exit(1).into()),
         })
-        .func_wrap(
-            "exit-with-code",
-            |_, (code,): (u8,)| -> anyhow::Result<()> { Err(Exit(code as i32).into()) },
-        );
+        .func_wrap("exit-with-code", |_, (code,): (u8,)| -> anyhow::Result<()> {
+            Err(Exit(code as i32).into())
+        });
 
     let t = types.clone();
     linker
@@ -84,14 +73,10 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     // sandboxed guest should not learn about the host's terminal).
     linker
         .instance(&iface("wasi:cli/terminal-input"))
-        .resource("terminal-input", |_, _| {
-            bail!("no terminal handles are ever created")
-        });
+        .resource("terminal-input", |_, _| bail!("no terminal handles are ever created"));
     linker
         .instance(&iface("wasi:cli/terminal-output"))
-        .resource("terminal-output", |_, _| {
-            bail!("no terminal handles are ever created")
-        });
+        .resource("terminal-output", |_, _| bail!("no terminal handles are ever created"));
     for (name, f) in [
         ("wasi:cli/terminal-stdin", "get-terminal-stdin"),
         ("wasi:cli/terminal-stdout", "get-terminal-stdout"),

@@ -13,9 +13,7 @@ pub(crate) struct ClockState {
 
 impl ClockState {
     pub fn new() -> Self {
-        ClockState {
-            base: Instant::now(),
-        }
+        ClockState { base: Instant::now() }
     }
     fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64
@@ -42,9 +40,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     linker
         .instance(&iface("wasi:clocks/wall-clock"))
         .func_new("now", |_, _, out| {
-            let d = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
+            let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
             out.push(datetime(d.as_secs(), d.subsec_nanos()));
             Ok(())
         })

@@ -1,8 +1,6 @@
 //! `wasi:io` — `error`, `poll` and `streams`.
 
-use super::{
-    bytes_arg, bytes_val, err, iface, ok, own, rep, u64_arg, Sink, Source, Types, WasiView,
-};
+use super::{bytes_arg, bytes_val, err, iface, ok, own, rep, u64_arg, Sink, Source, Types, WasiView};
 use crate::dispatch::HostFuture;
 use crate::host::table::Resource;
 use crate::val::Val;
@@ -12,8 +10,9 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// `wasi:io/error.error`: a description of what failed.
-pub struct IoError(pub String);
+/// `wasi:io/error.error`: a description of what failed, and the filesystem
+/// error code when a file operation failed.
+pub struct IoError(pub String, pub Option<&'static str>);
 
 /// `wasi:io/poll.pollable`.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +42,8 @@ impl Pollable {
 pub enum InputStream {
     /// The host's standard input.
     Stdin,
+    /// A file, read from `pos` on.
+    File { file: Arc<std::fs::File>, pos: u64 },
     /// Bytes from memory, read from `pos`.
     Bytes { data: Arc<Vec<u8>>, pos: usize },
     /// At end of stream.
@@ -53,6 +54,12 @@ pub enum InputStream {
 pub enum OutputStream {
     Stdout(Sink),
     Stderr(Sink),
+    /// A file, written at `pos` (or at its end when appending).
+    File {
+        file: Arc<std::fs::File>,
+        pos: u64,
+        append: bool,
+    },
 }
 
 impl InputStream {
@@ -76,9 +83,7 @@ fn write_sink(sink: &Sink, stderr: bool, data: &[u8]) -> std::io::Result<()> {
         Sink::Inherit if stderr => std::io::stderr().lock().write_all(data),
         Sink::Inherit => std::io::stdout().lock().write_all(data),
         Sink::Capture(buf) => {
-            buf.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(data);
+            buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(data);
             Ok(())
         }
         Sink::Null => Ok(()),
@@ -94,16 +99,27 @@ fn flush_sink(sink: &Sink, stderr: bool) -> std::io::Result<()> {
 }
 
 impl OutputStream {
-    fn write(&self, data: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         match self {
             OutputStream::Stdout(s) => write_sink(s, false, data),
             OutputStream::Stderr(s) => write_sink(s, true, data),
+            OutputStream::File { file, pos, append } => {
+                use std::os::unix::fs::FileExt;
+                if *append {
+                    (&**file).write_all(data)
+                } else {
+                    file.write_all_at(data, *pos)?;
+                    *pos += data.len() as u64;
+                    Ok(())
+                }
+            }
         }
     }
     fn flush(&self) -> std::io::Result<()> {
         match self {
             OutputStream::Stdout(s) => flush_sink(s, false),
             OutputStream::Stderr(s) => flush_sink(s, true),
+            OutputStream::File { .. } => Ok(()),
         }
     }
 }
@@ -112,6 +128,7 @@ impl OutputStream {
 enum Read_ {
     Data(Vec<u8>),
     Closed,
+    Failed(std::io::Error),
     /// The host's stdin: must be read off-thread.
     Stdin,
 }
@@ -119,6 +136,19 @@ enum Read_ {
 fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
     match stream {
         InputStream::Stdin => Read_::Stdin,
+        InputStream::File { file, pos } => {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0; len.min(1 << 20) as usize];
+            match file.read_at(&mut buf, *pos) {
+                Ok(0) if !buf.is_empty() => Read_::Closed,
+                Ok(n) => {
+                    buf.truncate(n);
+                    *pos += n as u64;
+                    Read_::Data(buf)
+                }
+                Err(e) => Read_::Failed(e),
+            }
+        }
         InputStream::Empty => Read_::Closed,
         InputStream::Bytes { data, pos } => {
             if *pos >= data.len() {
@@ -152,12 +182,8 @@ fn ready(vals: Vec<Val>) -> Result<HostFuture> {
     Ok(Box::pin(async move { Ok(vals) }))
 }
 
-fn failed<T: WasiView>(
-    cx: &mut crate::StoreCx<'_, T>,
-    types: &Types,
-    e: impl std::fmt::Display,
-) -> Result<Val> {
-    let r = cx.data_mut().wasi().table.push(IoError(e.to_string()))?;
+fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: impl std::fmt::Display) -> Result<Val> {
+    let r = cx.data_mut().wasi().table.push(IoError(e.to_string(), None))?;
     Ok(err(Val::Variant(
         "last-operation-failed".into(),
         Some(Box::new(own(&types.error, r.rep()))),
@@ -165,11 +191,7 @@ fn failed<T: WasiView>(
 }
 
 /// The read family: `read`/`blocking-read` return bytes, `skip`s a count.
-fn read_op<T: WasiView>(
-    cx: &mut crate::StoreCx<'_, T>,
-    args: &[Val],
-    skip: bool,
-) -> Result<HostFuture> {
+fn read_op<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, args: &[Val], skip: bool) -> Result<HostFuture> {
     let len = u64_arg(&args[1])?;
     let stream = Resource::<InputStream>::new(rep(&args[0])?);
     let result = move |data: Vec<u8>| {
@@ -182,6 +204,7 @@ fn read_op<T: WasiView>(
     match read_now(cx.data_mut().wasi().table.get_mut(&stream)?, len) {
         Read_::Data(d) => ready(vec![result(d)]),
         Read_::Closed => ready(vec![closed()]),
+        Read_::Failed(e) => ready(vec![failed(cx, types, e)?]),
         Read_::Stdin if len == 0 => ready(vec![result(Vec::new())]),
         Read_::Stdin => Ok(Box::pin(async move {
             Ok(vec![match read_stdin(len).await {
@@ -196,10 +219,7 @@ fn read_op<T: WasiView>(
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
     let error_iface = linker.instance(&iface("wasi:io/error"));
     let error = error_iface.resource("error", |mut cx, rep| {
-        cx.data_mut()
-            .wasi()
-            .table
-            .delete(Resource::<IoError>::new(rep))?;
+        cx.data_mut().wasi().table.delete(Resource::<IoError>::new(rep))?;
         Ok(())
     });
     error_iface.func_new("[method]error.to-debug-string", |mut cx, args, out| {
@@ -214,10 +234,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
 
     let poll = linker.instance(&iface("wasi:io/poll"));
     let pollable = poll.resource("pollable", |mut cx, rep| {
-        cx.data_mut()
-            .wasi()
-            .table
-            .delete(Resource::<Pollable>::new(rep))?;
+        cx.data_mut().wasi().table.delete(Resource::<Pollable>::new(rep))?;
         Ok(())
     });
     poll.func_new("[method]pollable.ready", |mut cx, args, out| {
@@ -281,26 +298,18 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
     let types = Types {
         error,
         pollable,
-        input_stream: linker.instance(&iface("wasi:io/streams")).resource(
-            "input-stream",
-            |mut cx, rep| {
-                cx.data_mut()
-                    .wasi()
-                    .table
-                    .delete(Resource::<InputStream>::new(rep))?;
+        input_stream: linker
+            .instance(&iface("wasi:io/streams"))
+            .resource("input-stream", |mut cx, rep| {
+                cx.data_mut().wasi().table.delete(Resource::<InputStream>::new(rep))?;
                 Ok(())
-            },
-        ),
-        output_stream: linker.instance(&iface("wasi:io/streams")).resource(
-            "output-stream",
-            |mut cx, rep| {
-                cx.data_mut()
-                    .wasi()
-                    .table
-                    .delete(Resource::<OutputStream>::new(rep))?;
+            }),
+        output_stream: linker
+            .instance(&iface("wasi:io/streams"))
+            .resource("output-stream", |mut cx, rep| {
+                cx.data_mut().wasi().table.delete(Resource::<OutputStream>::new(rep))?;
                 Ok(())
-            },
-        ),
+            }),
     };
     add_streams(linker, &types);
     types
@@ -309,169 +318,140 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
 fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     let s = linker.instance(&iface("wasi:io/streams"));
 
-    s.func_async("[method]input-stream.read", |mut cx, args| {
-        read_op(&mut cx, args, false)
-    });
-    s.func_async("[method]input-stream.blocking-read", |mut cx, args| {
-        read_op(&mut cx, args, false)
-    });
-    s.func_async("[method]input-stream.skip", |mut cx, args| {
-        read_op(&mut cx, args, true)
-    });
-    s.func_async("[method]input-stream.blocking-skip", |mut cx, args| {
-        read_op(&mut cx, args, true)
-    });
+    for (name, skip) in [
+        ("read", false),
+        ("blocking-read", false),
+        ("skip", true),
+        ("blocking-skip", true),
+    ] {
+        let t = types.clone();
+        s.func_async(&format!("[method]input-stream.{name}"), move |mut cx, args| {
+            read_op(&mut cx, &t, args, skip)
+        });
+    }
     let t = types.clone();
-    s.func_new(
-        "[method]input-stream.subscribe",
-        move |mut cx, args, out| {
-            let table = &mut cx.data_mut().wasi().table;
-            let stream = Resource::<InputStream>::new(rep(&args[0])?);
-            table.get(&stream)?;
-            let p = table.push_child(Pollable::Ready, &stream)?;
-            out.push(own(&t.pollable, p.rep()));
-            Ok(())
-        },
-    );
+    s.func_new("[method]input-stream.subscribe", move |mut cx, args, out| {
+        let table = &mut cx.data_mut().wasi().table;
+        let stream = Resource::<InputStream>::new(rep(&args[0])?);
+        table.get(&stream)?;
+        let p = table.push_child(Pollable::Ready, &stream)?;
+        out.push(own(&t.pollable, p.rep()));
+        Ok(())
+    });
 
-    s.func_new(
-        "[method]output-stream.check-write",
-        move |mut cx, args, out| {
-            cx.data_mut()
-                .wasi()
-                .table
-                .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
-            out.push(ok(Some(Val::U64(WRITE_BUDGET))));
-            Ok(())
-        },
-    );
+    s.func_new("[method]output-stream.check-write", move |mut cx, args, out| {
+        cx.data_mut()
+            .wasi()
+            .table
+            .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+        out.push(ok(Some(Val::U64(WRITE_BUDGET))));
+        Ok(())
+    });
     for (name, flush) in [("write", false), ("blocking-write-and-flush", true)] {
         let t = types.clone();
-        s.func_new(
-            &format!("[method]output-stream.{name}"),
-            move |mut cx, args, out| {
-                let data = bytes_arg(&args[1])?;
-                if flush && data.len() > 4096 {
-                    bail!(
-                        "blocking-write-and-flush: {} bytes exceed the 4096-byte limit",
-                        data.len()
-                    );
-                }
-                let stream = cx
-                    .data_mut()
-                    .wasi()
-                    .table
-                    .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
-                let r = stream
-                    .write(&data)
-                    .and_then(|_| if flush { stream.flush() } else { Ok(()) });
-                out.push(match r {
-                    Ok(()) => ok(None),
-                    Err(e) => failed(&mut cx, &t, e)?,
-                });
-                Ok(())
-            },
-        );
+        s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
+            let data = bytes_arg(&args[1])?;
+            if flush && data.len() > 4096 {
+                bail!(
+                    "blocking-write-and-flush: {} bytes exceed the 4096-byte limit",
+                    data.len()
+                );
+            }
+            let stream = cx
+                .data_mut()
+                .wasi()
+                .table
+                .get_mut(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            let r = stream
+                .write(&data)
+                .and_then(|_| if flush { stream.flush() } else { Ok(()) });
+            out.push(match r {
+                Ok(()) => ok(None),
+                Err(e) => failed(&mut cx, &t, e)?,
+            });
+            Ok(())
+        });
     }
     for name in ["flush", "blocking-flush"] {
         let t = types.clone();
-        s.func_new(
-            &format!("[method]output-stream.{name}"),
-            move |mut cx, args, out| {
-                let stream = cx
-                    .data_mut()
-                    .wasi()
-                    .table
-                    .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
-                out.push(match stream.flush() {
-                    Ok(()) => ok(None),
-                    Err(e) => failed(&mut cx, &t, e)?,
-                });
-                Ok(())
-            },
-        );
+        s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
+            let stream = cx
+                .data_mut()
+                .wasi()
+                .table
+                .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            out.push(match stream.flush() {
+                Ok(()) => ok(None),
+                Err(e) => failed(&mut cx, &t, e)?,
+            });
+            Ok(())
+        });
     }
-    for (name, flush) in [
-        ("write-zeroes", false),
-        ("blocking-write-zeroes-and-flush", true),
-    ] {
+    for (name, flush) in [("write-zeroes", false), ("blocking-write-zeroes-and-flush", true)] {
         let t = types.clone();
-        s.func_new(
-            &format!("[method]output-stream.{name}"),
-            move |mut cx, args, out| {
-                let len = u64_arg(&args[1])?;
-                if len > WRITE_BUDGET {
-                    bail!("write-zeroes: {len} bytes exceed the permitted {WRITE_BUDGET}");
-                }
-                let stream = cx
-                    .data_mut()
-                    .wasi()
-                    .table
-                    .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
-                let r = stream.write(&vec![0; len as usize]).and_then(|_| {
-                    if flush {
-                        stream.flush()
-                    } else {
-                        Ok(())
-                    }
-                });
-                out.push(match r {
-                    Ok(()) => ok(None),
-                    Err(e) => failed(&mut cx, &t, e)?,
-                });
-                Ok(())
-            },
-        );
+        s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
+            let len = u64_arg(&args[1])?;
+            if len > WRITE_BUDGET {
+                bail!("write-zeroes: {len} bytes exceed the permitted {WRITE_BUDGET}");
+            }
+            let stream = cx
+                .data_mut()
+                .wasi()
+                .table
+                .get_mut(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            let r = stream
+                .write(&vec![0; len as usize])
+                .and_then(|_| if flush { stream.flush() } else { Ok(()) });
+            out.push(match r {
+                Ok(()) => ok(None),
+                Err(e) => failed(&mut cx, &t, e)?,
+            });
+            Ok(())
+        });
     }
     let t = types.clone();
-    s.func_new(
-        "[method]output-stream.subscribe",
-        move |mut cx, args, out| {
-            let table = &mut cx.data_mut().wasi().table;
-            let stream = Resource::<OutputStream>::new(rep(&args[0])?);
-            table.get(&stream)?;
-            let p = table.push_child(Pollable::Ready, &stream)?;
-            out.push(own(&t.pollable, p.rep()));
-            Ok(())
-        },
-    );
+    s.func_new("[method]output-stream.subscribe", move |mut cx, args, out| {
+        let table = &mut cx.data_mut().wasi().table;
+        let stream = Resource::<OutputStream>::new(rep(&args[0])?);
+        table.get(&stream)?;
+        let p = table.push_child(Pollable::Ready, &stream)?;
+        out.push(own(&t.pollable, p.rep()));
+        Ok(())
+    });
     for name in ["splice", "blocking-splice"] {
         let t = types.clone();
-        s.func_async(
-            &format!("[method]output-stream.{name}"),
-            move |mut cx, args| {
-                let dst = Resource::<OutputStream>::new(rep(&args[0])?);
-                let len = u64_arg(&args[2])?.min(WRITE_BUDGET);
-                let src = Resource::<InputStream>::new(rep(&args[1])?);
-                let data = match read_now(cx.data_mut().wasi().table.get_mut(&src)?, len) {
-                    Read_::Data(d) => d,
-                    Read_::Closed => return ready(vec![closed()]),
-                    Read_::Stdin => {
-                        // Read off-thread, then write: the output stream stays in
-                        // the table, so the write happens through a sink copy.
-                        let sink = match cx.data_mut().wasi().table.get(&dst)? {
-                            OutputStream::Stdout(s) => (s.clone(), false),
-                            OutputStream::Stderr(s) => (s.clone(), true),
-                        };
-                        return Ok(Box::pin(async move {
-                            Ok(vec![match read_stdin(len).await {
-                                Ok(d) if d.is_empty() => closed(),
-                                Ok(d) => match write_sink(&sink.0, sink.1, &d) {
-                                    Ok(()) => ok(Some(Val::U64(d.len() as u64))),
-                                    Err(_) => closed(),
-                                },
+        s.func_async(&format!("[method]output-stream.{name}"), move |mut cx, args| {
+            let dst = Resource::<OutputStream>::new(rep(&args[0])?);
+            let len = u64_arg(&args[2])?.min(WRITE_BUDGET);
+            let src = Resource::<InputStream>::new(rep(&args[1])?);
+            let data = match read_now(cx.data_mut().wasi().table.get_mut(&src)?, len) {
+                Read_::Data(d) => d,
+                Read_::Closed => return ready(vec![closed()]),
+                Read_::Stdin => {
+                    // Read off-thread, then write: the output stream stays in
+                    // the table, so the write happens through a sink copy.
+                    let sink = match cx.data_mut().wasi().table.get(&dst)? {
+                        OutputStream::Stdout(s) => (s.clone(), false),
+                        OutputStream::Stderr(s) => (s.clone(), true),
+                    };
+                    return Ok(Box::pin(async move {
+                        Ok(vec![match read_stdin(len).await {
+                            Ok(d) if d.is_empty() => closed(),
+                            Ok(d) => match write_sink(&sink.0, sink.1, &d) {
+                                Ok(()) => ok(Some(Val::U64(d.len() as u64))),
                                 Err(_) => closed(),
-                            }])
-                        }));
-                    }
-                };
-                let stream = cx.data_mut().wasi().table.get(&dst)?;
-                let r = stream.write(&data);
-                ready(vec![match r {
-                    Ok(()) => ok(Some(Val::U64(data.len() as u64))),
-                    Err(e) => failed(&mut cx, &t, e)?,
-                }])
-            },
-        );
+                            },
+                            Err(_) => closed(),
+                        }])
+                    }));
+                }
+            };
+            let stream = cx.data_mut().wasi().table.get(&dst)?;
+            let r = stream.write(&data);
+            ready(vec![match r {
+                Ok(()) => ok(Some(Val::U64(data.len() as u64))),
+                Err(e) => failed(&mut cx, &t, e)?,
+            }])
+        });
     }
 }

@@ -119,9 +119,7 @@ impl WasiCtx {
     }
     /// Inherits the host's stdin, stdout and stderr.
     pub fn inherit_stdio(self) -> Self {
-        self.stdin(Source::Inherit)
-            .stdout(Sink::Inherit)
-            .stderr(Sink::Inherit)
+        self.stdin(Source::Inherit).stdout(Sink::Inherit).stderr(Sink::Inherit)
     }
     /// The host objects behind the guest's handles.
     pub fn table(&mut self) -> &mut ResourceTable {
