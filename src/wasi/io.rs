@@ -427,12 +427,14 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
             let data = match read_now(cx.data_mut().wasi().table.get_mut(&src)?, len) {
                 Read_::Data(d) => d,
                 Read_::Closed => return ready(vec![closed()]),
+                Read_::Failed(e) => return ready(vec![failed(&mut cx, &t, e)?]),
                 Read_::Stdin => {
                     // Read off-thread, then write: the output stream stays in
                     // the table, so the write happens through a sink copy.
                     let sink = match cx.data_mut().wasi().table.get(&dst)? {
                         OutputStream::Stdout(s) => (s.clone(), false),
                         OutputStream::Stderr(s) => (s.clone(), true),
+                        OutputStream::File { .. } => bail!("splicing the host's stdin into a file is not supported"),
                     };
                     return Ok(Box::pin(async move {
                         Ok(vec![match read_stdin(len).await {
