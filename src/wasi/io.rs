@@ -448,7 +448,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                     }));
                 }
             };
-            let stream = cx.data_mut().wasi().table.get(&dst)?;
+            let stream = cx.data_mut().wasi().table.get_mut(&dst)?;
             let r = stream.write(&data);
             ready(vec![match r {
                 Ok(()) => ok(Some(Val::U64(data.len() as u64))),
