@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod clocks;
+pub mod filesystem;
 pub mod io;
 pub mod random;
 
@@ -70,6 +71,7 @@ pub struct WasiCtx {
     pub(crate) table: ResourceTable,
     pub(crate) clocks: clocks::ClockState,
     pub(crate) random: random::RandomState,
+    pub(crate) preopens: Vec<(filesystem::Descriptor, String)>,
 }
 
 impl Default for WasiCtx {
@@ -84,6 +86,7 @@ impl Default for WasiCtx {
             table: ResourceTable::new(),
             clocks: clocks::ClockState::new(),
             random: random::RandomState::new(),
+            preopens: Vec::new(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
     let types = io::add_to_linker(linker);
     cli::add_to_linker(linker, &types);
     clocks::add_to_linker(linker, &types);
+    filesystem::add_to_linker(linker, &types);
     random::add_to_linker(linker);
     Ok(())
 }
