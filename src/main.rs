@@ -25,6 +25,30 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Run a `wasi:cli/command` component, or a wasm32-wasip1 module.
+    #[command(trailing_var_arg = true)]
+    Run {
+        /// Give the guest a host directory, read-write: HOST[::GUEST].
+        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+        dirs: Vec<String>,
+        /// Give the guest a host directory, read-only: HOST[::GUEST].
+        #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
+        dirs_ro: Vec<String>,
+        /// Set NAME=VALUE, or pass NAME through from the host.
+        #[arg(long = "env", value_name = "NAME[=VALUE]")]
+        env: Vec<String>,
+        /// Pass the whole host environment through.
+        #[arg(long)]
+        inherit_env: bool,
+        /// The guest's argv[0] (default: the file name).
+        #[arg(long)]
+        argv0: Option<String>,
+        /// The program.
+        file: std::path::PathBuf,
+        /// Its arguments.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a component's imports and exports in WIT-like form.
     Inspect { file: std::path::PathBuf },
 }
@@ -34,6 +58,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wast { files, verbose } => wast(&files, verbose),
         Command::Inspect { file } => inspect(&file),
+        Command::Run {
+            dirs,
+            dirs_ro,
+            env,
+            inherit_env,
+            argv0,
+            file,
+            args,
+        } => run(dirs, dirs_ro, env, inherit_env, argv0, file, args),
     };
     match result {
         Ok(code) => code,
@@ -91,4 +124,43 @@ fn inspect(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     let component = wippy_wasm::Component::from_file(&engine, file)?;
     print!("{}", wippy_wasm::inspect::describe(&component));
     Ok(ExitCode::SUCCESS)
+}
+
+fn run(
+    dirs: Vec<String>,
+    dirs_ro: Vec<String>,
+    env: Vec<String>,
+    inherit_env: bool,
+    argv0: Option<String>,
+    file: std::path::PathBuf,
+    args: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use wippy_wasm::run::{DirMount, RunOptions};
+    let mut opts = RunOptions {
+        args,
+        argv0,
+        ..Default::default()
+    };
+    if inherit_env {
+        opts.env.extend(std::env::vars());
+    }
+    for e in env {
+        match e.split_once('=') {
+            Some((k, v)) => opts.env.push((k.to_string(), v.to_string())),
+            None => {
+                if let Ok(v) = std::env::var(&e) {
+                    opts.env.push((e, v));
+                }
+            }
+        }
+    }
+    for d in dirs {
+        opts.dirs.push(DirMount::parse(&d, false)?);
+    }
+    for d in dirs_ro {
+        opts.dirs.push(DirMount::parse(&d, true)?);
+    }
+    let ctx = wippy_wasm::wasi::WasiCtx::new().inherit_stdio();
+    let status = wippy_wasm::run::run_file(&file, &opts, ctx)?;
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }

@@ -18,7 +18,9 @@ fn run(fixture: &str, ctx: impl FnOnce(WasiCtx) -> WasiCtx) -> Run {
     let engine = Engine::default();
     let component = Component::new(&engine, &common::componentize_command(&core)).unwrap();
     let (out, err) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
-    let base = WasiCtx::new().stdout(Sink::Capture(out.clone())).stderr(Sink::Capture(err.clone()));
+    let base = WasiCtx::new()
+        .stdout(Sink::Capture(out.clone()))
+        .stderr(Sink::Capture(err.clone()));
     let mut store = Store::new(&engine, ctx(base));
     let mut linker = Linker::default();
     wasi::add_to_linker(&mut linker).unwrap();
@@ -33,15 +35,24 @@ fn run(fixture: &str, ctx: impl FnOnce(WasiCtx) -> WasiCtx) -> Run {
         },
     };
     let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8(b.lock().unwrap().clone()).unwrap();
-    Run { status, stdout: text(&out), stderr: text(&err) }
+    Run {
+        status,
+        stdout: text(&out),
+        stderr: text(&err),
+    }
 }
 
 #[test]
 fn args_env_and_exit_codes() {
-    let r = run("hello.wasm", |c| c.args(["hello", "7", "two words"]).env("GREETING", "hi"));
+    let r = run("hello.wasm", |c| {
+        c.args(["hello", "7", "two words"]).env("GREETING", "hi")
+    });
     // The preview1 adapter maps a non-zero `proc_exit` to `exit(err)`: status 1.
     assert_eq!(r.status, 1);
-    assert_eq!(r.stdout, "hello from wasip1, argc=3\nargv[0]=hello\nargv[1]=7\nargv[2]=two words\nGREETING=hi\n");
+    assert_eq!(
+        r.stdout,
+        "hello from wasip1, argc=3\nargv[0]=hello\nargv[1]=7\nargv[2]=two words\nGREETING=hi\n"
+    );
     assert_eq!(r.stderr, "to stderr\n");
     let r = run("hello.wasm", |c| c.args(["hello"]));
     assert_eq!(r.status, 0);
@@ -52,6 +63,8 @@ fn args_env_and_exit_codes() {
 fn stdin_reaches_the_guest() {
     // hello.c does not read stdin; this only checks the stream plumbing does
     // not disturb a program that ignores it.
-    let r = run("hello.wasm", |c| c.args(["x"]).stdin(Source::Bytes(Arc::new(b"ignored".to_vec()))));
+    let r = run("hello.wasm", |c| {
+        c.args(["x"]).stdin(Source::Bytes(Arc::new(b"ignored".to_vec())))
+    });
     assert_eq!(r.status, 0);
 }

@@ -34,6 +34,21 @@ impl Component {
         Ok(Component { def })
     }
 
+    /// Reads a program: a component, or a core wasm module importing
+    /// `wasi_snapshot_preview1`, which is first wrapped into a
+    /// `wasi:cli/command` component with the preview1 command adapter (as
+    /// `wasm-tools component new --adapt` does).
+    ///
+    /// # Errors
+    /// As [`Component::new`], or if a core module cannot be adapted.
+    pub fn from_program(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        if is_core_module(bytes) {
+            let adapted = adapt_preview1(bytes)?;
+            return Self::new(engine, &adapted);
+        }
+        Self::new(engine, bytes)
+    }
+
     /// Reads a component from a file (binary or text).
     pub fn from_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -45,6 +60,28 @@ impl Component {
     pub fn types(&self) -> &wasmparser::types::Types {
         &self.def.types
     }
+}
+
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Wraps a wasm32-wasip1 core module with the preview1 command adapter.
+pub fn adapt_preview1(core: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = wit_component::ComponentEncoder::default();
+    encoder
+        .module(core)
+        .context("cannot read the core module")?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .context("cannot load the preview1 adapter")?;
+    let encoder = encoder
+        .validate(true)
+        .encode()
+        .map_err(|e| anyhow::anyhow!("cannot adapt the wasip1 module to a component: {e:#}"));
+    encoder
 }
 
 /// Encodes component text, with a one-line error naming the position.

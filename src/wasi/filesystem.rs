@@ -29,6 +29,7 @@ pub struct Mount {
 }
 
 /// `wasi:filesystem/types.descriptor`.
+#[derive(Clone)]
 pub enum Descriptor {
     Dir {
         dir: Arc<Dir>,
@@ -40,8 +41,13 @@ pub enum Descriptor {
         write: bool,
         append: bool,
         read_only: bool,
+        /// The sync flags it was opened with (reported by `get-flags`).
+        sync: Vec<&'static str>,
     },
 }
+
+/// The sync flags a descriptor may be opened with.
+const SYNC_FLAGS: [&str; 3] = ["file-integrity-sync", "data-integrity-sync", "requested-write-sync"];
 
 /// `wasi:filesystem/types.directory-entry-stream`.
 pub struct DirEntries(std::vec::IntoIter<(String, &'static str)>);
@@ -320,12 +326,14 @@ fn open_at(parent: &Descriptor, follow: bool, path: &str, oflags: &Val, dflags: 
     });
     let file = dir.open_with(path, &opts)?;
     let file = file.into_std();
+    let sync = SYNC_FLAGS.into_iter().filter(|f| flag(dflags, f)).collect();
     Ok(Descriptor::File {
         file: Arc::new(file),
         read: read || !write,
         write,
         append: false,
         read_only,
+        sync,
     })
 }
 
@@ -376,7 +384,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let st = t.clone();
     fs.func_new(&format!("{m}read-via-stream"), move |mut cx, args, out| {
         let offset = u64_arg(&args[1])?;
-        let r = file_of(descriptor(&mut cx, &args[0])?).map(|file| InputStream::File { file, pos: offset });
+        let r = readable_file(descriptor(&mut cx, &args[0])?).map(|file| InputStream::File { file, pos: offset });
         out.push(push_stream(&mut cx, r, &st.input_stream, &args[0])?);
         Ok(())
     });
@@ -431,7 +439,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
                     vec!["read", "mutate-directory"]
                 }
             }
-            Descriptor::File { read, write, .. } => {
+            Descriptor::File { read, write, sync, .. } => {
                 let mut f = Vec::new();
                 if *read {
                     f.push("read");
@@ -439,6 +447,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
                 if *write {
                     f.push("write");
                 }
+                f.extend(sync.iter().copied());
                 f
             }
         }
@@ -675,27 +684,10 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         });
 }
 
-impl Clone for Descriptor {
-    fn clone(&self) -> Self {
-        match self {
-            Descriptor::Dir { dir, read_only } => Descriptor::Dir {
-                dir: dir.clone(),
-                read_only: *read_only,
-            },
-            Descriptor::File {
-                file,
-                read,
-                write,
-                append,
-                read_only,
-            } => Descriptor::File {
-                file: file.clone(),
-                read: *read,
-                write: *write,
-                append: *append,
-                read_only: *read_only,
-            },
-        }
+fn readable_file(d: &Descriptor) -> Res<Arc<std::fs::File>> {
+    match d {
+        Descriptor::File { read: false, .. } => Err(BAD_DESCRIPTOR),
+        d => file_of(d),
     }
 }
 

@@ -1,0 +1,92 @@
+//! Running a `wasi:cli/command` program, as `wippy-wasm run` does.
+
+use crate::wasi::{self, Exit, WasiCtx};
+use crate::{Component, Engine, Linker, Store, Val};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// A host directory given to the guest.
+#[derive(Clone, Debug)]
+pub struct DirMount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+impl DirMount {
+    /// Parses `HOST[::GUEST]` (the guest path defaults to the host path).
+    pub fn parse(spec: &str, read_only: bool) -> Result<Self> {
+        let (host, guest) = match spec.split_once("::") {
+            Some((h, g)) => (h, g),
+            None => (spec, spec),
+        };
+        if host.is_empty() || guest.is_empty() {
+            bail!("invalid directory mapping `{spec}`: expected HOST[::GUEST]");
+        }
+        if !Path::new(host).is_dir() {
+            bail!("--dir {spec}: host directory `{host}` does not exist");
+        }
+        Ok(DirMount {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        })
+    }
+}
+
+/// What to run and with what.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Arguments after the program (argv[1..]).
+    pub args: Vec<String>,
+    /// argv[0]; defaults to the program's file name.
+    pub argv0: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub dirs: Vec<DirMount>,
+}
+
+/// How a run ended, as a process exit status: 0 for success (a normal return
+/// or `exit(ok)`), 1 for `exit(err)` or `run` returning `err`, n for
+/// `exit-with-code(n)`, 134 for a trap (whose message goes to stderr).
+pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
+    let engine = Engine::default();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let component =
+        Component::from_program(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?;
+    let argv0 = opts.argv0.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut ctx = ctx.args(std::iter::once(argv0).chain(opts.args.iter().cloned()));
+    for (k, v) in &opts.env {
+        ctx = ctx.env(k, v);
+    }
+    for d in &opts.dirs {
+        ctx = ctx.preopen_dir(&d.host, &d.guest, d.read_only)?;
+    }
+    run_component(&engine, &component, ctx)
+}
+
+/// Instantiates a command component with WASI and calls `wasi:cli/run#run`.
+pub fn run_component(engine: &Engine, component: &Component, ctx: WasiCtx) -> Result<i32> {
+    let mut store = Store::new(engine, ctx);
+    let mut linker = Linker::default();
+    wasi::add_to_linker(&mut linker)?;
+    let instance = linker.instantiate(&mut store, component)?;
+    let run = instance
+        .get_func(&store, "wasi:cli/run#run")
+        .ok_or_else(|| anyhow!("the component does not export `wasi:cli/run` (is it a command?)"))?;
+    let result = crate::dispatch::block_on(run.call_async(&mut store, &[]));
+    Ok(match result {
+        Ok(v) if v == [Val::Result(Ok(None))] => 0,
+        Ok(_) => 1,
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => *code,
+            None => {
+                eprintln!("error: {e:#}");
+                134
+            }
+        },
+    })
+}
