@@ -70,6 +70,10 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
 
 /// Instantiates a command component with WASI and calls `wasi:cli/run#run`.
 pub fn run_component(engine: &Engine, component: &Component, ctx: WasiCtx) -> Result<i32> {
+    let exports_run = component.def.exports.iter().any(|(name, _, _)| crate::linker::split_version(name).0 == "wasi:cli/run");
+    if !exports_run {
+        bail!("the component does not export `wasi:cli/run`: it is not a command");
+    }
     let mut store = Store::new(engine, ctx);
     let mut linker = Linker::default();
     wasi::add_to_linker(&mut linker)?;
