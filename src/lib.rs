@@ -44,6 +44,7 @@ pub mod types;
 pub mod val;
 pub mod wasi;
 pub mod wast;
+pub mod wave;
 
 pub use component::instance::{Func, Instance, TypedFunc};
 pub use component::Component;

@@ -43,6 +43,10 @@ enum Command {
         /// The guest's argv[0] (default: the file name).
         #[arg(long)]
         argv0: Option<String>,
+        /// Call this export instead of `wasi:cli/run`, e.g. 'greet("you")'
+        /// (arguments in WAVE), and print its result.
+        #[arg(long, value_name = "CALL")]
+        invoke: Option<String>,
         /// The program.
         file: std::path::PathBuf,
         /// Its arguments.
@@ -76,9 +80,10 @@ fn main() -> ExitCode {
             env,
             inherit_env,
             argv0,
+            invoke,
             file,
             args,
-        } => run(dirs, dirs_ro, env, inherit_env, argv0, file, args),
+        } => run(dirs, dirs_ro, env, inherit_env, argv0, invoke, file, args),
     };
     match result {
         Ok(code) => code,
@@ -138,12 +143,14 @@ fn inspect(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     dirs: Vec<String>,
     dirs_ro: Vec<String>,
     env: Vec<String>,
     inherit_env: bool,
     argv0: Option<String>,
+    invoke: Option<String>,
     file: std::path::PathBuf,
     args: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -151,6 +158,7 @@ fn run(
     let mut opts = RunOptions {
         args,
         argv0,
+        invoke,
         ..Default::default()
     };
     if inherit_env {

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub argv0: Option<String>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirMount>,
+    /// Call this export instead of `wasi:cli/run`: a WAVE call, `name(args)`.
+    pub invoke: Option<String>,
 }
 
 /// How a run ended, as a process exit status: 0 for success (a normal return
@@ -65,12 +67,47 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
     for d in &opts.dirs {
         ctx = ctx.preopen_dir(&d.host, &d.guest, d.read_only)?;
     }
-    run_component(&engine, &component, ctx)
+    match &opts.invoke {
+        Some(call) => invoke(&engine, &component, ctx, call),
+        None => run_component(&engine, &component, ctx),
+    }
+}
+
+/// Calls one export with WAVE-encoded arguments and prints its result.
+pub fn invoke(engine: &Engine, component: &Component, ctx: WasiCtx, call: &str) -> Result<i32> {
+    let name = crate::wave::call_name(call)?;
+    let mut store = Store::new(engine, ctx);
+    let mut linker = Linker::default();
+    wasi::add_to_linker(&mut linker)?;
+    let instance = linker.instantiate(&mut store, component)?;
+    let func = instance
+        .get_func(&store, &name)
+        .ok_or_else(|| anyhow!("the component has no exported function `{name}`"))?;
+    let args = crate::wave::call_args(call, func.ty())?;
+    match crate::dispatch::block_on(func.call_async(&mut store, &args)) {
+        Ok(results) => {
+            if let (Some(v), Some(t)) = (results.first(), func.ty().result.as_ref()) {
+                println!("{}", crate::wave::format(v, t)?);
+            }
+            Ok(0)
+        }
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => Ok(*code),
+            None => {
+                eprintln!("error: {e:#}");
+                Ok(134)
+            }
+        },
+    }
 }
 
 /// Instantiates a command component with WASI and calls `wasi:cli/run#run`.
 pub fn run_component(engine: &Engine, component: &Component, ctx: WasiCtx) -> Result<i32> {
-    let exports_run = component.def.exports.iter().any(|(name, _, _)| crate::linker::split_version(name).0 == "wasi:cli/run");
+    let exports_run = component
+        .def
+        .exports
+        .iter()
+        .any(|(name, _, _)| crate::linker::split_version(name).0 == "wasi:cli/run");
     if !exports_run {
         bail!("the component does not export `wasi:cli/run`: it is not a command");
     }

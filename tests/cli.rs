@@ -64,10 +64,21 @@ fn bad_files_give_one_line_errors() {
 
 #[test]
 fn run_executes_a_wasip1_module_with_args_and_env() {
-    let (code, out, err) =
-        cli(&["run", "--env", "GREETING=yo", "--argv0", "prog", "spec-tests/fixtures/hello.wasm", "a", "--flag"]);
+    let (code, out, err) = cli(&[
+        "run",
+        "--env",
+        "GREETING=yo",
+        "--argv0",
+        "prog",
+        "spec-tests/fixtures/hello.wasm",
+        "a",
+        "--flag",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "hello from wasip1, argc=3\nargv[0]=prog\nargv[1]=a\nargv[2]=--flag\nGREETING=yo\n");
+    assert_eq!(
+        out,
+        "hello from wasip1, argc=3\nargv[0]=prog\nargv[1]=a\nargv[2]=--flag\nGREETING=yo\n"
+    );
     assert_eq!(err, "to stderr\n");
     // exit(err) from a non-zero proc_exit is status 1.
     let (code, _, _) = cli(&["run", "spec-tests/fixtures/hello.wasm", "5"]);
@@ -142,4 +153,38 @@ fn run_bad_input_gives_one_line_errors() {
     }
     let (_, _, err) = cli(&["run", "examples/greet.wat"]);
     assert!(err.contains("does not export `wasi:cli/run`"), "{err}");
+}
+
+#[test]
+fn run_invoke_calls_an_export_with_wave_values() {
+    let dir = std::env::temp_dir().join(format!("wippy-cli-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calc.wat");
+    std::fs::write(
+        &path,
+        r#"(component
+  (core module $M
+    (memory (export "mem") 1)
+    (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    (func (export "pair") (param i32) (result i32)
+      (i32.store (i32.const 0) (local.get 0)) (i32.store8 (i32.const 4) (i32.const 1)) (i32.const 0)))
+  (core instance $m (instantiate $M))
+  (type $P (record (field "n" u32) (field "ok" bool)))
+  (export $P' "p" (type $P))
+  (func (export "add") (param "a" u32) (param "b" u32) (result u32) (canon lift (core func $m "add")))
+  (func (export "pair") (param "n" u32) (result $P') (canon lift (core func $m "pair") (memory (core memory $m "mem")))))"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    assert_eq!(
+        cli(&["run", "--invoke", "add(40, 2)", p]),
+        (0, "42\n".into(), String::new())
+    );
+    assert_eq!(cli(&["run", "--invoke", "pair(7)", p]).1, "{n: 7, ok: true}\n");
+    let (code, _, err) = cli(&["run", "--invoke", "add(1)", p]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid arguments in `add(1)`"), "{err}");
+    let (code, _, err) = cli(&["run", "--invoke", "nope()", p]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no exported function `nope`"), "{err}");
 }
