@@ -182,8 +182,11 @@ fn ready(vals: Vec<Val>) -> Result<HostFuture> {
     Ok(Box::pin(async move { Ok(vals) }))
 }
 
-fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: impl std::fmt::Display) -> Result<Val> {
-    let r = cx.data_mut().wasi().table.push(IoError(e.to_string(), None))?;
+/// A `last-operation-failed` stream error; file errors keep their
+/// `wasi:filesystem` code for `filesystem-error-code`.
+fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io::Error) -> Result<Val> {
+    let code = super::filesystem::error_code(&e);
+    let r = cx.data_mut().wasi().table.push(IoError(e.to_string(), Some(code)))?;
     Ok(err(Val::Variant(
         "last-operation-failed".into(),
         Some(Box::new(own(&types.error, r.rep()))),
