@@ -6,7 +6,7 @@
 //! mount refuses every mutation with `not-permitted`, as wasmtime does.
 
 use super::io::{InputStream, IoError, OutputStream};
-use super::{bytes_arg, bytes_val, err, iface, ok, own, rep, u64_arg, Types, WasiView};
+use super::{bytes_arg, bytes_val, err, get, get_mut, iface, ok, own, rep, table_resource, u64_arg, Types, WasiView};
 use crate::host::table::Resource;
 use crate::types::ResourceType;
 use crate::val::Val;
@@ -227,7 +227,7 @@ fn new_timestamp(v: &Val) -> Option<SystemTimeSpec> {
 }
 
 fn descriptor<'t, T: WasiView>(cx: &'t mut StoreCx<'_, T>, v: &Val) -> Result<&'t Descriptor> {
-    Ok(cx.data_mut().wasi().table.get(&Resource::<Descriptor>::new(rep(v)?))?)
+    get::<T, Descriptor>(cx, v)
 }
 
 /// The directory of a descriptor, for path operations.
@@ -368,14 +368,8 @@ fn set_times_file(file: &std::fs::File, atime: Option<SystemTimeSpec>, mtime: Op
 
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     let fs = linker.instance(&iface("wasi:filesystem/types"));
-    let descriptor_ty = fs.resource("descriptor", |mut cx, rep| {
-        cx.data_mut().wasi().table.delete(Resource::<Descriptor>::new(rep))?;
-        Ok(())
-    });
-    let entries_ty = fs.resource("directory-entry-stream", |mut cx, rep| {
-        cx.data_mut().wasi().table.delete(Resource::<DirEntries>::new(rep))?;
-        Ok(())
-    });
+    let descriptor_ty = table_resource::<T, Descriptor>(fs, "descriptor");
+    let entries_ty = table_resource::<T, DirEntries>(fs, "directory-entry-stream");
     let d = descriptor_ty.clone();
     let t = types.clone();
     let m = "[method]descriptor.";
@@ -520,11 +514,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     fs.func_new(
         "[method]directory-entry-stream.read-directory-entry",
         |mut cx, args, out| {
-            let entries = cx
-                .data_mut()
-                .wasi()
-                .table
-                .get_mut(&Resource::<DirEntries>::new(rep(&args[0])?))?;
+            let entries = get_mut::<T, DirEntries>(&mut cx, &args[0])?;
             let next = entries.0.next().map(|(name, ty)| {
                 Box::new(Val::Record(vec![
                     ("type".into(), Val::Enum(ty.into())),
@@ -655,11 +645,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         Ok(())
     });
     fs.func_new("filesystem-error-code", |mut cx, args, out| {
-        let e = cx
-            .data_mut()
-            .wasi()
-            .table
-            .get(&Resource::<IoError>::new(rep(&args[0])?))?;
+        let e = get::<T, IoError>(&mut cx, &args[0])?;
         out.push(Val::Option(e.1.map(|c| Box::new(Val::Enum(c.into())))));
         Ok(())
     });

@@ -1,6 +1,9 @@
 //! `wasi:io` — `error`, `poll` and `streams`.
 
-use super::{bytes_arg, bytes_val, err, iface, ok, own, rep, u64_arg, Sink, Source, Types, WasiView};
+use super::{
+    bytes_arg, bytes_val, err, get, get_mut, iface, ok, own, rep, table_resource, u64_arg, Sink, Source, Types,
+    WasiView,
+};
 use crate::dispatch::HostFuture;
 use crate::host::table::Resource;
 use crate::val::Val;
@@ -221,40 +224,22 @@ fn read_op<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, args: &[V
 
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
     let error_iface = linker.instance(&iface("wasi:io/error"));
-    let error = error_iface.resource("error", |mut cx, rep| {
-        cx.data_mut().wasi().table.delete(Resource::<IoError>::new(rep))?;
-        Ok(())
-    });
+    let error = table_resource::<T, IoError>(error_iface, "error");
     error_iface.func_new("[method]error.to-debug-string", |mut cx, args, out| {
-        let e = cx
-            .data_mut()
-            .wasi()
-            .table
-            .get(&Resource::<IoError>::new(rep(&args[0])?))?;
+        let e = get::<T, IoError>(&mut cx, &args[0])?;
         out.push(Val::String(e.0.clone()));
         Ok(())
     });
 
     let poll = linker.instance(&iface("wasi:io/poll"));
-    let pollable = poll.resource("pollable", |mut cx, rep| {
-        cx.data_mut().wasi().table.delete(Resource::<Pollable>::new(rep))?;
-        Ok(())
-    });
+    let pollable = table_resource::<T, Pollable>(poll, "pollable");
     poll.func_new("[method]pollable.ready", |mut cx, args, out| {
-        let p = cx
-            .data_mut()
-            .wasi()
-            .table
-            .get(&Resource::<Pollable>::new(rep(&args[0])?))?;
+        let p = get::<T, Pollable>(&mut cx, &args[0])?;
         out.push(Val::Bool(p.ready()));
         Ok(())
     });
     poll.func_async("[method]pollable.block", |mut cx, args| {
-        let p = *cx
-            .data_mut()
-            .wasi()
-            .table
-            .get(&Resource::<Pollable>::new(rep(&args[0])?))?;
+        let p = *get::<T, Pollable>(&mut cx, &args[0])?;
         Ok(Box::pin(async move {
             p.wait().await;
             Ok(vec![])
@@ -301,18 +286,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
     let types = Types {
         error,
         pollable,
-        input_stream: linker
-            .instance(&iface("wasi:io/streams"))
-            .resource("input-stream", |mut cx, rep| {
-                cx.data_mut().wasi().table.delete(Resource::<InputStream>::new(rep))?;
-                Ok(())
-            }),
-        output_stream: linker
-            .instance(&iface("wasi:io/streams"))
-            .resource("output-stream", |mut cx, rep| {
-                cx.data_mut().wasi().table.delete(Resource::<OutputStream>::new(rep))?;
-                Ok(())
-            }),
+        input_stream: table_resource::<T, InputStream>(linker.instance(&iface("wasi:io/streams")), "input-stream"),
+        output_stream: table_resource::<T, OutputStream>(linker.instance(&iface("wasi:io/streams")), "output-stream"),
     };
     add_streams(linker, &types);
     types
@@ -343,10 +318,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     });
 
     s.func_new("[method]output-stream.check-write", move |mut cx, args, out| {
-        cx.data_mut()
-            .wasi()
-            .table
-            .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+        get::<T, OutputStream>(&mut cx, &args[0])?;
         out.push(ok(Some(Val::U64(WRITE_BUDGET))));
         Ok(())
     });
@@ -360,11 +332,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                     data.len()
                 );
             }
-            let stream = cx
-                .data_mut()
-                .wasi()
-                .table
-                .get_mut(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            let stream = get_mut::<T, OutputStream>(&mut cx, &args[0])?;
             let r = stream
                 .write(&data)
                 .and_then(|_| if flush { stream.flush() } else { Ok(()) });
@@ -378,11 +346,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     for name in ["flush", "blocking-flush"] {
         let t = types.clone();
         s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
-            let stream = cx
-                .data_mut()
-                .wasi()
-                .table
-                .get(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            let stream = get::<T, OutputStream>(&mut cx, &args[0])?;
             out.push(match stream.flush() {
                 Ok(()) => ok(None),
                 Err(e) => failed(&mut cx, &t, e)?,
@@ -397,11 +361,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
             if len > WRITE_BUDGET {
                 bail!("write-zeroes: {len} bytes exceed the permitted {WRITE_BUDGET}");
             }
-            let stream = cx
-                .data_mut()
-                .wasi()
-                .table
-                .get_mut(&Resource::<OutputStream>::new(rep(&args[0])?))?;
+            let stream = get_mut::<T, OutputStream>(&mut cx, &args[0])?;
             let r = stream
                 .write(&vec![0; len as usize])
                 .and_then(|_| if flush { stream.flush() } else { Ok(()) });

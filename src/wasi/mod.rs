@@ -162,6 +162,32 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
 
 // Small helpers for the dynamic host functions.
 
+/// Defines resource type `name` whose objects (of type `R`) live in the
+/// context's table and are deleted when the guest drops its handle.
+pub(crate) fn table_resource<T: WasiView, R: Send + 'static>(
+    inst: &mut crate::LinkerInstance<T>,
+    name: &str,
+) -> ResourceType {
+    inst.resource(name, |mut cx, rep| {
+        cx.data_mut().wasi().table.delete(crate::Resource::<R>::new(rep))?;
+        Ok(())
+    })
+}
+
+/// The table object behind a handle argument.
+pub(crate) fn get<'a, T: WasiView, R: 'static>(cx: &'a mut crate::StoreCx<'_, T>, v: &Val) -> Result<&'a R> {
+    Ok(cx.data_mut().wasi().table.get(&crate::Resource::<R>::new(rep(v)?))?)
+}
+
+/// The table object behind a handle argument, mutably.
+pub(crate) fn get_mut<'a, T: WasiView, R: 'static>(cx: &'a mut crate::StoreCx<'_, T>, v: &Val) -> Result<&'a mut R> {
+    Ok(cx
+        .data_mut()
+        .wasi()
+        .table
+        .get_mut(&crate::Resource::<R>::new(rep(v)?))?)
+}
+
 pub(crate) fn rep(v: &Val) -> Result<u32> {
     match v {
         Val::Resource(r) => Ok(r.rep),
