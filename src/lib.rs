@@ -37,6 +37,7 @@ pub mod host;
 pub mod inspect;
 pub mod limits;
 pub mod linker;
+pub mod registry;
 pub mod run;
 pub mod store;
 pub mod typed;

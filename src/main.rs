@@ -53,6 +53,22 @@ enum Command {
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Call a registry function with JSON arguments and print the JSON result.
+    Call {
+        /// A definition file, or a folder of `_index.yaml` files.
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+        /// The function, `namespace:name`.
+        id: String,
+        /// Positional arguments, one JSON value each.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check every registry entry and list every problem found.
+    Check {
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+    },
     /// Print a component's imports and exports in WIT-like form.
     Inspect { file: std::path::PathBuf },
 }
@@ -74,6 +90,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wast { files, verbose } => wast(&files, verbose),
         Command::Inspect { file } => inspect(&file),
+        Command::Call { config, id, args } => call(&config, &id, &args),
+        Command::Check { config } => check(&config),
         Command::Run {
             dirs,
             dirs_ro,
@@ -183,4 +201,32 @@ fn run(
     let ctx = wippy_wasm::wasi::WasiCtx::new().inherit_stdio();
     let status = wippy_wasm::run::run_file(&file, &opts, ctx)?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+fn call(config: &std::path::Path, id: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let registry = wippy_wasm::registry::Registry::load(config)?;
+    let args = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            serde_json::from_str(a).map_err(|e| anyhow::anyhow!("argument {}: invalid JSON `{a}`: {e}", i + 1))
+        })
+        .collect::<anyhow::Result<Vec<serde_json::Value>>>()?;
+    let result = registry.call_json(id, &args)?;
+    println!("{result}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let problems = wippy_wasm::registry::Registry::check(config);
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        println!("ok: no problems found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} problem(s)", problems.len());
+        Ok(ExitCode::FAILURE)
+    }
 }

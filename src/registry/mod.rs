@@ -1,0 +1,390 @@
+//! The Wippy registry: definition files with `fs.directory`, `env.*` and
+//! `function.wasm` / `function.wat` entries; loading checks (hash, imports,
+//! method); and calling a function by `namespace:name` with JSON arguments.
+
+pub mod config;
+pub mod json;
+
+use crate::wasi::WasiCtx;
+use crate::{Component, Engine, Linker, Store, Val};
+use anyhow::{anyhow, Context, Result};
+use config::{Entry, EnvStorage, FunctionSpec, Kind};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A loaded, checked function entry.
+pub struct Function {
+    pub id: String,
+    pub spec: FunctionSpec,
+    pub file: PathBuf,
+    component: Component,
+}
+
+/// A registry loaded from definition files.
+pub struct Registry {
+    engine: Engine,
+    entries: BTreeMap<String, Entry>,
+    functions: BTreeMap<String, Arc<Function>>,
+}
+
+/// The import groups an entry can declare, and the interfaces they cover.
+const GROUPS: &[(&str, &str)] = &[
+    ("funcs", "wippy:runtime/funcs"),
+    ("wasi:cli", "wasi:cli/"),
+    ("wasi:io", "wasi:io/"),
+    ("wasi:clocks", "wasi:clocks/"),
+    ("wasi:filesystem", "wasi:filesystem/"),
+    ("wasi:random", "wasi:random/"),
+    ("wasi:sockets", "wasi:sockets/"),
+    ("wasi:http", "wasi:http/"),
+];
+
+/// The group that provides an import, if any.
+fn group_of(import: &str) -> Option<&'static str> {
+    GROUPS
+        .iter()
+        .find(|(_, prefix)| import.starts_with(prefix))
+        .map(|(g, _)| *g)
+}
+
+impl Registry {
+    /// Loads a definition file or a tree of `_index.yaml` files and checks
+    /// every function entry.
+    ///
+    /// # Errors
+    /// The first problem found, naming the file, the entry and the field.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let (registry, problems) = Self::load_all(path.as_ref())?;
+        match problems.into_iter().next() {
+            Some(p) => Err(anyhow!(p)),
+            None => Ok(registry),
+        }
+    }
+
+    /// Loads and lists every problem instead of stopping at the first.
+    pub fn check(path: impl AsRef<Path>) -> Vec<String> {
+        match Self::load_all(path.as_ref()) {
+            Ok((_, problems)) => problems,
+            Err(e) => vec![format!("{e:#}")],
+        }
+    }
+
+    fn load_all(path: &Path) -> Result<(Self, Vec<String>)> {
+        let entries = config::load(path)?;
+        let engine = Engine::default();
+        let mut registry = Registry {
+            engine,
+            entries,
+            functions: BTreeMap::new(),
+        };
+        let mut problems = Vec::new();
+        let ids: Vec<String> = registry.entries.keys().cloned().collect();
+        for id in ids {
+            let entry = registry.entries[&id].clone();
+            match &entry.kind {
+                Kind::Function(spec) => match registry.prepare(&entry, spec) {
+                    Ok(f) => {
+                        registry.functions.insert(id, Arc::new(f));
+                    }
+                    Err(e) => problems.push(format!("{e:#}")),
+                },
+                Kind::EnvVariable(v) => {
+                    if let Err(e) = registry.storage(&entry, &v.storage) {
+                        problems.push(format!("{e:#}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((registry, problems))
+    }
+
+    /// Function entry IDs.
+    pub fn functions(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(|s| s.as_str())
+    }
+
+    fn fail(entry: &Entry, field: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("{}: entry `{}`: field `{field}`: {msg}", entry.file.display(), entry.id)
+    }
+
+    fn entry(&self, from: &Entry, field: &str, reference: &str) -> Result<&Entry> {
+        let id = config::qualify(&from.namespace, reference);
+        self.entries
+            .get(&id)
+            .ok_or_else(|| Self::fail(from, field, format!("no entry `{id}`")))
+    }
+
+    /// The host folder of an `fs.directory` reference.
+    fn directory(&self, from: &Entry, field: &str, reference: &str) -> Result<PathBuf> {
+        let target = self.entry(from, field, reference)?;
+        let Kind::FsDirectory(d) = &target.kind else {
+            return Err(Self::fail(
+                from,
+                field,
+                format!("`{}` is not an fs.directory", target.id),
+            ));
+        };
+        let dir = target.file.parent().unwrap_or(Path::new(".")).join(&d.directory);
+        if !dir.is_dir() {
+            if d.auto_init {
+                std::fs::create_dir_all(&dir).map_err(|e| Self::fail(target, "directory", e))?;
+            } else {
+                return Err(Self::fail(
+                    target,
+                    "directory",
+                    format!("{} does not exist", dir.display()),
+                ));
+            }
+        }
+        Ok(dir)
+    }
+
+    fn storage(&self, from: &Entry, reference: &str) -> Result<&EnvStorage> {
+        let target = self.entry(from, "storage", reference)?;
+        match &target.kind {
+            Kind::EnvStorage(s) => Ok(s),
+            _ => Err(Self::fail(
+                from,
+                "storage",
+                format!("`{}` is not an env.storage.* entry", target.id),
+            )),
+        }
+    }
+
+    /// Reads the code, verifies the hash, loads the component and checks its
+    /// imports and the method.
+    fn prepare(&self, entry: &Entry, spec: &FunctionSpec) -> Result<Function> {
+        let bytes = if spec.wat {
+            let source = spec.source.as_deref().unwrap_or_default();
+            match source.strip_prefix("file://") {
+                Some(rel) => {
+                    let p = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
+                    std::fs::read(&p)
+                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))?
+                }
+                None => source.as_bytes().to_vec(),
+            }
+        } else {
+            let dir = self.directory(entry, "fs", spec.fs.as_deref().unwrap_or_default())?;
+            let path = dir.join(spec.path.as_deref().unwrap_or_default().trim_start_matches('/'));
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Self::fail(entry, "path", format!("cannot read {}: {e}", path.display())))?;
+            let want = spec
+                .hash
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase();
+            let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            if want != got {
+                return Err(Self::fail(
+                    entry,
+                    "hash",
+                    format!("mismatch: expected sha256:{want}, actual sha256:{got}"),
+                ));
+            }
+            bytes
+        };
+        let text_module = spec.wat
+            && std::str::from_utf8(&bytes).is_ok_and(|t| {
+                t.trim_start()
+                    .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+                    .starts_with("module")
+            });
+        if is_core(&bytes) || text_module {
+            return Err(Self::fail(
+                entry,
+                if spec.wit.is_some() { "wit" } else { "source" },
+                "core modules are not supported yet: give a component (a `wit` signature for raw modules comes later)",
+            ));
+        }
+        let component = Component::new(&self.engine, &bytes)
+            .map_err(|e| Self::fail(entry, if spec.wat { "source" } else { "path" }, format!("{e:#}")))?;
+        for (name, _) in &component.def.imports {
+            match group_of(name) {
+                Some(group)
+                    if spec
+                        .imports
+                        .iter()
+                        .any(|d| d == group || (d == "wasi:poll" && name.starts_with("wasi:io/poll"))) => {}
+                Some(group) => {
+                    return Err(Self::fail(
+                        entry,
+                        "imports",
+                        format!("the component imports `{name}`; add `{group}` to `imports`"),
+                    ))
+                }
+                None => {
+                    return Err(Self::fail(
+                        entry,
+                        "imports",
+                        format!("the component imports `{name}`, which no host provides"),
+                    ))
+                }
+            }
+        }
+        if !has_export(&component, &spec.method) {
+            return Err(Self::fail(
+                entry,
+                "method",
+                format!("the component exports no function `{}`", spec.method),
+            ));
+        }
+        Ok(Function {
+            id: entry.id.clone(),
+            spec: spec.clone(),
+            file: entry.file.clone(),
+            component,
+        })
+    }
+
+    /// The value of an `env.variable` entry, if set.
+    fn variable(&self, from: &Entry, field: &str, reference: &str) -> Result<Option<String>> {
+        let target = self.entry(from, field, reference)?;
+        let Kind::EnvVariable(v) = &target.kind else {
+            return Err(Self::fail(
+                from,
+                field,
+                format!("`{}` is not an env.variable", target.id),
+            ));
+        };
+        let key = v
+            .variable
+            .clone()
+            .unwrap_or_else(|| target.id.rsplit(':').next().unwrap_or_default().to_string());
+        let value = match self.storage(target, &v.storage)? {
+            EnvStorage::Os => std::env::var(&key).ok(),
+            EnvStorage::Static(values) => values.get(&key).cloned(),
+            EnvStorage::File { path, auto_create } => match std::fs::read_to_string(path) {
+                Ok(text) => parse_env_file(&text).remove(&key),
+                Err(_) if *auto_create => None,
+                Err(e) => {
+                    return Err(Self::fail(
+                        target,
+                        "storage",
+                        format!("cannot read {}: {e}", path.display()),
+                    ))
+                }
+            },
+        };
+        Ok(value.or_else(|| v.default.clone()))
+    }
+
+    /// The WASI context of one call of `f`: args, cwd, env, mounts.
+    fn wasi_ctx(&self, f: &Function) -> Result<WasiCtx> {
+        let entry = &self.entries[&f.id];
+        let spec = &f.spec;
+        let mut ctx = WasiCtx::new().args(std::iter::once(f.id.clone()).chain(spec.wasi.args.iter().cloned()));
+        if let Some(cwd) = &spec.wasi.cwd {
+            ctx = ctx.cwd(cwd);
+        }
+        for (i, m) in spec.wasi.env.iter().enumerate() {
+            let field = format!("wasi.env[{i}]");
+            match self.variable(entry, &field, &m.id)? {
+                Some(v) => ctx = ctx.env(&m.name, v),
+                None if m.required => {
+                    return Err(Self::fail(
+                        entry,
+                        &field,
+                        format!("required variable `{}` ({}) is not set", m.id, m.name),
+                    ))
+                }
+                None => {}
+            }
+        }
+        for (i, m) in spec.wasi.mounts.iter().enumerate() {
+            let dir = self.directory(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
+            ctx = ctx.preopen_dir(&dir, &m.guest, m.read_only)?;
+        }
+        Ok(ctx)
+    }
+
+    /// Calls function `id` with dynamic values, in a fresh instance with its
+    /// own store and host state.
+    pub async fn call(&self, id: &str, args: &[Val]) -> Result<Vec<Val>> {
+        let f = self
+            .functions
+            .get(id)
+            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
+        let ctx = self.wasi_ctx(f)?;
+        let mut store = Store::new(&self.engine, ctx);
+        if let Some(bytes) = f.spec.limits().memory_bytes {
+            store.set_limits(crate::Limits {
+                memory_bytes: bytes as usize,
+                ..Default::default()
+            });
+        }
+        let mut linker = Linker::default();
+        crate::wasi::add_to_linker(&mut linker)?;
+        let instance = linker
+            .instantiate(&mut store, &f.component)
+            .with_context(|| format!("instantiating `{id}`"))?;
+        let func = instance
+            .get_func(&store, &f.spec.method)
+            .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
+        func.call_async(&mut store, args)
+            .await
+            .with_context(|| format!("calling `{id}`"))
+    }
+
+    /// Calls function `id` with positional JSON arguments and returns its
+    /// result as JSON.
+    pub fn call_json(&self, id: &str, args: &[serde_json::Value]) -> Result<serde_json::Value> {
+        let f = self
+            .functions
+            .get(id)
+            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
+        let ty = self.func_type(f)?;
+        let vals = json::args_from_json(&ty, args).with_context(|| format!("arguments of `{id}`"))?;
+        let out = crate::dispatch::block_on(self.call(id, &vals))?;
+        json::result_to_json(&ty, &out)
+    }
+
+    /// The component type of a function entry's method.
+    fn func_type(&self, f: &Function) -> Result<crate::types::FuncType> {
+        // Instantiate once with WASI to read the export's resolved type.
+        let mut store = Store::new(&self.engine, WasiCtx::new());
+        let mut linker = Linker::default();
+        crate::wasi::add_to_linker(&mut linker)?;
+        let instance = linker.instantiate(&mut store, &f.component)?;
+        let func = instance
+            .get_func(&store, &f.spec.method)
+            .ok_or_else(|| anyhow!("no method `{}`", f.spec.method))?;
+        Ok(func.ty().clone())
+    }
+}
+
+fn is_core(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Whether the component exports `f` or `iface#f` (version-tolerant).
+fn has_export(component: &Component, method: &str) -> bool {
+    use wasmparser::component_types::ComponentEntityType as E;
+    let types = component.types();
+    let exports = &component.def.exports;
+    match method.split_once('#') {
+        None => exports
+            .iter()
+            .any(|(n, k, _)| n == method && *k == wasmparser::ComponentExternalKind::Func),
+        Some((iface, f)) => exports.iter().any(|(n, _, _)| {
+            let (base, _) = crate::linker::split_version(n);
+            (n == iface || base == crate::linker::split_version(iface).0)
+                && matches!(types.component_item_for_export(n).map(|i| i.ty),
+                    Some(E::Instance(id)) if types[id].exports.contains_key(f))
+        }),
+    }
+}
+
+/// `KEY=VALUE` lines; `#` starts a comment.
+fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
