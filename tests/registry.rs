@@ -106,7 +106,7 @@ fn command_registry(dir: &Path, fixture: &str, entry_extra: &str) -> PathBuf {
     )
 }
 
-const ALL_WASI: &str = "    imports: [wasi:cli, wasi:io, wasi:clocks, wasi:filesystem, wasi:random]\n";
+const ALL_WASI: &str = "    imports: [wasi:cli, wasi:io, wasi:poll, wasi:clocks, wasi:filesystem, wasi:random]\n";
 
 #[test]
 fn an_undeclared_import_is_refused_naming_the_declaration() {

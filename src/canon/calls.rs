@@ -166,11 +166,23 @@ pub(crate) fn lift_finish<T>(
     if let Some(post) = f.opts.post_return {
         let inst = f.opts.instance;
         store.data_mut().rt.instances[inst].may_leave = false;
+        refuel_for_nested(store);
         post.call(store.as_context_mut(), core_results, &mut [])?;
         store.data_mut().rt.instances[inst].may_leave = true;
     }
     leave(store, f.opts.instance, frame.caller);
     Ok(())
+}
+
+/// A synchronous call made from host code cannot yield when fuel runs out,
+/// so under time slicing it gets at least a fresh slice first (the driver's
+/// deadline still bounds the whole call).
+pub(crate) fn refuel_for_nested<T>(store: &mut StoreContextMut<'_, StoreData<T>>) {
+    if let Some(slice) = store.data().rt.fuel_slice {
+        if store.get_fuel().is_ok_and(|f| f < slice) {
+            let _ = store.set_fuel(slice);
+        }
+    }
 }
 
 /// Runs a synchronous wasm call made from host code: host functions reached

@@ -156,6 +156,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
             .opts
             .realloc
             .ok_or_else(|| wasmi::Error::host(trap!("canonical option `realloc` is required")))?;
+        calls::refuel_for_nested(&mut self.store);
         self.inst().may_leave = false;
         let mut out = [wasmi::Val::I32(0)];
         let args = [old, old_size, align, new_size].map(|v| wasmi::Val::I32(v as i32));

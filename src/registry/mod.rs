@@ -3,6 +3,7 @@
 //! method); and calling a function by `namespace:name` with JSON arguments.
 
 pub mod config;
+pub mod funcs;
 pub mod json;
 
 use crate::wasi::WasiCtx;
@@ -20,19 +21,51 @@ pub struct Function {
     pub spec: FunctionSpec,
     pub file: PathBuf,
     component: Component,
+    /// The method's type (`None` if it involves resources, which JSON and
+    /// `funcs` cannot carry).
+    ty: Option<crate::types::FuncType>,
 }
 
-/// A registry loaded from definition files.
+/// A registry loaded from definition files. Cheap to clone (shared).
+#[derive(Clone)]
 pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     engine: Engine,
     entries: BTreeMap<String, Entry>,
     functions: BTreeMap<String, Arc<Function>>,
+    natives: std::sync::RwLock<BTreeMap<String, NativeFn>>,
 }
 
-/// The import groups an entry can declare, and the interfaces they cover.
+/// A native function registered as a registry function: JSON arguments in,
+/// a JSON result out.
+pub type NativeFn = Arc<dyn Fn(Vec<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync>;
+
+/// The host state of one call of a registry function.
+pub struct CallCtx {
+    pub wasi: WasiCtx,
+    /// How many `funcs` calls deep this call is.
+    pub depth: u32,
+    pub registry: Registry,
+}
+
+impl crate::wasi::WasiView for CallCtx {
+    fn wasi(&mut self) -> &mut WasiCtx {
+        &mut self.wasi
+    }
+}
+
+/// How deep `funcs` calls may nest; deeper calls (cycles) get `err`.
+pub const MAX_CALL_DEPTH: u32 = 16;
+
+/// The import groups (Wippy's profiles) an entry can declare, and the
+/// interfaces they cover; the first matching prefix wins.
 const GROUPS: &[(&str, &str)] = &[
     ("funcs", "wippy:runtime/funcs"),
     ("wasi:cli", "wasi:cli/"),
+    ("wasi:poll", "wasi:io/poll"),
     ("wasi:io", "wasi:io/"),
     ("wasi:clocks", "wasi:clocks/"),
     ("wasi:filesystem", "wasi:filesystem/"),
@@ -73,39 +106,98 @@ impl Registry {
 
     fn load_all(path: &Path) -> Result<(Self, Vec<String>)> {
         let entries = config::load(path)?;
-        let engine = Engine::default();
-        let mut registry = Registry {
-            engine,
-            entries,
-            functions: BTreeMap::new(),
-        };
+        let mut config = crate::Config::default();
+        config.consume_fuel(true);
+        let mut inner = Inner { engine: Engine::new(&config), entries, functions: BTreeMap::new(), natives: Default::default() };
         let mut problems = Vec::new();
-        let ids: Vec<String> = registry.entries.keys().cloned().collect();
+        let ids: Vec<String> = inner.entries.keys().cloned().collect();
         for id in ids {
-            let entry = registry.entries[&id].clone();
+            let entry = inner.entries[&id].clone();
             match &entry.kind {
-                Kind::Function(spec) => match registry.prepare(&entry, spec) {
+                Kind::Function(spec) => match inner.prepare(&entry, spec) {
                     Ok(f) => {
-                        registry.functions.insert(id, Arc::new(f));
+                        inner.functions.insert(id, Arc::new(f));
                     }
                     Err(e) => problems.push(format!("{e:#}")),
                 },
                 Kind::EnvVariable(v) => {
-                    if let Err(e) = registry.storage(&entry, &v.storage) {
+                    if let Err(e) = inner.storage(&entry, &v.storage) {
                         problems.push(format!("{e:#}"));
                     }
                 }
                 _ => {}
             }
         }
-        Ok((registry, problems))
+        Ok((Registry { inner: Arc::new(inner) }, problems))
     }
 
     /// Function entry IDs.
     pub fn functions(&self) -> impl Iterator<Item = &str> {
-        self.functions.keys().map(|s| s.as_str())
+        self.inner.functions.keys().map(|s| s.as_str())
     }
 
+    /// Registers a native Rust function under `id` (`namespace:name`), callable
+    /// like any registry function, from the host or through `funcs`.
+    pub fn register_native(&self, id: &str, f: impl Fn(Vec<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync + 'static) {
+        self.inner.natives.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), Arc::new(f));
+    }
+
+    /// Calls function `id` with dynamic values, in an instance with its own
+    /// store and host state.
+    pub async fn call(&self, id: &str, args: &[Val]) -> Result<Vec<Val>> {
+        self.call_at(id, args.to_vec(), 0).await
+    }
+
+    /// A call `depth` levels deep in a `funcs` chain.
+    pub(crate) fn call_at(&self, id: &str, args: Vec<Val>, depth: u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Val>>> + Send + '_>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let f = self.inner.functions.get(&id).ok_or_else(|| anyhow!("unknown function `{id}`"))?.clone();
+            let ctx = CallCtx { wasi: self.inner.wasi_ctx(&f)?, depth, registry: self.clone() };
+            let mut store = Store::new(&self.inner.engine, ctx);
+            store.set_fuel_slice(Some(FUEL_SLICE));
+            // Start functions run during instantiation, which is not sliced.
+            store.set_fuel(u64::MAX / 2)?;
+            if let Some(bytes) = f.spec.limits().memory_bytes {
+                store.set_limits(crate::Limits { memory_bytes: bytes as usize, ..Default::default() });
+            }
+            let linker = linker()?;
+            let instance = linker.instantiate(&mut store, &f.component).with_context(|| format!("instantiating `{id}`"))?;
+            let func = instance
+                .get_func(&store, &f.spec.method)
+                .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
+            func.call_async(&mut store, &args).await.with_context(|| format!("calling `{id}`"))
+        })
+    }
+
+    /// Calls function `id` with positional JSON arguments and returns its
+    /// result as JSON. Native functions take the JSON as it is.
+    pub fn call_json(&self, id: &str, args: &[serde_json::Value]) -> Result<serde_json::Value> {
+        crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), 0))
+    }
+
+    pub(crate) async fn call_json_async(&self, id: &str, args: Vec<serde_json::Value>, depth: u32) -> Result<serde_json::Value> {
+        if let Some(native) = self.native(id) {
+            return native(args);
+        }
+        let ty = self.func_type(id)?;
+        let vals = json::args_from_json(&ty, &args).with_context(|| format!("arguments of `{id}`"))?;
+        let out = self.call_at(id, vals, depth).await?;
+        json::result_to_json(&ty, &out)
+    }
+
+    /// The component type of function `id`.
+    pub fn func_type(&self, id: &str) -> Result<crate::types::FuncType> {
+        let f = self.inner.functions.get(id).ok_or_else(|| anyhow!("unknown function `{id}`"))?;
+        f.ty.clone().ok_or_else(|| anyhow!("`{id}` takes or returns resources, which cannot be passed as JSON"))
+    }
+
+    fn native(&self, id: &str) -> Option<NativeFn> {
+        self.inner.natives.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+impl Inner {
     fn fail(entry: &Entry, field: &str, msg: impl std::fmt::Display) -> anyhow::Error {
         anyhow!("{}: entry `{}`: field `{field}`: {msg}", entry.file.display(), entry.id)
     }
@@ -226,19 +318,10 @@ impl Registry {
                 }
             }
         }
-        if !has_export(&component, &spec.method) {
-            return Err(Self::fail(
-                entry,
-                "method",
-                format!("the component exports no function `{}`", spec.method),
-            ));
-        }
-        Ok(Function {
-            id: entry.id.clone(),
-            spec: spec.clone(),
-            file: entry.file.clone(),
-            component,
-        })
+        let Some(ty) = export_type(&component, &spec.method) else {
+            return Err(Self::fail(entry, "method", format!("the component exports no function `{}`", spec.method)));
+        };
+        Ok(Function { id: entry.id.clone(), spec: spec.clone(), file: entry.file.clone(), component, ty })
     }
 
     /// The value of an `env.variable` entry, if set.
@@ -302,81 +385,36 @@ impl Registry {
         Ok(ctx)
     }
 
-    /// Calls function `id` with dynamic values, in a fresh instance with its
-    /// own store and host state.
-    pub async fn call(&self, id: &str, args: &[Val]) -> Result<Vec<Val>> {
-        let f = self
-            .functions
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
-        let ctx = self.wasi_ctx(f)?;
-        let mut store = Store::new(&self.engine, ctx);
-        if let Some(bytes) = f.spec.limits().memory_bytes {
-            store.set_limits(crate::Limits {
-                memory_bytes: bytes as usize,
-                ..Default::default()
-            });
-        }
-        let mut linker = Linker::default();
-        crate::wasi::add_to_linker(&mut linker)?;
-        let instance = linker
-            .instantiate(&mut store, &f.component)
-            .with_context(|| format!("instantiating `{id}`"))?;
-        let func = instance
-            .get_func(&store, &f.spec.method)
-            .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
-        func.call_async(&mut store, args)
-            .await
-            .with_context(|| format!("calling `{id}`"))
-    }
-
-    /// Calls function `id` with positional JSON arguments and returns its
-    /// result as JSON.
-    pub fn call_json(&self, id: &str, args: &[serde_json::Value]) -> Result<serde_json::Value> {
-        let f = self
-            .functions
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
-        let ty = self.func_type(f)?;
-        let vals = json::args_from_json(&ty, args).with_context(|| format!("arguments of `{id}`"))?;
-        let out = crate::dispatch::block_on(self.call(id, &vals))?;
-        json::result_to_json(&ty, &out)
-    }
-
-    /// The component type of a function entry's method.
-    fn func_type(&self, f: &Function) -> Result<crate::types::FuncType> {
-        // Instantiate once with WASI to read the export's resolved type.
-        let mut store = Store::new(&self.engine, WasiCtx::new());
-        let mut linker = Linker::default();
-        crate::wasi::add_to_linker(&mut linker)?;
-        let instance = linker.instantiate(&mut store, &f.component)?;
-        let func = instance
-            .get_func(&store, &f.spec.method)
-            .ok_or_else(|| anyhow!("no method `{}`", f.spec.method))?;
-        Ok(func.ty().clone())
-    }
 }
 
 fn is_core(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-/// Whether the component exports `f` or `iface#f` (version-tolerant).
-fn has_export(component: &Component, method: &str) -> bool {
+/// The type of export `f` or `iface#f` (version-tolerant): `None` if there
+/// is no such function, `Some(None)` if its type involves resources.
+fn export_type(component: &Component, method: &str) -> Option<Option<crate::types::FuncType>> {
     use wasmparser::component_types::ComponentEntityType as E;
     let types = component.types();
-    let exports = &component.def.exports;
-    match method.split_once('#') {
-        None => exports
-            .iter()
-            .any(|(n, k, _)| n == method && *k == wasmparser::ComponentExternalKind::Func),
-        Some((iface, f)) => exports.iter().any(|(n, _, _)| {
-            let (base, _) = crate::linker::split_version(n);
-            (n == iface || base == crate::linker::split_version(iface).0)
-                && matches!(types.component_item_for_export(n).map(|i| i.ty),
-                    Some(E::Instance(id)) if types[id].exports.contains_key(f))
-        }),
-    }
+    let fid = match method.split_once('#') {
+        None => match types.component_item_for_export(method).map(|i| i.ty) {
+            Some(E::Func(fid)) => fid,
+            _ => return None,
+        },
+        Some((iface, f)) => component.def.exports.iter().find_map(|(n, _, _)| {
+            if n != iface && crate::linker::split_version(n).0 != crate::linker::split_version(iface).0 {
+                return None;
+            }
+            match types.component_item_for_export(n).map(|i| i.ty) {
+                Some(E::Instance(id)) => match types[id].exports.get(f).map(|i| i.ty) {
+                    Some(E::Func(fid)) => Some(fid),
+                    _ => None,
+                },
+                _ => None,
+            }
+        })?,
+    };
+    Some(crate::component::typeconv::func_type(types, fid, &Default::default()).ok())
 }
 
 /// `KEY=VALUE` lines; `#` starts a comment.
@@ -387,4 +425,16 @@ fn parse_env_file(text: &str) -> BTreeMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// Fuel per time slice of a registry call: a busy guest yields to the
+/// executor after this much work.
+const FUEL_SLICE: u64 = 200_000;
+
+/// WASI and `funcs`, for registry calls.
+fn linker() -> Result<Linker<CallCtx>> {
+    let mut linker = Linker::default();
+    crate::wasi::add_to_linker(&mut linker)?;
+    funcs::add_to_linker(&mut linker);
+    Ok(linker)
 }
