@@ -209,3 +209,116 @@ fn config_errors_name_the_file_the_entry_and_the_field() {
         );
     }
 }
+
+/// The example registry plus a trapping function and a self-calling one.
+fn funcs_registry() -> Registry {
+    let dir = scratch("funcs");
+    let example = example();
+    let relay = std::fs::read_to_string(example.join("src/relay.wat")).unwrap();
+    std::fs::write(dir.join("relay.wat"), &relay).unwrap();
+    let yaml = r#"namespace: f
+entries:
+  - name: relay
+    kind: function.wat
+    source: file://relay.wat
+    method: relay
+    imports: [funcs]
+  - name: boom
+    kind: function.wat
+    source: |
+      (component
+        (core module $M (func (export "boom") (param i32 i32) (result i32) unreachable)
+          (memory (export "mem") 1)
+          (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 64)))
+        (core instance $m (instantiate $M))
+        (func (export "boom") (param "s" string) (result string)
+          (canon lift (core func $m "boom") (memory (core memory $m "mem")) (realloc (core func $m "realloc")))))
+    method: boom
+  - name: loop
+    kind: function.wat
+    source: |
+      (component
+        (import "wippy:runtime/funcs@0.1.0" (instance $funcs
+          (export "call-string" (func (param "target" string) (param "input" string) (result (result string (error string)))))))
+        (alias export $funcs "call-string" (func $call-string))
+        (core module $Libc
+          (memory (export "mem") 1)
+          (global $next (mut i32) (i32.const 1024))
+          (data (i32.const 256) "f:loop")
+          (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+            (local $r i32)
+            (local.set $r (i32.and (i32.add (global.get $next) (i32.const 7)) (i32.const -8)))
+            (global.set $next (i32.add (local.get $r) (local.get 3)))
+            (local.get $r)))
+        (core instance $libc (instantiate $Libc))
+        (core func $call-string' (canon lower (func $call-string)
+          (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))))
+        (core module $M
+          (import "funcs" "call-string" (func $call (param i32 i32 i32 i32 i32)))
+          (func (export "loop") (param i32 i32) (result i32)
+            (call $call (i32.const 256) (i32.const 6) (local.get 0) (local.get 1) (i32.const 16))
+            (i32.const 16)))
+        (core instance $m (instantiate $M (with "funcs" (instance (export "call-string" (func $call-string'))))))
+        (func (export "loop") (param "s" string) (result (result string (error string)))
+          (canon lift (core func $m "loop") (memory (core memory $libc "mem")) (realloc (core func $libc "realloc")))))
+    method: loop
+    imports: [funcs]
+  - name: hello
+    kind: function.wat
+    source: |
+"#;
+    let hello: String = std::fs::read_to_string(example.join("src/hello.wat"))
+        .unwrap()
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    std::fs::write(dir.join("_index.yaml"), format!("{yaml}{hello}    method: hello\n")).unwrap();
+    Registry::load(dir.join("_index.yaml")).unwrap()
+}
+
+#[test]
+fn funcs_calls_other_entries_and_natives() {
+    let r = funcs_registry();
+    assert_eq!(
+        r.call_json("f:relay", &[json!("f:hello"), json!("you")]).unwrap(),
+        json!({"ok": "hello, you"})
+    );
+    r.register_native("f:native", |args| Ok(json!(format!("native saw {}", args.len()))));
+    assert_eq!(
+        r.call_json("f:relay", &[json!("f:native"), json!("[1, 2, 3]")])
+            .unwrap(),
+        json!({"ok": "native saw 3"})
+    );
+    // The example registry: one WASM function calling another.
+    let ex = Registry::load(example()).unwrap();
+    assert_eq!(
+        ex.call_json("demo:relay", &[json!("demo:add"), json!("[20, 22]")])
+            .unwrap(),
+        json!({"ok": "42"})
+    );
+}
+
+#[test]
+fn funcs_failures_are_err_values_never_traps() {
+    let r = funcs_registry();
+    let err = |v: serde_json::Value| {
+        v["err"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| panic!("not an err: {v}"))
+    };
+    let e = err(r.call_json("f:relay", &[json!("f:missing"), json!("x")]).unwrap());
+    assert!(e.contains("unknown function `f:missing`"), "{e}");
+    let e = err(r.call_json("f:relay", &[json!("no-namespace"), json!("x")]).unwrap());
+    assert!(e.contains("invalid target"), "{e}");
+    let e = err(r.call_json("f:relay", &[json!("f:boom"), json!("x")]).unwrap());
+    assert!(e.contains("unreachable"), "{e}");
+    // loop calls itself through funcs: the depth limit ends the cycle.
+    let e = err(r.call_json("f:loop", &[json!("again")]).unwrap());
+    assert!(e.contains("call depth limit"), "{e}");
+    // The registry still serves.
+    assert_eq!(
+        r.call_json("f:relay", &[json!("f:hello"), json!("again")]).unwrap(),
+        json!({"ok": "hello, again"})
+    );
+}

@@ -24,7 +24,9 @@ impl Input {
     fn json_args(&self) -> Result<Vec<Json>> {
         let text = match self {
             Input::Text(t) => t.as_str(),
-            Input::Bytes(b) => std::str::from_utf8(b).map_err(|_| anyhow!("input is neither the target's bytes nor UTF-8 JSON"))?,
+            Input::Bytes(b) => {
+                std::str::from_utf8(b).map_err(|_| anyhow!("input is neither the target's bytes nor UTF-8 JSON"))?
+            }
         };
         match serde_json::from_str(text) {
             Ok(Json::Array(items)) => Ok(items),
@@ -48,7 +50,9 @@ async fn call(registry: Registry, target: String, input: Input, depth: u32) -> R
         let ty = registry.func_type(&target)?;
         let direct = match (ty.params.iter().map(|(_, t)| t).collect::<Vec<_>>().as_slice(), &input) {
             ([Type::String], Input::Text(t)) => Some(Val::String(t.clone())),
-            ([Type::List(e)], Input::Bytes(b)) if **e == Type::U8 => Some(Val::List(b.iter().map(|x| Val::U8(*x)).collect())),
+            ([Type::List(e)], Input::Bytes(b)) if **e == Type::U8 => {
+                Some(Val::List(b.iter().map(|x| Val::U8(*x)).collect()))
+            }
             _ => None,
         };
         if let Some(arg) = direct {
@@ -61,7 +65,11 @@ async fn call(registry: Registry, target: String, input: Input, depth: u32) -> R
         Json::String(s) => s,
         other => other.to_string(),
     };
-    Ok(if as_bytes { Input::Bytes(text.into_bytes()) } else { Input::Text(text) })
+    Ok(if as_bytes {
+        Input::Bytes(text.into_bytes())
+    } else {
+        Input::Text(text)
+    })
 }
 
 /// A callee's result for the guest: strings and bytes as they are, a
@@ -89,10 +97,18 @@ fn output(v: Option<&Val>, t: Option<&Type>, as_bytes: bool) -> Result<Input> {
         }
         (Some(v), Some(t), _) => {
             let text = super::json::to_json(v, t)?.to_string();
-            if as_bytes { Input::Bytes(text.into_bytes()) } else { Input::Text(text) }
+            if as_bytes {
+                Input::Bytes(text.into_bytes())
+            } else {
+                Input::Text(text)
+            }
         }
         _ => {
-            if as_bytes { Input::Bytes(b"null".to_vec()) } else { Input::Text("null".into()) }
+            if as_bytes {
+                Input::Bytes(b"null".to_vec())
+            } else {
+                Input::Text("null".into())
+            }
         }
     })
 }
@@ -117,11 +133,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallCtx>) {
     i.func_async("call-string", |mut cx, args| {
         let (target, input) = (string_arg(&args[0])?, string_arg(&args[1])?);
         let (registry, depth) = (cx.data_mut().registry.clone(), cx.data().depth);
-        Ok(Box::pin(async move { Ok(vec![ok_or_err(call(registry, target, Input::Text(input), depth + 1).await)]) }))
+        Ok(Box::pin(async move {
+            Ok(vec![ok_or_err(
+                call(registry, target, Input::Text(input), depth + 1).await,
+            )])
+        }))
     });
     i.func_async("call-bytes", |mut cx, args| {
         let (target, input) = (string_arg(&args[0])?, crate::wasi::bytes_arg(&args[1])?);
         let (registry, depth) = (cx.data_mut().registry.clone(), cx.data().depth);
-        Ok(Box::pin(async move { Ok(vec![ok_or_err(call(registry, target, Input::Bytes(input), depth + 1).await)]) }))
+        Ok(Box::pin(async move {
+            Ok(vec![ok_or_err(
+                call(registry, target, Input::Bytes(input), depth + 1).await,
+            )])
+        }))
     });
 }

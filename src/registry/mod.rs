@@ -108,7 +108,12 @@ impl Registry {
         let entries = config::load(path)?;
         let mut config = crate::Config::default();
         config.consume_fuel(true);
-        let mut inner = Inner { engine: Engine::new(&config), entries, functions: BTreeMap::new(), natives: Default::default() };
+        let mut inner = Inner {
+            engine: Engine::new(&config),
+            entries,
+            functions: BTreeMap::new(),
+            natives: Default::default(),
+        };
         let mut problems = Vec::new();
         let ids: Vec<String> = inner.entries.keys().cloned().collect();
         for id in ids {
@@ -138,8 +143,16 @@ impl Registry {
 
     /// Registers a native Rust function under `id` (`namespace:name`), callable
     /// like any registry function, from the host or through `funcs`.
-    pub fn register_native(&self, id: &str, f: impl Fn(Vec<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync + 'static) {
-        self.inner.natives.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), Arc::new(f));
+    pub fn register_native(
+        &self,
+        id: &str,
+        f: impl Fn(Vec<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync + 'static,
+    ) {
+        self.inner
+            .natives
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Arc::new(f));
     }
 
     /// Calls function `id` with dynamic values, in an instance with its own
@@ -149,24 +162,45 @@ impl Registry {
     }
 
     /// A call `depth` levels deep in a `funcs` chain.
-    pub(crate) fn call_at(&self, id: &str, args: Vec<Val>, depth: u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Val>>> + Send + '_>> {
+    pub(crate) fn call_at(
+        &self,
+        id: &str,
+        args: Vec<Val>,
+        depth: u32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Val>>> + Send + '_>> {
         let id = id.to_string();
         Box::pin(async move {
-            let f = self.inner.functions.get(&id).ok_or_else(|| anyhow!("unknown function `{id}`"))?.clone();
-            let ctx = CallCtx { wasi: self.inner.wasi_ctx(&f)?, depth, registry: self.clone() };
+            let f = self
+                .inner
+                .functions
+                .get(&id)
+                .ok_or_else(|| anyhow!("unknown function `{id}`"))?
+                .clone();
+            let ctx = CallCtx {
+                wasi: self.inner.wasi_ctx(&f)?,
+                depth,
+                registry: self.clone(),
+            };
             let mut store = Store::new(&self.inner.engine, ctx);
             store.set_fuel_slice(Some(FUEL_SLICE));
             // Start functions run during instantiation, which is not sliced.
             store.set_fuel(u64::MAX / 2)?;
             if let Some(bytes) = f.spec.limits().memory_bytes {
-                store.set_limits(crate::Limits { memory_bytes: bytes as usize, ..Default::default() });
+                store.set_limits(crate::Limits {
+                    memory_bytes: bytes as usize,
+                    ..Default::default()
+                });
             }
             let linker = linker()?;
-            let instance = linker.instantiate(&mut store, &f.component).with_context(|| format!("instantiating `{id}`"))?;
+            let instance = linker
+                .instantiate(&mut store, &f.component)
+                .with_context(|| format!("instantiating `{id}`"))?;
             let func = instance
                 .get_func(&store, &f.spec.method)
                 .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
-            func.call_async(&mut store, &args).await.with_context(|| format!("calling `{id}`"))
+            func.call_async(&mut store, &args)
+                .await
+                .with_context(|| format!("calling `{id}`"))
         })
     }
 
@@ -176,7 +210,12 @@ impl Registry {
         crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), 0))
     }
 
-    pub(crate) async fn call_json_async(&self, id: &str, args: Vec<serde_json::Value>, depth: u32) -> Result<serde_json::Value> {
+    pub(crate) async fn call_json_async(
+        &self,
+        id: &str,
+        args: Vec<serde_json::Value>,
+        depth: u32,
+    ) -> Result<serde_json::Value> {
         if let Some(native) = self.native(id) {
             return native(args);
         }
@@ -188,12 +227,22 @@ impl Registry {
 
     /// The component type of function `id`.
     pub fn func_type(&self, id: &str) -> Result<crate::types::FuncType> {
-        let f = self.inner.functions.get(id).ok_or_else(|| anyhow!("unknown function `{id}`"))?;
-        f.ty.clone().ok_or_else(|| anyhow!("`{id}` takes or returns resources, which cannot be passed as JSON"))
+        let f = self
+            .inner
+            .functions
+            .get(id)
+            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
+        f.ty.clone()
+            .ok_or_else(|| anyhow!("`{id}` takes or returns resources, which cannot be passed as JSON"))
     }
 
     fn native(&self, id: &str) -> Option<NativeFn> {
-        self.inner.natives.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.inner
+            .natives
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 }
 
@@ -319,9 +368,19 @@ impl Inner {
             }
         }
         let Some(ty) = export_type(&component, &spec.method) else {
-            return Err(Self::fail(entry, "method", format!("the component exports no function `{}`", spec.method)));
+            return Err(Self::fail(
+                entry,
+                "method",
+                format!("the component exports no function `{}`", spec.method),
+            ));
         };
-        Ok(Function { id: entry.id.clone(), spec: spec.clone(), file: entry.file.clone(), component, ty })
+        Ok(Function {
+            id: entry.id.clone(),
+            spec: spec.clone(),
+            file: entry.file.clone(),
+            component,
+            ty,
+        })
     }
 
     /// The value of an `env.variable` entry, if set.
@@ -384,7 +443,6 @@ impl Inner {
         }
         Ok(ctx)
     }
-
 }
 
 fn is_core(bytes: &[u8]) -> bool {

@@ -1,0 +1,23 @@
+;; `hello(name: string) -> string`: answers "hello, <name>".
+(component
+  (core module $M
+    (memory (export "mem") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $r i32)
+      (local.set $r (global.get $next))
+      (global.set $next (i32.add (global.get $next) (local.get 3)))
+      (local.get $r))
+    (data (i32.const 16) "hello, ")
+    (func (export "hello") (param $ptr i32) (param $len i32) (result i32)
+      (local $out i32)
+      (local.set $out (global.get $next))
+      (global.set $next (i32.add (global.get $next) (i32.add (local.get $len) (i32.const 7))))
+      (memory.copy (local.get $out) (i32.const 16) (i32.const 7))
+      (memory.copy (i32.add (local.get $out) (i32.const 7)) (local.get $ptr) (local.get $len))
+      (i32.store (i32.const 0) (local.get $out))
+      (i32.store (i32.const 4) (i32.add (local.get $len) (i32.const 7)))
+      (i32.const 0)))
+  (core instance $m (instantiate $M))
+  (func (export "hello") (param "name" string) (result string)
+    (canon lift (core func $m "hello") (memory (core memory $m "mem")) (realloc (core func $m "realloc")))))
