@@ -19,6 +19,9 @@ pub struct Runtime {
     pub(crate) nested: u32,
     /// Fuel given per time slice to async calls, when fuel is metered.
     pub(crate) fuel_slice: Option<u64>,
+    /// When async calls must stop (checked between fuel slices and while
+    /// waiting on the host).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 /// What wasmi's store holds: the embedder's `T` and our runtime state.
@@ -81,6 +84,13 @@ impl<T> Store<T> {
     /// async call runs on the store's fuel and fails when it is used up.
     pub fn set_fuel_slice(&mut self, fuel: Option<u64>) {
         self.inner.data_mut().rt.fuel_slice = fuel;
+    }
+
+    /// Async calls started after this fail with a timeout once `deadline`
+    /// passes: a running guest is stopped at its next fuel slice (so fuel
+    /// slicing must be on), a waiting one when its wait is cut short.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.inner.data_mut().rt.deadline = deadline;
     }
 
     /// The fuel left. Errors if fuel metering is disabled.

@@ -322,3 +322,57 @@ fn funcs_failures_are_err_values_never_traps() {
         json!({"ok": "hello, again"})
     );
 }
+
+const SPIN: &str = r#"      (component
+        (core module $M
+          (func (export "spin") (param i32) (result i32)
+            (block $done (loop $l
+              (br_if $done (i32.eqz (local.get 0)))
+              (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+              (br $l)))
+            (i32.const 7))
+          (func (export "forever") (result i32) (loop $l (br $l)) (i32.const 0))
+          (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+          (memory 1))
+        (core instance $m (instantiate $M))
+        (func (export "spin") (param "n" u32) (result u32) (canon lift (core func $m "spin")))
+        (func (export "forever") (result u32) (canon lift (core func $m "forever")))
+        (func (export "grow") (param "pages" u32) (result s32) (canon lift (core func $m "grow"))))
+"#;
+
+fn limits_registry() -> Registry {
+    let dir = scratch("limits");
+    let entry = |name: &str, method: &str, limits: &str| {
+        format!("  - name: {name}\n    kind: function.wat\n    method: {method}\n    options:\n      limits:\n{limits}    source: |\n{SPIN}")
+    };
+    let yaml = format!(
+        "namespace: l\nentries:\n{}{}{}",
+        entry("forever", "forever", "        max_execution_ms: 200\n"),
+        entry("spin", "spin", "        max_execution_ms: 200\n"),
+        entry("grow", "grow", "        memory_bytes: 1048576\n"),
+    );
+    std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
+    Registry::load(dir.join("_index.yaml")).unwrap()
+}
+
+#[test]
+fn a_tight_loop_is_cut_at_max_execution_ms_and_the_host_keeps_serving() {
+    let r = limits_registry();
+    let start = std::time::Instant::now();
+    let err = format!("{:#}", r.call_json("l:forever", &[]).unwrap_err());
+    let took = start.elapsed();
+    assert!(
+        err.contains("max_execution_ms (200 ms)") && err.contains("time limit"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(3), "cut after {took:?}");
+    assert_eq!(r.call_json("l:spin", &[json!(1000)]).unwrap(), json!(7));
+}
+
+#[test]
+fn the_memory_limit_holds() {
+    let r = limits_registry();
+    // 1 page to start; 1 MiB is 16 pages: growing by 8 fits, by 32 does not.
+    assert_eq!(r.call_json("l:grow", &[json!(8)]).unwrap(), json!(1));
+    assert_eq!(r.call_json("l:grow", &[json!(32)]).unwrap(), json!(-1));
+}

@@ -272,7 +272,17 @@ async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]
                     return Err(paused.into_host_error());
                 };
                 store.inner.data_mut().rt.async_driver = false;
-                let vals = fut.await.map_err(|e| wasmi::Error::host(HostFault(e)))?;
+                let vals = match store.inner.data().rt.deadline {
+                    Some(d) => {
+                        futures_lite::future::or(fut, async move {
+                            async_io::Timer::at(d).await;
+                            Err(anyhow::Error::new(crate::dispatch::Timeout))
+                        })
+                        .await
+                    }
+                    None => fut.await,
+                }
+                .map_err(|e| wasmi::Error::host(HostFault(e)))?;
                 let inputs = complete(store.ctx(), vals)?;
                 store.inner.data_mut().rt.async_driver = true;
                 paused.resume(&mut store.inner, &inputs, &mut core_results)?
@@ -281,6 +291,17 @@ async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]
                 let Some(slice) = slice else {
                     return Err(trap!("all fuel consumed").into());
                 };
+                if store
+                    .inner
+                    .data()
+                    .rt
+                    .deadline
+                    .is_some_and(|d| std::time::Instant::now() >= d)
+                {
+                    return Err(wasmi::Error::host(HostFault(anyhow::Error::new(
+                        crate::dispatch::Timeout,
+                    ))));
+                }
                 futures_lite::future::yield_now().await;
                 store.inner.set_fuel(slice.max(paused.required_fuel()))?;
                 paused.resume(&mut store.inner, &mut core_results)?

@@ -82,3 +82,15 @@ pub(crate) fn suspend_or_block<T: 'static>(
 pub fn block_on<F: Future>(f: F) -> F::Output {
     async_io::block_on(f)
 }
+
+/// An async call ran past its store's deadline ([`crate::Store::set_deadline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout;
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("execution time limit exceeded")
+    }
+}
+
+impl std::error::Error for Timeout {}

@@ -198,9 +198,17 @@ impl Registry {
             let func = instance
                 .get_func(&store, &f.spec.method)
                 .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
-            func.call_async(&mut store, &args)
-                .await
-                .with_context(|| format!("calling `{id}`"))
+            let limit = f.spec.limits().max_execution_ms;
+            if let Some(ms) = limit {
+                store.set_deadline(Some(std::time::Instant::now() + std::time::Duration::from_millis(ms)));
+            }
+            match func.call_async(&mut store, &args).await {
+                Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => Err(e.context(format!(
+                    "`{id}` ran longer than max_execution_ms ({} ms)",
+                    limit.unwrap_or_default()
+                ))),
+                r => r.with_context(|| format!("calling `{id}`")),
+            }
         })
     }
 
