@@ -376,3 +376,103 @@ fn the_memory_limit_holds() {
     assert_eq!(r.call_json("l:grow", &[json!(8)]).unwrap(), json!(1));
     assert_eq!(r.call_json("l:grow", &[json!(32)]).unwrap(), json!(-1));
 }
+
+/// A registry with `t:nap`, a reusable sleeping function, in a pool.
+fn nap_registry(name: &str, pool: &str) -> Registry {
+    let dir = scratch(name);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nap.wat"),
+        dir.join("nap.wat"),
+    )
+    .unwrap();
+    let file = write_registry(
+        &dir,
+        &format!(
+            "namespace: t\nentries:\n  - name: nap\n    kind: function.wat\n    source: file://nap.wat\n    method: nap\n    imports: [wasi:clocks, wasi:poll]\n    pool:\n{pool}"
+        ),
+    );
+    Registry::load(&file).unwrap()
+}
+
+/// Runs `n` concurrent `nap(ms)` calls on one executor.
+fn naps(r: &Registry, n: usize, ms: u32) -> Vec<anyhow::Result<Vec<wippy_wasm::Val>>> {
+    let ex = async_executor::Executor::new();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let r = r.clone();
+            ex.spawn(async move { r.call("t:nap", &[wippy_wasm::Val::U32(ms)]).await })
+        })
+        .collect();
+    wippy_wasm::dispatch::block_on(ex.run(async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    }))
+}
+
+#[test]
+fn a_lazy_pool_never_exceeds_max_size() {
+    let r = nap_registry("lazy", "      type: lazy\n      max_size: 2\n");
+    let start = std::time::Instant::now();
+    let results = naps(&r, 8, 100);
+    assert!(
+        results.iter().all(|r| r.is_ok()),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let stats = r.pool_stats("t:nap").unwrap();
+    assert_eq!((stats.peak, stats.created), (2, 2), "{stats:?}");
+    // 8 naps of 100 ms, two at a time: four rounds.
+    let took = start.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(400) && took < std::time::Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_full_static_queue_gives_an_overload_error() {
+    let r = nap_registry("static", "      type: static\n      workers: 1\n      buffer: 1\n");
+    let results = naps(&r, 4, 100);
+    let overloaded = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if format!("{e:#}").contains("overloaded")))
+        .count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((ok, overloaded), (2, 2), "one runs, one waits, two are refused");
+    assert_eq!(r.pool_stats("t:nap").unwrap().peak, 1);
+}
+
+#[test]
+fn an_inline_pool_reuses_one_warm_instance() {
+    let r = nap_registry("inline", "      type: inline\n");
+    let results = naps(&r, 3, 10);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(
+        r.pool_stats("t:nap").unwrap(),
+        wippy_wasm::registry::pool::PoolStats {
+            live: 1,
+            peak: 1,
+            created: 1
+        }
+    );
+}
+
+#[test]
+fn a_trapped_instance_is_replaced() {
+    let r = limits_registry();
+    assert!(r.call_json("l:forever", &[]).is_err());
+    assert!(r.call_json("l:forever", &[]).is_err());
+    let stats = r.pool_stats("l:forever").unwrap();
+    assert_eq!(
+        (stats.created, stats.live),
+        (2, 0),
+        "each failed call discarded its instance"
+    );
+    r.call_json("l:spin", &[json!(5)]).unwrap();
+    r.call_json("l:spin", &[json!(5)]).unwrap();
+    let stats = r.pool_stats("l:spin").unwrap();
+    assert_eq!((stats.created, stats.live), (1, 1), "a good instance is reused warm");
+}

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod funcs;
 pub mod json;
+pub mod pool;
 
 use crate::wasi::WasiCtx;
 use crate::{Component, Engine, Linker, Store, Val};
@@ -24,6 +25,13 @@ pub struct Function {
     /// The method's type (`None` if it involves resources, which JSON and
     /// `funcs` cannot carry).
     ty: Option<crate::types::FuncType>,
+    pool: pool::Pool<Warm>,
+}
+
+/// A warm instance: its store and the method to call.
+struct Warm {
+    store: Store<CallCtx>,
+    func: crate::Func,
 }
 
 /// A registry loaded from definition files. Cheap to clone (shared).
@@ -176,40 +184,62 @@ impl Registry {
                 .get(&id)
                 .ok_or_else(|| anyhow!("unknown function `{id}`"))?
                 .clone();
-            let ctx = CallCtx {
-                wasi: self.inner.wasi_ctx(&f)?,
-                depth,
-                registry: self.clone(),
-            };
-            let mut store = Store::new(&self.inner.engine, ctx);
-            store.set_fuel_slice(Some(FUEL_SLICE));
-            // Start functions run during instantiation, which is not sliced.
-            store.set_fuel(u64::MAX / 2)?;
-            if let Some(bytes) = f.spec.limits().memory_bytes {
-                store.set_limits(crate::Limits {
-                    memory_bytes: bytes as usize,
-                    ..Default::default()
-                });
-            }
-            let linker = linker()?;
-            let instance = linker
-                .instantiate(&mut store, &f.component)
-                .with_context(|| format!("instantiating `{id}`"))?;
-            let func = instance
-                .get_func(&store, &f.spec.method)
-                .ok_or_else(|| anyhow!("`{id}` exports no function `{}`", f.spec.method))?;
             let limit = f.spec.limits().max_execution_ms;
-            if let Some(ms) = limit {
-                store.set_deadline(Some(std::time::Instant::now() + std::time::Duration::from_millis(ms)));
-            }
-            match func.call_async(&mut store, &args).await {
-                Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => Err(e.context(format!(
-                    "`{id}` ran longer than max_execution_ms ({} ms)",
-                    limit.unwrap_or_default()
-                ))),
-                r => r.with_context(|| format!("calling `{id}`")),
-            }
+            // A command's `run` may only be called once per instance.
+            let reuse = !f.spec.method.starts_with("wasi:cli/run");
+            f.pool
+                .with(
+                    &id,
+                    reuse,
+                    || self.warm(&f),
+                    async |w: &mut Warm| {
+                        w.store.data_mut().depth = depth;
+                        let deadline = limit.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+                        w.store.set_deadline(deadline);
+                        match w.func.call_async(&mut w.store, &args).await {
+                            Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => {
+                                Err(e.context(format!(
+                                    "`{id}` ran longer than max_execution_ms ({} ms)",
+                                    limit.unwrap_or_default()
+                                )))
+                            }
+                            r => r.with_context(|| format!("calling `{id}`")),
+                        }
+                    },
+                )
+                .await
         })
+    }
+
+    /// A new instance of `f` with its own store and host state.
+    fn warm(&self, f: &Function) -> Result<Warm> {
+        let ctx = CallCtx {
+            wasi: self.inner.wasi_ctx(f)?,
+            depth: 0,
+            registry: self.clone(),
+        };
+        let mut store = Store::new(&self.inner.engine, ctx);
+        store.set_fuel_slice(Some(FUEL_SLICE));
+        // Start functions run during instantiation, which is not sliced.
+        store.set_fuel(u64::MAX / 2)?;
+        if let Some(bytes) = f.spec.limits().memory_bytes {
+            store.set_limits(crate::Limits {
+                memory_bytes: bytes as usize,
+                ..Default::default()
+            });
+        }
+        let instance = linker()?
+            .instantiate(&mut store, &f.component)
+            .with_context(|| format!("instantiating `{}`", f.id))?;
+        let func = instance
+            .get_func(&store, &f.spec.method)
+            .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))?;
+        Ok(Warm { store, func })
+    }
+
+    /// Instance counts of function `id`'s pool.
+    pub fn pool_stats(&self, id: &str) -> Option<pool::PoolStats> {
+        self.inner.functions.get(id).map(|f| f.pool.stats())
     }
 
     /// Calls function `id` with positional JSON arguments and returns its
@@ -388,6 +418,7 @@ impl Inner {
             file: entry.file.clone(),
             component,
             ty,
+            pool: pool::Pool::new(&spec.pool),
         })
     }
 

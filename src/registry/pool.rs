@@ -1,0 +1,139 @@
+//! Instance pools: components are compiled once per entry; instances are
+//! kept warm and reused; a call that fails (a trap, a timeout) discards its
+//! instance.
+//!
+//! - `inline`: one warm instance, calls serialised.
+//! - `lazy`: instances on demand up to `max_size` (default 16); idle ones
+//!   are dropped after [`IDLE_TIMEOUT`].
+//! - `static`: `workers` instances and a bounded queue of `buffer` waiting
+//!   calls (default workers × 64); a full queue is an overload error.
+//! - no `type`: Wippy's implicit default, lazy with up to 100 instances.
+
+use super::config::PoolSpec;
+use anyhow::{bail, Result};
+use async_lock::Semaphore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a `lazy` pool keeps an idle instance.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counters of a pool, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Instances alive now (busy or idle).
+    pub live: usize,
+    /// The most that were ever alive at once.
+    pub peak: usize,
+    /// Instances created so far.
+    pub created: usize,
+}
+
+/// A pool of warm `W`s (an instance with its store).
+pub struct Pool<W> {
+    kind: &'static str,
+    /// One permit per instance that may exist at once.
+    permits: Semaphore,
+    idle: Mutex<Vec<(W, Instant)>>,
+    /// Calls waiting for a permit, and how many may wait (`static` only).
+    waiting: AtomicUsize,
+    queue_limit: Option<usize>,
+    idle_timeout: Option<Duration>,
+    stats: Mutex<PoolStats>,
+}
+
+impl<W> Pool<W> {
+    pub fn new(spec: &PoolSpec) -> Self {
+        let (kind, size, queue_limit, idle_timeout) = match spec.kind.as_deref() {
+            Some("inline") => ("inline", 1, None, None),
+            Some("static") => {
+                let workers = spec.workers.or(spec.size).unwrap_or(1).max(1);
+                ("static", workers, Some(spec.buffer.unwrap_or(workers * 64)), None)
+            }
+            Some(_) => ("lazy", spec.max_size.unwrap_or(16).max(1), None, Some(IDLE_TIMEOUT)),
+            None => ("lazy", spec.max_size.unwrap_or(100).max(1), None, Some(IDLE_TIMEOUT)),
+        };
+        Pool {
+            kind,
+            permits: Semaphore::new(size),
+            idle: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
+            queue_limit,
+            idle_timeout,
+            stats: Mutex::new(PoolStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `call` with a warm instance (or one made by `make`), waiting for a
+    /// free slot. The instance goes back to the pool if `call` succeeds and
+    /// it may be `reuse`d.
+    pub async fn with<R>(
+        &self,
+        id: &str,
+        reuse: bool,
+        make: impl FnOnce() -> Result<W>,
+        call: impl AsyncFnOnce(&mut W) -> Result<R>,
+    ) -> Result<R> {
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if let Some(limit) = self.queue_limit {
+            if queued >= limit && self.permits.try_acquire().is_none() {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                bail!("`{id}` is overloaded: its static pool's queue of {limit} waiting calls is full");
+            }
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let warm = self.take_idle();
+        let mut w = match warm {
+            Some(w) => w,
+            None => {
+                let w = make()?;
+                let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+                s.created += 1;
+                s.live += 1;
+                s.peak = s.peak.max(s.live);
+                w
+            }
+        };
+        let result = call(&mut w).await;
+        match &result {
+            Ok(_) if reuse => self
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((w, Instant::now())),
+            // A failed call may leave the instance poisoned: replace it.
+            _ => self.retire(1),
+        }
+        drop(permit);
+        result
+    }
+
+    fn take_idle(&self) -> Option<W> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(timeout) = self.idle_timeout {
+            let before = idle.len();
+            idle.retain(|(_, since)| since.elapsed() < timeout);
+            let dropped = before - idle.len();
+            if dropped > 0 {
+                self.retire(dropped);
+            }
+        }
+        idle.pop().map(|(w, _)| w)
+    }
+
+    fn retire(&self, n: usize) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.live = s.live.saturating_sub(n);
+    }
+
+    /// `inline`, `lazy` or `static`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
