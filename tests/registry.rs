@@ -476,3 +476,48 @@ fn a_trapped_instance_is_replaced() {
     let stats = r.pool_stats("l:spin").unwrap();
     assert_eq!((stats.created, stats.live), (1, 1), "a good instance is reused warm");
 }
+
+#[test]
+fn core_modules_with_a_wit_signature() {
+    let dir = scratch("core");
+    let file = write_registry(
+        &dir,
+        r#"namespace: c
+entries:
+  - name: answer
+    kind: function.wat
+    source: |
+      (module (func (export "answer") (result i32) i32.const 42))
+    wit: |
+      answer: func() -> s32;
+    method: answer
+  - name: echo
+    kind: function.wat
+    source: |
+      (module
+        (memory (export "memory") 1)
+        (global $next (mut i32) (i32.const 1024))
+        (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+          (local $r i32)
+          (local.set $r (global.get $next))
+          (global.set $next (i32.add (global.get $next) (local.get 3)))
+          (local.get $r))
+        (func (export "echo") (param i32 i32) (result i32)
+          (i32.store (i32.const 0) (local.get 0))
+          (i32.store (i32.const 4) (local.get 1))
+          (i32.const 0)))
+    wit: |
+      echo: func(s: string) -> string;
+    method: echo
+"#,
+    );
+    let r = Registry::load(&file).unwrap();
+    assert_eq!(r.call_json("c:answer", &[]).unwrap(), json!(42));
+    assert_eq!(r.call_json("c:echo", &[json!("ünïcode")]).unwrap(), json!("ünïcode"));
+    let file = write_registry(
+        &dir,
+        "namespace: c\nentries:\n  - name: x\n    kind: function.wat\n    source: \"(module)\"\n    method: x\n",
+    );
+    let all = Registry::check(&file).join("\n");
+    assert!(all.contains("entry `c:x`: field `wit`: missing"), "{all}");
+}

@@ -367,19 +367,32 @@ impl Inner {
             }
             bytes
         };
+        // A core module (binary or text) needs its `wit` signature.
         let text_module = spec.wat
             && std::str::from_utf8(&bytes).is_ok_and(|t| {
                 t.trim_start()
                     .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
                     .starts_with("module")
             });
-        if is_core(&bytes) || text_module {
-            return Err(Self::fail(
-                entry,
-                if spec.wit.is_some() { "wit" } else { "source" },
-                "core modules are not supported yet: give a component (a `wit` signature for raw modules comes later)",
-            ));
-        }
+        let bytes = if is_core(&bytes) || text_module {
+            let core = if text_module {
+                wat::parse_bytes(&bytes)
+                    .map_err(|e| Self::fail(entry, "source", e))?
+                    .into_owned()
+            } else {
+                bytes
+            };
+            let Some(wit) = &spec.wit else {
+                return Err(Self::fail(
+                    entry,
+                    "wit",
+                    "missing: a core module needs the WIT signature of its exports",
+                ));
+            };
+            crate::component::componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
+        } else {
+            bytes
+        };
         let component = Component::new(&self.engine, &bytes)
             .map_err(|e| Self::fail(entry, if spec.wat { "source" } else { "path" }, format!("{e:#}")))?;
         for (name, _) in &component.def.imports {

@@ -1,6 +1,6 @@
 ;; `relay(target: string, input: string) -> result<string, string>`: calls
 ;; another registry function through `wippy:runtime/funcs` and returns what
-;; it answered.
+;; it answered. Post-return resets the bump allocator.
 (component
   (import "wippy:runtime/funcs@0.1.0" (instance $funcs
     (export "call-string" (func (param "target" string) (param "input" string) (result (result string (error string)))))))
@@ -12,7 +12,8 @@
       (local $r i32)
       (local.set $r (i32.and (i32.add (global.get $next) (i32.const 7)) (i32.const -8)))
       (global.set $next (i32.add (local.get $r) (local.get 3)))
-      (local.get $r)))
+      (local.get $r))
+    (func (export "reset") (param i32) (global.set $next (i32.const 1024))))
   (core instance $libc (instantiate $Libc))
   (core func $call-string' (canon lower (func $call-string)
     (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))))
@@ -27,4 +28,5 @@
     (with "libc" (instance $libc))
     (with "funcs" (instance (export "call-string" (func $call-string'))))))
   (func (export "relay") (param "target" string) (param "input" string) (result (result string (error string)))
-    (canon lift (core func $m "relay") (memory (core memory $libc "mem")) (realloc (core func $libc "realloc")))))
+    (canon lift (core func $m "relay") (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))
+      (post-return (core func $libc "reset")))))
