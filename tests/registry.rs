@@ -155,25 +155,85 @@ fn mounts_and_read_only_mounts() {
 #[test]
 fn env_mapping_and_required_variables() {
     let dir = scratch("env");
-    let env = |required: &str| {
-        format!(
-            "{ALL_WASI}    wasi:\n      env:\n        - id: t:greeting\n          name: GREETING\n          required: true\n        - id: t:{required}\n          name: OTHER\n          required: true\n  - name: vars\n    kind: env.storage.static\n    values:\n      GREETING: hello\n  - name: greeting\n    kind: env.variable\n    variable: GREETING\n    storage: t:vars\n  - name: missing\n    kind: env.variable\n    variable: NOT_SET_ANYWHERE\n    storage: t:vars\n  - name: defaulted\n    kind: env.variable\n    variable: ALSO_NOT_SET\n    storage: t:vars\n    default: fallback\n"
-        )
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/env.wat"),
+        dir.join("env.wat"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("vars.env"), "# settings\nFROM_FILE=file value\n").unwrap();
+    let registry = |second: &str| {
+        let yaml = format!(
+            r#"namespace: t
+entries:
+  - name: env
+    kind: function.wat
+    source: file://env.wat
+    method: env
+    imports: [wasi:cli]
+    wasi:
+      env:
+        - id: t:greeting
+          name: GREETING
+          required: true
+        - id: t:from_file
+          name: FILE_VAR
+        - id: t:{second}
+          name: OTHER
+          required: true
+  - name: vars
+    kind: env.storage.static
+    values:
+      GREETING: hello
+  - name: file
+    kind: env.storage.file
+    file_path: vars.env
+  - name: greeting
+    kind: env.variable
+    variable: GREETING
+    storage: t:vars
+  - name: from_file
+    kind: env.variable
+    variable: FROM_FILE
+    storage: t:file
+  - name: missing
+    kind: env.variable
+    variable: NOT_SET_ANYWHERE
+    storage: t:vars
+  - name: defaulted
+    kind: env.variable
+    variable: ALSO_NOT_SET
+    storage: t:vars
+    default: fallback
+"#
+        );
+        Registry::load(write_registry(&dir, &yaml)).unwrap()
     };
-    let file = command_registry(&dir, "hello.wasm", &env("defaulted"));
+    let r = registry("defaulted");
     assert_eq!(
-        Registry::load(&file).unwrap().call_json("t:prog", &[]).unwrap(),
-        json!({"ok": null})
+        r.call_json("t:env", &[]).unwrap(),
+        json!([["GREETING", "hello"], ["FILE_VAR", "file value"], ["OTHER", "fallback"]])
     );
-    let file = command_registry(&dir, "hello.wasm", &env("missing"));
+    let err = format!("{:#}", registry("missing").call_json("t:env", &[]).unwrap_err());
+    assert!(
+        err.contains("field `wasi.env[2]`: required variable `t:missing` (OTHER) is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_directory_whose_mode_forbids_writing_is_mounted_read_only() {
+    let dir = scratch("mode");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let extra = format!(
+        "{ALL_WASI}    wasi:\n      mounts:\n        - fs: t:data\n          guest: /data\n  - name: data\n    kind: fs.directory\n    directory: ./data\n    mode: \"0555\"\n"
+    );
+    let file = command_registry(&dir, "files.wasm", &extra);
     let err = format!(
         "{:#}",
         Registry::load(&file).unwrap().call_json("t:prog", &[]).unwrap_err()
     );
-    assert!(
-        err.contains("field `wasi.env[1]`: required variable `t:missing` (OTHER) is not set"),
-        "{err}"
-    );
+    assert!(err.contains("exited with status 1"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.join("data")).unwrap().count(), 0);
 }
 
 #[test]

@@ -34,7 +34,25 @@ pub struct FsDirectory {
     pub directory: String,
     #[serde(default)]
     pub auto_init: bool,
+    /// Unix permission bits, octal (`"0755"`); without the owner write bit
+    /// every mount of the directory is read-only.
     pub mode: Option<serde_yaml::Value>,
+}
+
+impl FsDirectory {
+    /// The permission bits (default 0755).
+    pub fn mode_bits(&self) -> Option<u32> {
+        match &self.mode {
+            None => Some(0o755),
+            Some(serde_yaml::Value::String(s)) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+            Some(serde_yaml::Value::Number(n)) => n.as_u64().and_then(|n| u32::from_str_radix(&n.to_string(), 8).ok()),
+            Some(_) => None,
+        }
+    }
+
+    pub fn writable(&self) -> bool {
+        self.mode_bits().is_some_and(|m| m & 0o200 != 0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -227,7 +245,13 @@ fn load_file(file: &Path) -> Result<Vec<Entry>> {
             .and_then(|k| k.as_str())
             .ok_or_else(|| fail("kind", &"missing"))?;
         let kind = match kind_name {
-            "fs.directory" => Kind::FsDirectory(typed(raw, &fail)?),
+            "fs.directory" => {
+                let d: FsDirectory = typed(raw, &fail)?;
+                if d.mode_bits().is_none_or(|m| m > 0o7777) {
+                    return Err(fail("mode", &"must be octal permission bits such as \"0755\""));
+                }
+                Kind::FsDirectory(d)
+            }
             "env.variable" => Kind::EnvVariable(typed(raw, &fail)?),
             "env.storage.os" => Kind::EnvStorage(EnvStorage::Os),
             "env.storage.static" => {

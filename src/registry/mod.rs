@@ -296,8 +296,13 @@ impl Inner {
             .ok_or_else(|| Self::fail(from, field, format!("no entry `{id}`")))
     }
 
-    /// The host folder of an `fs.directory` reference.
+    /// The host folder of an `fs.directory` reference, and whether its mode
+    /// allows writing.
     fn directory(&self, from: &Entry, field: &str, reference: &str) -> Result<PathBuf> {
+        Ok(self.directory_mode(from, field, reference)?.0)
+    }
+
+    fn directory_mode(&self, from: &Entry, field: &str, reference: &str) -> Result<(PathBuf, bool)> {
         let target = self.entry(from, field, reference)?;
         let Kind::FsDirectory(d) = &target.kind else {
             return Err(Self::fail(
@@ -318,7 +323,7 @@ impl Inner {
                 ));
             }
         }
-        Ok(dir)
+        Ok((dir, d.writable()))
     }
 
     fn storage(&self, from: &Entry, reference: &str) -> Result<&EnvStorage> {
@@ -490,8 +495,8 @@ impl Inner {
             }
         }
         for (i, m) in spec.wasi.mounts.iter().enumerate() {
-            let dir = self.directory(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
-            ctx = ctx.preopen_dir(&dir, &m.guest, m.read_only)?;
+            let (dir, writable) = self.directory_mode(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
+            ctx = ctx.preopen_dir(&dir, &m.guest, m.read_only || !writable)?;
         }
         Ok(ctx)
     }
