@@ -581,3 +581,48 @@ entries:
     let all = Registry::check(&file).join("\n");
     assert!(all.contains("entry `c:x`: field `wit`: missing"), "{all}");
 }
+
+#[test]
+fn a_funcs_caller_is_suspended_not_blocking() {
+    let dir = scratch("suspend");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nap.wat"),
+        dir.join("nap.wat"),
+    )
+    .unwrap();
+    std::fs::copy(example().join("src/relay.wat"), dir.join("relay.wat")).unwrap();
+    let file = write_registry(
+        &dir,
+        "namespace: t\nentries:\n  - name: nap\n    kind: function.wat\n    source: file://nap.wat\n    method: nap\n    imports: [wasi:clocks, wasi:poll]\n  - name: relay\n    kind: function.wat\n    source: file://relay.wat\n    method: relay\n    imports: [funcs]\n",
+    );
+    let r = Registry::load(&file).unwrap();
+    let ex = async_executor::Executor::new();
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let r = r.clone();
+            ex.spawn(async move {
+                let args = [
+                    wippy_wasm::Val::String("t:nap".into()),
+                    wippy_wasm::Val::String("100".into()),
+                ];
+                r.call("t:relay", &args).await
+            })
+        })
+        .collect();
+    let outs = wippy_wasm::dispatch::block_on(ex.run(async {
+        let mut outs = Vec::new();
+        for t in tasks {
+            outs.push(t.await.unwrap());
+        }
+        outs
+    }));
+    let ok = wippy_wasm::Val::Result(Ok(Some(Box::new(wippy_wasm::Val::String("100".into())))));
+    assert!(outs.iter().all(|o| o == &vec![ok.clone()]), "{outs:?}");
+    // Twenty 100 ms naps behind funcs calls on one thread overlap.
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(1000),
+        "{:?}",
+        start.elapsed()
+    );
+}
