@@ -212,3 +212,36 @@ fn run_exit_with_code_sets_the_status() {
     let (code, _, err) = cli(&["run", path.to_str().unwrap()]);
     assert_eq!(code, 42, "{err}");
 }
+
+#[test]
+fn call_and_check_a_registry() {
+    let (code, out, err) = cli(&[
+        "call",
+        "-c",
+        "examples/registry",
+        "demo:relay",
+        "\"demo:hello\"",
+        "\"cli\"",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"ok\":\"hello, cli\"}\n");
+    let (code, out, _) = cli(&["check", "-c", "examples/registry"]);
+    assert_eq!((code, out.as_str()), (0, "ok: no problems found\n"));
+    let dir = std::env::temp_dir().join(format!("wippy-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("_index.yaml"),
+        "namespace: x\nentries:\n  - name: a\n    kind: function.wat\n    source: \"(component)\"\n    method: m\n  - name: b\n    kind: env.variable\n    storage: x:none\n",
+    )
+    .unwrap();
+    let (code, out, _) = cli(&["check", "-c", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("entry `x:a`: field `method`") && out.contains("entry `x:b`: field `storage`"),
+        "{out}"
+    );
+    assert!(out.ends_with("2 problem(s)\n"), "{out}");
+    let (code, _, err) = cli(&["call", "-c", "examples/registry", "demo:add", "not json"]);
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

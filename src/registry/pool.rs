@@ -137,3 +137,40 @@ impl<W> Pool<W> {
         self.kind
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_pools_drop_idle_instances_after_the_timeout() {
+        let mut pool: Pool<u32> = Pool::new(&PoolSpec {
+            kind: Some("lazy".into()),
+            ..Default::default()
+        });
+        pool.idle_timeout = Some(Duration::from_millis(20));
+        let run = |p: &Pool<u32>| crate::dispatch::block_on(p.with("t:x", true, || Ok(7), async |w: &mut u32| Ok(*w)));
+        run(&pool).unwrap();
+        run(&pool).unwrap();
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                live: 1,
+                peak: 1,
+                created: 1
+            },
+            "reused while fresh"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        run(&pool).unwrap();
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                live: 1,
+                peak: 1,
+                created: 2
+            },
+            "the idle one was dropped"
+        );
+    }
+}
