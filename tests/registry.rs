@@ -180,6 +180,14 @@ entries:
         - id: t:{second}
           name: OTHER
           required: true
+        - id: t:path
+          name: HOST_PATH
+  - name: os
+    kind: env.storage.os
+  - name: path
+    kind: env.variable
+    variable: PATH
+    storage: t:os
   - name: vars
     kind: env.storage.static
     values:
@@ -211,7 +219,12 @@ entries:
     let r = registry("defaulted");
     assert_eq!(
         r.call_json("t:env", &[]).unwrap(),
-        json!([["GREETING", "hello"], ["FILE_VAR", "file value"], ["OTHER", "fallback"]])
+        json!([
+            ["GREETING", "hello"],
+            ["FILE_VAR", "file value"],
+            ["OTHER", "fallback"],
+            ["HOST_PATH", std::env::var("PATH").unwrap()]
+        ])
     );
     let err = format!("{:#}", registry("missing").call_json("t:env", &[]).unwrap_err());
     assert!(
