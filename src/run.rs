@@ -39,7 +39,7 @@ impl DirMount {
 pub struct RunOptions {
     /// Arguments after the program (argv[1..]).
     pub args: Vec<String>,
-    /// argv[0]; defaults to the program's file name.
+    /// `argv[0]`; defaults to the program's file name.
     pub argv0: Option<String>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirMount>,

@@ -3,7 +3,7 @@
 //! A host function that must wait (a sleep, a blocking read, `poll`) returns
 //! a future instead of results. Inside an async call ([`crate::Func::call_async`])
 //! the lowered import hands that future to the driver as a wasmi host error
-//! ([`Suspend`]); the guest's whole call stack stays paused inside wasmi
+//! (`Suspend`); the guest's whole call stack stays paused inside wasmi
 //! (`ResumableCall::HostTrap`) while the driver awaits the future and other
 //! tasks run. When it completes, its results are lowered into the guest —
 //! the store is free while a call is paused, so realloc can run — and the call
