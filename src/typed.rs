@@ -6,7 +6,6 @@
 //! `Vec<u8>`, scalars), and all-scalar signatures become typed wasmi host
 //! functions with no dynamic values at all.
 
-use crate::canon::calls::HostFault;
 use crate::canon::layout::{alignment, elem_size, field_offsets, flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use crate::canon::lift::{check_tuple_ptr, lift_flat, load, load_list_from_range, FlatIter};
 use crate::canon::lower::{lower_flat, store, store_list_into_range};
@@ -446,7 +445,7 @@ macro_rules! params {
                     let r = (|| {
                         may_leave(&caller, instance)?;
                         let params = ($($t::from_core($c)?,)*);
-                        f(StoreCx(caller.as_context_mut()), params).map_err(|e| wasmi::Error::host(HostFault(e)))
+                        crate::canon::calls::guarded(|| f(StoreCx(caller.as_context_mut()), params))
                     })();
                     R::core_ret(r)
                 }))
@@ -496,7 +495,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
             } else {
                 P::lift_params(&mut cx, &mut vi)?
             };
-            let r = f(StoreCx(caller.as_context_mut()), args).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+            let r = crate::canon::calls::guarded(|| f(StoreCx(caller.as_context_mut()), args))?;
             let ret = if retptr { Some(vi.take()? as u32) } else { None };
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let mut flat = Vec::new();

@@ -219,3 +219,25 @@ fn unbounded_recursion_traps() {
     let err = call_first_export(deep, &Engine::default(), |_| {}).unwrap_err();
     assert!(format!("{err:#}").contains("stack"), "{err:#}");
 }
+
+#[test]
+fn a_guest_importing_a_host_function_at_the_wrong_type_traps_cleanly() {
+    // `get-random-bytes` takes a length; this guest imports it with no
+    // parameters at all. The host must not crash.
+    let wat = r#"(component
+  (import "wasi:random/random@0.2.0" (instance $s
+    (export "get-random-bytes" (func))))
+  (alias export $s "get-random-bytes" (func $w))
+  (core func $w' (canon lower (func $w)))
+  (core module $M (import "" "w" (func $w)) (func (export "f") (call $w)))
+  (core instance $m (instantiate $M (with "" (instance (export "w" (func $w'))))))
+  (func (export "f") (canon lift (core func $m "f"))))"#;
+    let engine = Engine::default();
+    let c = Component::new(&engine, wat.as_bytes()).unwrap();
+    let mut linker = Linker::default();
+    wippy_wasm::wasi::add_to_linker(&mut linker).unwrap();
+    let mut store = Store::new(&engine, wippy_wasm::wasi::WasiCtx::new());
+    let i = linker.instantiate(&mut store, &c).unwrap();
+    let err = i.get_func(&store, "f").unwrap().call(&mut store, &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("host function panicked"), "{err:#}");
+}

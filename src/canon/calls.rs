@@ -13,6 +13,18 @@ use crate::types::{FuncType, ResourceKind, ResourceType, Type};
 use crate::val::Val;
 use wasmi::{AsContextMut, StoreContextMut};
 
+/// Runs a host function, turning its error — or a panic, e.g. from a guest
+/// importing it at an unexpected type — into a trap rather than taking the
+/// host down.
+pub(crate) fn guarded<R>(f: impl FnOnce() -> anyhow::Result<R>) -> Result<R, wasmi::Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| wasmi::Error::host(HostFault(e))),
+        Err(_) => Err(wasmi::Error::host(HostFault(anyhow::anyhow!(
+            "a host function panicked"
+        )))),
+    }
+}
+
 /// A host function failed: carries the host's error through wasm frames.
 #[derive(Debug)]
 pub struct HostFault(pub anyhow::Error);
@@ -332,8 +344,7 @@ pub(crate) fn call_from_host<T>(
         ),
         FuncDef::Host { func, .. } => {
             let mut results = Vec::new();
-            (func.dynamic)(StoreCx(store.as_context_mut()), args, &mut results)
-                .map_err(|e| wasmi::Error::host(HostFault(e)))?;
+            guarded(|| (func.dynamic)(StoreCx(store.as_context_mut()), args, &mut results))?;
             Ok(results)
         }
     }
@@ -433,7 +444,7 @@ pub(crate) fn call_host_lowered<T>(
     check_may_leave(&store, opts.instance)?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
     let mut vals = Vec::new();
-    func(StoreCx(store.as_context_mut()), &args, &mut vals).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    guarded(|| func(StoreCx(store.as_context_mut()), &args, &mut vals))?;
     lower_results(&mut store, ty, opts, &vals, retptr_of(ty, params)?, results, Site::Host)?;
     release_lenders(&mut store, opts.instance, &lenders);
     Ok(())
@@ -452,7 +463,15 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
-    let fut = func(StoreCx(store.as_context_mut()), &args).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    let fut = guarded(|| func(StoreCx(store.as_context_mut()), &args))?;
+    // A host future that panics becomes an error too.
+    let fut: crate::dispatch::HostFuture = Box::pin(async move {
+        use futures_lite::FutureExt;
+        std::panic::AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a host function panicked")))
+    });
     let retptr = retptr_of(ty, params)?;
     let (ty, opts) = (ty.clone(), opts.clone());
     let complete: crate::dispatch::Completion<T> = Box::new(move |mut store, vals| {
@@ -609,7 +628,7 @@ pub(crate) fn drop_own<T: 'static>(
         }
         ResourceKind::Host { dtor } => {
             if let Some(d) = dtor.as_ref().and_then(|d| d.downcast_ref::<HostDtor<T>>()) {
-                d(StoreCx(store.as_context_mut()), rep).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+                guarded(|| d(StoreCx(store.as_context_mut()), rep))?;
             }
         }
     }
