@@ -47,6 +47,25 @@ enum Command {
         /// (arguments in WAVE), and print its result.
         #[arg(long, value_name = "CALL")]
         invoke: Option<String>,
+        /// Let the guest use the network (sockets and name lookup), as
+        /// wasmtime's `-S inherit-network`.
+        #[arg(long)]
+        inherit_network: bool,
+        /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
+        #[arg(long)]
+        allow_ip_name_lookup: bool,
+        /// Only these addresses, ADDR[/LEN] (repeatable).
+        #[arg(long = "net-allow", value_name = "ADDR[/LEN]")]
+        net_allow: Vec<String>,
+        /// Never these addresses, ADDR[/LEN] (repeatable).
+        #[arg(long = "net-deny", value_name = "ADDR[/LEN]")]
+        net_deny: Vec<String>,
+        /// Refuse loopback addresses.
+        #[arg(long)]
+        deny_loopback: bool,
+        /// Refuse private and link-local addresses.
+        #[arg(long)]
+        deny_private: bool,
         /// The program.
         file: std::path::PathBuf,
         /// Its arguments.
@@ -99,9 +118,23 @@ fn main() -> ExitCode {
             inherit_env,
             argv0,
             invoke,
+            inherit_network,
+            allow_ip_name_lookup,
+            net_allow,
+            net_deny,
+            deny_loopback,
+            deny_private,
             file,
             args,
-        } => run(dirs, dirs_ro, env, inherit_env, argv0, invoke, file, args),
+        } => network_policy(
+            inherit_network,
+            allow_ip_name_lookup,
+            &net_allow,
+            &net_deny,
+            deny_loopback,
+            deny_private,
+        )
+        .and_then(|network| run(dirs, dirs_ro, env, inherit_env, argv0, invoke, network, file, args)),
     };
     match result {
         Ok(code) => code,
@@ -169,6 +202,7 @@ fn run(
     inherit_env: bool,
     argv0: Option<String>,
     invoke: Option<String>,
+    network: wippy_wasm::wasi::sockets::NetworkPolicy,
     file: std::path::PathBuf,
     args: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -177,6 +211,7 @@ fn run(
         args,
         argv0,
         invoke,
+        network,
         ..Default::default()
     };
     if inherit_env {
@@ -229,4 +264,26 @@ fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         println!("{} problem(s)", problems.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn network_policy(
+    inherit: bool,
+    lookup: bool,
+    allow: &[String],
+    deny: &[String],
+    deny_loopback: bool,
+    deny_private: bool,
+) -> anyhow::Result<wippy_wasm::wasi::sockets::NetworkPolicy> {
+    use wippy_wasm::wasi::sockets::{parse_range, NetworkPolicy};
+    let mut p = if inherit {
+        NetworkPolicy::inherit()
+    } else {
+        NetworkPolicy::default()
+    };
+    p.name_lookup |= lookup;
+    p.allow = allow.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
+    p.deny = deny.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
+    p.deny_loopback = deny_loopback;
+    p.deny_private = deny_private;
+    Ok(p)
 }

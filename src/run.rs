@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub dirs: Vec<DirMount>,
     /// Call this export instead of `wasi:cli/run`: a WAVE call, `name(args)`.
     pub invoke: Option<String>,
+    /// What the guest may do on the network.
+    pub network: crate::wasi::sockets::NetworkPolicy,
 }
 
 /// How a run ended, as a process exit status: 0 for success (a normal return
@@ -60,7 +62,9 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let mut ctx = ctx.args(std::iter::once(argv0).chain(opts.args.iter().cloned()));
+    let mut ctx = ctx
+        .args(std::iter::once(argv0).chain(opts.args.iter().cloned()))
+        .network(opts.network.clone());
     for (k, v) in &opts.env {
         ctx = ctx.env(k, v);
     }

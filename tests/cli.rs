@@ -245,3 +245,32 @@ fn call_and_check_a_registry() {
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn run_ip_name_lookup_is_denied_unless_allowed() {
+    let lookup = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lookup.wat");
+    let count = |flags: &[&str], name: &str| -> String {
+        let call = format!("count({name:?})");
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--invoke", &call, lookup]);
+        let (code, out, err) = cli(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out.trim().to_string()
+    };
+    // Results are a count of addresses, or -(1 + error-code).
+    assert_eq!(count(&[], "localhost"), "-2", "access-denied without a grant");
+    for flag in ["--allow-ip-name-lookup", "--inherit-network"] {
+        assert_eq!(count(&[flag], "127.0.0.1"), "1");
+        assert_eq!(count(&[flag], "::1"), "1");
+        assert!(count(&[flag], "localhost").parse::<i32>().unwrap() > 0);
+        assert_eq!(count(&[flag], ""), "-4", "invalid-argument");
+        assert_eq!(count(&[flag], "bad name!"), "-4", "invalid-argument");
+        // name-unresolvable, or temporary-resolver-failure on a host without DNS.
+        let missing = count(&[flag], "no-such-host.invalid");
+        assert!(missing == "-19" || missing == "-20", "{missing}");
+    }
+    let (code, _, err) = cli(&["run", "--net-allow", "bogus", "--invoke", "count(\"x\")", lookup]);
+    assert_ne!(code, 0);
+    assert!(err.contains("`bogus` is not an IP address or CIDR range"), "{err}");
+}

@@ -18,12 +18,43 @@ use std::time::Instant;
 pub struct IoError(pub String, pub Option<&'static str>);
 
 /// `wasi:io/poll.pollable`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Pollable {
     /// Always ready.
     Ready,
     /// Ready from this instant on.
     Deadline(Instant),
+    /// Ready once host work in the background signals it.
+    Signal(Arc<Signal>),
+}
+
+/// A one-shot readiness flag that background host work sets (a name lookup
+/// finishing, later socket readiness) and pollables wait on.
+#[derive(Debug, Default)]
+pub struct Signal {
+    done: std::sync::atomic::AtomicBool,
+    event: event_listener::Event,
+}
+
+impl Signal {
+    pub fn set(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        while !self.is_set() {
+            let listener = self.event.listen();
+            if self.is_set() {
+                break;
+            }
+            listener.await;
+        }
+    }
 }
 
 impl Pollable {
@@ -31,14 +62,34 @@ impl Pollable {
         match self {
             Pollable::Ready => true,
             Pollable::Deadline(d) => Instant::now() >= *d,
+            Pollable::Signal(s) => s.is_set(),
         }
     }
 
     async fn wait(self) {
-        if let Pollable::Deadline(d) = self {
-            async_io::Timer::at(d).await;
+        match self {
+            Pollable::Ready => {}
+            Pollable::Deadline(d) => {
+                async_io::Timer::at(d).await;
+            }
+            Pollable::Signal(s) => s.wait().await,
         }
     }
+}
+
+/// Waits until any of `ps` is ready.
+async fn wait_any(ps: &[Pollable]) {
+    let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+        ps.iter().cloned().map(|p| Box::pin(p.wait()) as _).collect();
+    std::future::poll_fn(|cx| {
+        for w in waits.iter_mut() {
+            if w.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `wasi:io/streams.input-stream`.
@@ -239,7 +290,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
         Ok(())
     });
     poll.func_async("[method]pollable.block", |mut cx, args| {
-        let p = *get::<T, Pollable>(&mut cx, &args[0])?;
+        let p = get::<T, Pollable>(&mut cx, &args[0])?.clone();
         Ok(Box::pin(async move {
             p.wait().await;
             Ok(vec![])
@@ -258,7 +309,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
         let table = &cx.data_mut().wasi().table;
         let ps: Vec<Pollable> = list
             .iter()
-            .map(|v| Ok(*table.get(&Resource::<Pollable>::new(rep(v)?))?))
+            .map(|v| Ok(table.get(&Resource::<Pollable>::new(rep(v)?))?.clone()))
             .collect::<Result<_>>()?;
         Ok(Box::pin(async move {
             let ready_now = |ps: &[Pollable]| -> Vec<Val> {
@@ -270,13 +321,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
             };
             let mut ready = ready_now(&ps);
             if ready.is_empty() {
-                let earliest = ps.iter().filter_map(|p| match p {
-                    Pollable::Deadline(d) => Some(*d),
-                    Pollable::Ready => None,
-                });
-                if let Some(d) = earliest.min() {
-                    async_io::Timer::at(d).await;
-                }
+                wait_any(&ps).await;
                 ready = ready_now(&ps);
             }
             Ok(vec![Val::List(ready)])

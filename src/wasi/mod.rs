@@ -11,6 +11,7 @@ pub mod clocks;
 pub mod filesystem;
 pub mod io;
 pub mod random;
+pub mod sockets;
 
 use crate::host::table::ResourceTable;
 use crate::types::ResourceType;
@@ -72,6 +73,7 @@ pub struct WasiCtx {
     pub(crate) clocks: clocks::ClockState,
     pub(crate) random: random::RandomState,
     pub(crate) preopens: Vec<(filesystem::Descriptor, String)>,
+    pub(crate) network: sockets::NetworkPolicy,
 }
 
 impl Default for WasiCtx {
@@ -87,6 +89,7 @@ impl Default for WasiCtx {
             clocks: clocks::ClockState::new(),
             random: random::RandomState::new(),
             preopens: Vec::new(),
+            network: sockets::NetworkPolicy::default(),
         }
     }
 }
@@ -124,6 +127,12 @@ impl WasiCtx {
     pub fn inherit_stdio(self) -> Self {
         self.stdin(Source::Inherit).stdout(Sink::Inherit).stderr(Sink::Inherit)
     }
+    /// What the guest may do on the network (default: nothing).
+    pub fn network(mut self, policy: sockets::NetworkPolicy) -> Self {
+        self.network = policy;
+        self
+    }
+
     /// The host objects behind the guest's handles.
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -157,6 +166,7 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
     clocks::add_to_linker(linker, &types);
     filesystem::add_to_linker(linker, &types);
     random::add_to_linker(linker);
+    sockets::add_to_linker(linker, &types);
     Ok(())
 }
 

@@ -1,0 +1,258 @@
+//! `wasi:sockets`: `network`, `instance-network` and `ip-name-lookup` (TCP
+//! and UDP follow), under a per-instance [`NetworkPolicy`].
+
+use super::io::{Pollable, Signal};
+use super::{err, get, get_mut, iface, ok, own, table_resource, Types, WasiView};
+use crate::host::table::Resource;
+use crate::val::Val;
+use crate::Linker;
+use anyhow::{anyhow, Result};
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+
+/// Which addresses a guest may use. The default denies all networking: a
+/// sandboxed guest gets a network only when the embedder grants one.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkPolicy {
+    /// Sockets may be created and used at all.
+    pub enabled: bool,
+    /// `ip-name-lookup` may resolve names.
+    pub name_lookup: bool,
+    /// If not empty, only addresses in these ranges (address, prefix length).
+    pub allow: Vec<(IpAddr, u8)>,
+    /// Addresses in these ranges are refused.
+    pub deny: Vec<(IpAddr, u8)>,
+    /// Loopback addresses (127.0.0.0/8, ::1) are refused.
+    pub deny_loopback: bool,
+    /// Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7, link-local) are refused.
+    pub deny_private: bool,
+}
+
+impl NetworkPolicy {
+    /// Everything allowed, like wasmtime's `-S inherit-network`.
+    pub fn inherit() -> Self {
+        NetworkPolicy {
+            enabled: true,
+            name_lookup: true,
+            ..Default::default()
+        }
+    }
+
+    /// Whether the guest may bind, connect or send to `ip`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.enabled
+            && !self.deny.iter().any(|(net, len)| in_range(ip, *net, *len))
+            && (self.allow.is_empty() || self.allow.iter().any(|(net, len)| in_range(ip, *net, *len)))
+            && !(self.deny_loopback && ip.is_loopback())
+            && !(self.deny_private && is_private(ip))
+    }
+}
+
+/// Parses `ADDR[/LEN]` (an address alone is a single host).
+pub fn parse_range(s: &str) -> Result<(IpAddr, u8)> {
+    let (addr, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| anyhow!("`{s}` is not an IP address or CIDR range"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| anyhow!("`{s}`: bad prefix length"))?,
+        None => max,
+    };
+    Ok((ip, len))
+}
+
+/// IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn in_range(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, canonical(net)) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// `wasi:sockets/network.network`: the capability to use the policy.
+pub struct Network;
+
+/// A finished lookup: the addresses, or the WIT error code.
+type Lookup = std::result::Result<Vec<IpAddr>, &'static str>;
+
+/// `wasi:sockets/ip-name-lookup.resolve-address-stream`: filled in by a
+/// lookup running off the executor, then read address by address.
+pub struct ResolveStream {
+    result: Arc<Mutex<Option<Lookup>>>,
+    done: Arc<Signal>,
+    next: usize,
+}
+
+/// The WIT value of an IP address.
+pub fn ip_val(ip: IpAddr) -> Val {
+    match ip {
+        IpAddr::V4(v4) => Val::Variant(
+            "ipv4".into(),
+            Some(Box::new(Val::Tuple(v4.octets().map(Val::U8).to_vec()))),
+        ),
+        IpAddr::V6(v6) => Val::Variant(
+            "ipv6".into(),
+            Some(Box::new(Val::Tuple(v6.segments().map(Val::U16).to_vec()))),
+        ),
+    }
+}
+
+fn code(c: &str) -> Val {
+    err(Val::Enum(c.into()))
+}
+
+/// The WIT's `error-code` names, for `network-error-code`.
+const ERROR_CODES: &[&str] = &[
+    "unknown",
+    "access-denied",
+    "not-supported",
+    "invalid-argument",
+    "out-of-memory",
+    "timeout",
+    "concurrency-conflict",
+    "not-in-progress",
+    "would-block",
+    "invalid-state",
+    "new-socket-limit",
+    "address-not-bindable",
+    "address-in-use",
+    "remote-unreachable",
+    "connection-refused",
+    "connection-reset",
+    "connection-aborted",
+    "datagram-too-large",
+    "name-unresolvable",
+    "temporary-resolver-failure",
+    "permanent-resolver-failure",
+];
+
+/// Resolves `name`: IP literals directly, other names through the system
+/// resolver (called on `blocking`'s thread pool, never on the executor).
+fn resolve(name: &str) -> Lookup {
+    if let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    match (name, 0u16).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut unique: Vec<IpAddr> = Vec::new();
+            for ip in addrs.map(|a| a.ip()) {
+                if !unique.contains(&ip) {
+                    unique.push(ip);
+                }
+            }
+            if unique.is_empty() {
+                Err("name-unresolvable")
+            } else {
+                Ok(unique)
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err("temporary-resolver-failure"),
+        Err(_) => Err("name-unresolvable"),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 253 && !name.contains(['\0', ' ', '/', '\\'])
+}
+
+pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
+    let net = linker.instance(&iface("wasi:sockets/network"));
+    let network_ty = table_resource::<T, Network>(net, "network");
+    net.func_new("network-error-code", |mut cx, args, out| {
+        let e = get::<T, super::io::IoError>(&mut cx, &args[0])?;
+        let known = e.1.filter(|c| ERROR_CODES.contains(c));
+        out.push(Val::Option(known.map(|c| Box::new(Val::Enum(c.into())))));
+        Ok(())
+    });
+    let nt = network_ty.clone();
+    linker
+        .instance(&iface("wasi:sockets/instance-network"))
+        .func_new("instance-network", move |mut cx, _, out| {
+            let r = cx.data_mut().wasi().table.push(Network)?;
+            out.push(own(&nt, r.rep()));
+            Ok(())
+        });
+    let lookup = linker.instance(&iface("wasi:sockets/ip-name-lookup"));
+    let stream_ty = table_resource::<T, ResolveStream>(lookup, "resolve-address-stream");
+    lookup.func_new("resolve-addresses", move |mut cx, args, out| {
+        get::<T, Network>(&mut cx, &args[0])?;
+        let Val::String(name) = &args[1] else {
+            anyhow::bail!("expected a name")
+        };
+        let ctx = cx.data_mut().wasi();
+        if !ctx.network.name_lookup {
+            out.push(code("access-denied"));
+            return Ok(());
+        }
+        if !valid_name(name) {
+            out.push(code("invalid-argument"));
+            return Ok(());
+        }
+        let stream = ResolveStream {
+            result: Arc::default(),
+            done: Arc::default(),
+            next: 0,
+        };
+        let (result, done, name) = (stream.result.clone(), stream.done.clone(), name.clone());
+        blocking::unblock(move || {
+            *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(resolve(&name));
+            done.set();
+        })
+        .detach();
+        let r = ctx.table.push(stream)?;
+        out.push(ok(Some(own(&stream_ty, r.rep()))));
+        Ok(())
+    });
+    lookup.func_new(
+        "[method]resolve-address-stream.resolve-next-address",
+        |mut cx, args, out| {
+            let stream = get_mut::<T, ResolveStream>(&mut cx, &args[0])?;
+            let result = stream.result.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            out.push(match result {
+                None => code("would-block"),
+                Some(Err(c)) => code(c),
+                Some(Ok(ips)) => {
+                    let ip = ips.get(stream.next).copied();
+                    stream.next += 1;
+                    ok(Some(Val::Option(ip.map(|ip| Box::new(ip_val(ip))))))
+                }
+            });
+            Ok(())
+        },
+    );
+    let pt = types.pollable.clone();
+    lookup.func_new("[method]resolve-address-stream.subscribe", move |mut cx, args, out| {
+        let done = get::<T, ResolveStream>(&mut cx, &args[0])?.done.clone();
+        let parent = Resource::<ResolveStream>::new(super::rep(&args[0])?);
+        let p = cx.data_mut().wasi().table.push_child(Pollable::Signal(done), &parent)?;
+        out.push(own(&pt, p.rep()));
+        Ok(())
+    });
+}
