@@ -54,7 +54,7 @@ enum Command {
         /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
         #[arg(long)]
         allow_ip_name_lookup: bool,
-        /// Only these addresses, ADDR[/LEN] (repeatable).
+        /// Grant TCP/UDP to these addresses only, ADDR[/LEN] (repeatable).
         #[arg(long = "net-allow", value_name = "ADDR[/LEN]")]
         net_allow: Vec<String>,
         /// Never these addresses, ADDR[/LEN] (repeatable).
@@ -282,6 +282,8 @@ fn network_policy(
     };
     p.name_lookup |= lookup;
     p.allow = allow.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
+    // An allow list is a grant: networking limited to those ranges.
+    p.enabled |= !p.allow.is_empty();
     p.deny = deny.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
     p.deny_loopback = deny_loopback;
     p.deny_private = deny_private;

@@ -26,6 +26,25 @@ pub enum Pollable {
     Deadline(Instant),
     /// Ready once host work in the background signals it.
     Signal(Arc<Signal>),
+    /// Ready when the socket can be read (or accepted) from, or written to.
+    Socket { sock: Socket, write: bool },
+}
+
+/// A non-blocking OS socket registered with the dispatcher's reactor.
+pub type Socket = Arc<async_io::Async<socket2::Socket>>;
+
+/// Whether `sock` is readable (or writable) right now, without waiting.
+pub(crate) fn socket_ready(sock: &Socket, write: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let events = if write { libc::POLLOUT } else { libc::POLLIN };
+    let mut fd = libc::pollfd {
+        fd: sock.get_ref().as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents != 0
 }
 
 /// A one-shot readiness flag that background host work sets (a name lookup
@@ -63,6 +82,7 @@ impl Pollable {
             Pollable::Ready => true,
             Pollable::Deadline(d) => Instant::now() >= *d,
             Pollable::Signal(s) => s.is_set(),
+            Pollable::Socket { sock, write } => socket_ready(sock, *write),
         }
     }
 
@@ -73,6 +93,9 @@ impl Pollable {
                 async_io::Timer::at(d).await;
             }
             Pollable::Signal(s) => s.wait().await,
+            // An error wakes the waiter too: the next operation reports it.
+            Pollable::Socket { sock, write: false } => drop(sock.readable().await),
+            Pollable::Socket { sock, write: true } => drop(sock.writable().await),
         }
     }
 }
@@ -102,6 +125,8 @@ pub enum InputStream {
     Bytes { data: Arc<Vec<u8>>, pos: usize },
     /// At end of stream.
     Empty,
+    /// A connected TCP socket's receiving side.
+    Tcp(Socket),
 }
 
 /// `wasi:io/streams.output-stream`.
@@ -113,6 +138,12 @@ pub enum OutputStream {
         file: Arc<std::fs::File>,
         pos: u64,
         append: bool,
+    },
+    /// A connected TCP socket's sending side, with bytes the socket has not
+    /// taken yet (at most one `check-write` permit's worth).
+    Tcp {
+        sock: Socket,
+        pending: Vec<u8>,
     },
 }
 
@@ -131,6 +162,8 @@ impl InputStream {
 
 /// Bytes a stream accepts per `check-write`.
 const WRITE_BUDGET: u64 = 1 << 20;
+/// Bytes a socket stream accepts per `check-write`.
+const SOCKET_BUDGET: u64 = 64 << 10;
 
 fn write_sink(sink: &Sink, stderr: bool, data: &[u8]) -> std::io::Result<()> {
     match sink {
@@ -167,15 +200,64 @@ impl OutputStream {
                     Ok(())
                 }
             }
+            OutputStream::Tcp { pending, .. } => {
+                pending.extend_from_slice(data);
+                self.flush()
+            }
         }
     }
-    fn flush(&self) -> std::io::Result<()> {
+
+    /// Pushes buffered bytes out without waiting (a socket takes what it can).
+    fn flush(&mut self) -> std::io::Result<()> {
         match self {
             OutputStream::Stdout(s) => flush_sink(s, false),
             OutputStream::Stderr(s) => flush_sink(s, true),
             OutputStream::File { .. } => Ok(()),
+            OutputStream::Tcp { sock, pending } => {
+                while !pending.is_empty() {
+                    match sock.get_ref().write(pending) {
+                        Ok(n) => drop(pending.drain(..n)),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
         }
     }
+
+    /// Bytes the stream takes now without blocking.
+    fn permit(&mut self) -> std::io::Result<u64> {
+        match self {
+            OutputStream::Tcp { .. } => {
+                self.flush()?;
+                let OutputStream::Tcp { pending, .. } = self else {
+                    unreachable!()
+                };
+                Ok(if pending.is_empty() { SOCKET_BUDGET } else { 0 })
+            }
+            _ => Ok(WRITE_BUDGET),
+        }
+    }
+
+    /// For a socket with bytes still buffered: what a blocking flush must
+    /// finish off the executor's back (the socket and the bytes).
+    fn unfinished(&mut self) -> Option<(Socket, Vec<u8>)> {
+        match self {
+            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Some((sock.clone(), std::mem::take(pending))),
+            _ => None,
+        }
+    }
+}
+
+/// Writes all of `data` to `sock`, waiting for the socket as needed.
+async fn write_all_socket(sock: Socket, data: Vec<u8>) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        done += sock.write_with(|s| (&*s).write(&data[done..])).await?;
+    }
+    Ok(())
 }
 
 /// Result of a read attempt that did not need to wait.
@@ -185,6 +267,8 @@ enum Read_ {
     Failed(std::io::Error),
     /// The host's stdin: must be read off-thread.
     Stdin,
+    /// A socket with nothing to read yet.
+    Wait(Socket),
 }
 
 fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
@@ -204,6 +288,18 @@ fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
             }
         }
         InputStream::Empty => Read_::Closed,
+        InputStream::Tcp(sock) => {
+            let mut buf = vec![0; len.min(SOCKET_BUDGET) as usize];
+            match sock.get_ref().read(&mut buf) {
+                Ok(0) if !buf.is_empty() => Read_::Closed,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Read_::Data(buf)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read_::Wait(sock.clone()),
+                Err(e) => Read_::Failed(e),
+            }
+        }
         InputStream::Bytes { data, pos } => {
             if *pos >= data.len() {
                 return Read_::Closed;
@@ -248,7 +344,40 @@ fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io
 }
 
 /// The read family: `read`/`blocking-read` return bytes, `skip`s a count.
-fn read_op<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, args: &[Val], skip: bool) -> Result<HostFuture> {
+/// Ends a write or flush: reports an error, or for a blocking flush of a
+/// socket waits (suspending the guest) until the socket took every byte.
+fn finish_flush<T: WasiView>(
+    cx: &mut crate::StoreCx<'_, T>,
+    types: &Types,
+    args: &[Val],
+    r: std::io::Result<()>,
+    blocking: bool,
+) -> Result<HostFuture> {
+    if let Err(e) = r {
+        return ready(vec![failed(cx, types, e)?]);
+    }
+    let rest = blocking
+        .then(|| get_mut::<T, OutputStream>(cx, &args[0]).map(|s| s.unfinished()))
+        .transpose()?
+        .flatten();
+    match rest {
+        None => ready(vec![ok(None)]),
+        Some((sock, data)) => Ok(Box::pin(async move {
+            Ok(vec![match write_all_socket(sock, data).await {
+                Ok(()) => ok(None),
+                Err(_) => closed(),
+            }])
+        })),
+    }
+}
+
+fn read_op<T: WasiView>(
+    cx: &mut crate::StoreCx<'_, T>,
+    types: &Types,
+    args: &[Val],
+    skip: bool,
+    blocking: bool,
+) -> Result<HostFuture> {
     let len = u64_arg(&args[1])?;
     let stream = Resource::<InputStream>::new(rep(&args[0])?);
     let result = move |data: Vec<u8>| {
@@ -268,6 +397,17 @@ fn read_op<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, args: &[V
                 Ok(d) if d.is_empty() => closed(),
                 Ok(d) => result(d),
                 Err(_) => closed(),
+            }])
+        })),
+        Read_::Wait(_) if !blocking || len == 0 => ready(vec![result(Vec::new())]),
+        Read_::Wait(sock) => Ok(Box::pin(async move {
+            let mut buf = vec![0; len.min(SOCKET_BUDGET) as usize];
+            Ok(vec![match sock.read_with(|s| (&*s).read(&mut buf)).await {
+                Ok(0) | Err(_) => closed(),
+                Ok(n) => {
+                    buf.truncate(n);
+                    result(buf)
+                }
             }])
         })),
     }
@@ -341,35 +481,45 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Types {
 fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     let s = linker.instance(&iface("wasi:io/streams"));
 
-    for (name, skip) in [
-        ("read", false),
-        ("blocking-read", false),
-        ("skip", true),
-        ("blocking-skip", true),
+    for (name, skip, blocking) in [
+        ("read", false, false),
+        ("blocking-read", false, true),
+        ("skip", true, false),
+        ("blocking-skip", true, true),
     ] {
         let t = types.clone();
         s.func_async(&format!("[method]input-stream.{name}"), move |mut cx, args| {
-            read_op(&mut cx, &t, args, skip)
+            read_op(&mut cx, &t, args, skip, blocking)
         });
     }
     let t = types.clone();
     s.func_new("[method]input-stream.subscribe", move |mut cx, args, out| {
         let table = &mut cx.data_mut().wasi().table;
         let stream = Resource::<InputStream>::new(rep(&args[0])?);
-        table.get(&stream)?;
-        let p = table.push_child(Pollable::Ready, &stream)?;
+        let p = match table.get(&stream)? {
+            InputStream::Tcp(sock) => Pollable::Socket {
+                sock: sock.clone(),
+                write: false,
+            },
+            _ => Pollable::Ready,
+        };
+        let p = table.push_child(p, &stream)?;
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });
 
+    let t = types.clone();
     s.func_new("[method]output-stream.check-write", move |mut cx, args, out| {
-        get::<T, OutputStream>(&mut cx, &args[0])?;
-        out.push(ok(Some(Val::U64(WRITE_BUDGET))));
+        let stream = get_mut::<T, OutputStream>(&mut cx, &args[0])?;
+        out.push(match stream.permit() {
+            Ok(n) => ok(Some(Val::U64(n))),
+            Err(e) => failed(&mut cx, &t, e)?,
+        });
         Ok(())
     });
     for (name, flush) in [("write", false), ("blocking-write-and-flush", true)] {
         let t = types.clone();
-        s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
+        s.func_async(&format!("[method]output-stream.{name}"), move |mut cx, args| {
             let data = bytes_arg(&args[1])?;
             if flush && data.len() > 4096 {
                 bail!(
@@ -378,25 +528,24 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                 );
             }
             let stream = get_mut::<T, OutputStream>(&mut cx, &args[0])?;
+            if !flush && matches!(stream, OutputStream::Tcp { .. }) && data.len() as u64 > stream.permit().unwrap_or(0)
+            {
+                bail!(
+                    "output-stream.write: {} bytes exceed the permitted check-write",
+                    data.len()
+                );
+            }
             let r = stream
                 .write(&data)
                 .and_then(|_| if flush { stream.flush() } else { Ok(()) });
-            out.push(match r {
-                Ok(()) => ok(None),
-                Err(e) => failed(&mut cx, &t, e)?,
-            });
-            Ok(())
+            finish_flush(&mut cx, &t, args, r, flush)
         });
     }
-    for name in ["flush", "blocking-flush"] {
+    for (name, blocking) in [("flush", false), ("blocking-flush", true)] {
         let t = types.clone();
-        s.func_new(&format!("[method]output-stream.{name}"), move |mut cx, args, out| {
-            let stream = get::<T, OutputStream>(&mut cx, &args[0])?;
-            out.push(match stream.flush() {
-                Ok(()) => ok(None),
-                Err(e) => failed(&mut cx, &t, e)?,
-            });
-            Ok(())
+        s.func_async(&format!("[method]output-stream.{name}"), move |mut cx, args| {
+            let r = get_mut::<T, OutputStream>(&mut cx, &args[0])?.flush();
+            finish_flush(&mut cx, &t, args, r, blocking)
         });
     }
     for (name, flush) in [("write-zeroes", false), ("blocking-write-zeroes-and-flush", true)] {
@@ -421,8 +570,14 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
     s.func_new("[method]output-stream.subscribe", move |mut cx, args, out| {
         let table = &mut cx.data_mut().wasi().table;
         let stream = Resource::<OutputStream>::new(rep(&args[0])?);
-        table.get(&stream)?;
-        let p = table.push_child(Pollable::Ready, &stream)?;
+        let p = match table.get(&stream)? {
+            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Pollable::Socket {
+                sock: sock.clone(),
+                write: true,
+            },
+            _ => Pollable::Ready,
+        };
+        let p = table.push_child(p, &stream)?;
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });
@@ -436,13 +591,14 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                 Read_::Data(d) => d,
                 Read_::Closed => return ready(vec![closed()]),
                 Read_::Failed(e) => return ready(vec![failed(&mut cx, &t, e)?]),
+                Read_::Wait(_) => Vec::new(),
                 Read_::Stdin => {
                     // Read off-thread, then write: the output stream stays in
                     // the table, so the write happens through a sink copy.
                     let sink = match cx.data_mut().wasi().table.get(&dst)? {
                         OutputStream::Stdout(s) => (s.clone(), false),
                         OutputStream::Stderr(s) => (s.clone(), true),
-                        OutputStream::File { .. } => bail!("splicing the host's stdin into a file is not supported"),
+                        _ => bail!("splicing the host's stdin into a file or socket is not supported"),
                     };
                     return Ok(Box::pin(async move {
                         Ok(vec![match read_stdin(len).await {

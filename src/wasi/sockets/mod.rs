@@ -1,6 +1,8 @@
 //! `wasi:sockets`: `network`, `instance-network` and `ip-name-lookup` (TCP
 //! and UDP follow), under a per-instance [`NetworkPolicy`].
 
+pub mod tcp;
+
 use super::io::{Pollable, Signal};
 use super::{err, get, get_mut, iface, ok, own, table_resource, Types, WasiView};
 use crate::host::table::Resource;
@@ -121,6 +123,29 @@ pub fn ip_val(ip: IpAddr) -> Val {
             "ipv6".into(),
             Some(Box::new(Val::Tuple(v6.segments().map(Val::U16).to_vec()))),
         ),
+    }
+}
+
+/// The WIT error code for an OS socket error.
+pub(crate) fn io_code(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => "access-denied",
+        Some(libc::EAFNOSUPPORT | libc::EOPNOTSUPP | libc::EPROTONOSUPPORT) => "not-supported",
+        Some(libc::EINVAL) => "invalid-argument",
+        Some(libc::ENOMEM | libc::ENOBUFS) => "out-of-memory",
+        Some(libc::ETIMEDOUT) => "timeout",
+        Some(libc::EALREADY) => "concurrency-conflict",
+        Some(libc::EWOULDBLOCK) => "would-block",
+        Some(libc::EISCONN | libc::ENOTCONN) => "invalid-state",
+        Some(libc::EMFILE | libc::ENFILE) => "new-socket-limit",
+        Some(libc::EADDRNOTAVAIL) => "address-not-bindable",
+        Some(libc::EADDRINUSE) => "address-in-use",
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN) => "remote-unreachable",
+        Some(libc::ECONNREFUSED) => "connection-refused",
+        Some(libc::ECONNRESET | libc::EPIPE) => "connection-reset",
+        Some(libc::ECONNABORTED) => "connection-aborted",
+        Some(libc::EMSGSIZE) => "datagram-too-large",
+        _ => "unknown",
     }
 }
 
@@ -255,4 +280,5 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         out.push(own(&pt, p.rep()));
         Ok(())
     });
+    tcp::add_to_linker(linker, types);
 }

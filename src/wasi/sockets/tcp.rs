@@ -1,0 +1,553 @@
+//! `wasi:sockets/tcp` and `tcp-create-socket`: the WIT's TCP state machine
+//! over a non-blocking OS socket registered with the dispatcher's reactor.
+//! Nothing here blocks: waiting happens through pollables and the blocking
+//! stream operations, which suspend the guest.
+
+use super::{code, io_code, ip_val, Network};
+use crate::host::table::Resource;
+use crate::types::ResourceType;
+use crate::val::Val;
+use crate::wasi::io::{socket_ready, InputStream, OutputStream, Pollable, Socket};
+use crate::wasi::{get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
+use crate::Linker;
+use anyhow::{anyhow, bail, Result};
+use socket2::{Domain, Protocol, SockAddr, Type};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a socket is in the WIT's state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Unbound,
+    BindStarted,
+    Bound,
+    ListenStarted,
+    Listening,
+    Connecting,
+    /// `start-connect` failed at once: `finish-connect` reports this code.
+    ConnectFailed(&'static str),
+    Connected,
+    /// A connection failed or ended; the socket is of no further use.
+    Closed,
+}
+
+/// `wasi:sockets/tcp.tcp-socket`.
+pub struct TcpSocket {
+    sock: Socket,
+    v6: bool,
+    state: State,
+    backlog: u32,
+}
+
+/// The default `listen` backlog, as wasmtime uses.
+const DEFAULT_BACKLOG: u32 = 128;
+
+impl TcpSocket {
+    fn new(v6: bool) -> std::io::Result<Self> {
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let s = socket2::Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        if v6 {
+            s.set_only_v6(true)?;
+        }
+        Ok(TcpSocket {
+            sock: Arc::new(async_io::Async::new(s)?),
+            v6,
+            state: State::Unbound,
+            backlog: DEFAULT_BACKLOG,
+        })
+    }
+
+    fn os(&self) -> &socket2::Socket {
+        self.sock.get_ref()
+    }
+}
+
+/// Reads an `ip-socket-address` value.
+pub(crate) fn socket_addr_arg(v: &Val) -> Result<SocketAddr> {
+    let field = |fields: &[(String, Val)], name: &str| -> Result<Val> {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| anyhow!("ip-socket-address: missing `{name}`"))
+    };
+    let (case, Some(payload)) = (match v {
+        Val::Variant(case, payload) => (case.as_str(), payload.as_deref()),
+        _ => bail!("expected an ip-socket-address"),
+    }) else {
+        bail!("ip-socket-address without a payload")
+    };
+    let Val::Record(fields) = payload else {
+        bail!("expected an ip-socket-address record")
+    };
+    let Val::U16(port) = field(fields, "port")? else {
+        bail!("ip-socket-address: bad port")
+    };
+    let Val::Tuple(parts) = field(fields, "address")? else {
+        bail!("ip-socket-address: bad address")
+    };
+    Ok(match case {
+        "ipv4" => {
+            let b: Vec<u8> = parts
+                .iter()
+                .map(|p| match p {
+                    Val::U8(b) => Ok(*b),
+                    _ => Err(anyhow!("ipv4 address: expected u8")),
+                })
+                .collect::<Result<_>>()?;
+            let b: [u8; 4] = b.try_into().map_err(|_| anyhow!("ipv4 address: expected 4 parts"))?;
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(b), port))
+        }
+        "ipv6" => {
+            let s: Vec<u16> = parts
+                .iter()
+                .map(|p| match p {
+                    Val::U16(s) => Ok(*s),
+                    _ => Err(anyhow!("ipv6 address: expected u16")),
+                })
+                .collect::<Result<_>>()?;
+            let s: [u16; 8] = s.try_into().map_err(|_| anyhow!("ipv6 address: expected 8 parts"))?;
+            let (Val::U32(flow), Val::U32(scope)) = (field(fields, "flow-info")?, field(fields, "scope-id")?) else {
+                bail!("ipv6 socket address: bad flow-info or scope-id")
+            };
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(s), port, flow, scope))
+        }
+        other => bail!("unknown ip-socket-address case `{other}`"),
+    })
+}
+
+/// The WIT value of a socket address.
+pub(crate) fn socket_addr_val(a: SocketAddr) -> Val {
+    let (case, mut fields) = match a {
+        SocketAddr::V4(_) => ("ipv4", vec![("port".to_string(), Val::U16(a.port()))]),
+        SocketAddr::V6(_) => ("ipv6", vec![("port".to_string(), Val::U16(a.port()))]),
+    };
+    let Val::Variant(_, Some(ip)) = ip_val(a.ip()) else {
+        unreachable!()
+    };
+    match a {
+        SocketAddr::V4(_) => fields.push(("address".into(), *ip)),
+        SocketAddr::V6(v6) => {
+            fields.push(("flow-info".into(), Val::U32(v6.flowinfo())));
+            fields.push(("address".into(), *ip));
+            fields.push(("scope-id".into(), Val::U32(v6.scope_id())));
+        }
+    }
+    Val::Variant(case.into(), Some(Box::new(Val::Record(fields))))
+}
+
+fn os_addr(a: std::io::Result<SockAddr>) -> std::result::Result<SocketAddr, &'static str> {
+    a.map_err(|e| io_code(&e))?.as_socket().ok_or("unknown")
+}
+
+/// Checks an address the guest wants to bind or connect to: the family must
+/// match the socket's, and IPv4-mapped IPv6 addresses are not accepted.
+fn check_family(s: &TcpSocket, a: &SocketAddr) -> std::result::Result<(), &'static str> {
+    match a {
+        SocketAddr::V4(_) if s.v6 => Err("invalid-argument"),
+        SocketAddr::V6(_) if !s.v6 => Err("invalid-argument"),
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => Err("invalid-argument"),
+        _ => Ok(()),
+    }
+}
+
+/// `Ok(v)` or the error code as a `result` value.
+fn res(r: std::result::Result<Option<Val>, &'static str>) -> Val {
+    match r {
+        Ok(v) => ok(v),
+        Err(c) => code(c),
+    }
+}
+
+/// Applies an OS call's outcome as a WIT result.
+fn os<R>(r: std::io::Result<R>) -> std::result::Result<R, &'static str> {
+    r.map_err(|e| io_code(&e))
+}
+
+/// A stream pair for a connected socket, both children of `parent`.
+fn streams<T: WasiView>(
+    cx: &mut crate::StoreCx<'_, T>,
+    types: &Types,
+    parent: &Resource<TcpSocket>,
+    sock: &Socket,
+) -> Result<Val> {
+    let table = &mut cx.data_mut().wasi().table;
+    let input = table.push_child(InputStream::Tcp(sock.clone()), parent)?;
+    let output = table.push_child(
+        OutputStream::Tcp {
+            sock: sock.clone(),
+            pending: Vec::new(),
+        },
+        parent,
+    )?;
+    Ok(Val::Tuple(vec![
+        own(&types.input_stream, input.rep()),
+        own(&types.output_stream, output.rep()),
+    ]))
+}
+
+/// Defines a method `[method]tcp-socket.NAME` whose body maps the socket
+/// to a result (the WIT error code on failure).
+fn method<T: WasiView>(
+    inst: &mut crate::LinkerInstance<T>,
+    name: &str,
+    f: impl Fn(&mut TcpSocket, &[Val]) -> Result<std::result::Result<Option<Val>, &'static str>> + Send + Sync + 'static,
+) {
+    inst.func_new(&format!("[method]tcp-socket.{name}"), move |mut cx, args, out| {
+        let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
+        out.push(res(f(s, &args[1..])?));
+        Ok(())
+    });
+}
+
+pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
+    let tcp = linker.instance(&iface("wasi:sockets/tcp"));
+    let socket_ty = table_resource::<T, TcpSocket>(tcp, "tcp-socket");
+    add_state_machine(tcp, types, &socket_ty);
+    add_options(tcp);
+
+    let st = socket_ty.clone();
+    linker.instance(&iface("wasi:sockets/tcp-create-socket")).func_new(
+        "create-tcp-socket",
+        move |mut cx, args, out| {
+            let v6 = match &args[0] {
+                Val::Enum(f) => f == "ipv6",
+                _ => bail!("expected an ip-address-family"),
+            };
+            let ctx = cx.data_mut().wasi();
+            if !ctx.network.enabled {
+                out.push(code("access-denied"));
+                return Ok(());
+            }
+            out.push(match TcpSocket::new(v6) {
+                Ok(s) => ok(Some(own(&st, ctx.table.push(s)?.rep()))),
+                Err(e) => code(io_code(&e)),
+            });
+            Ok(())
+        },
+    );
+}
+
+fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Types, socket_ty: &ResourceType) {
+    tcp.func_new("[method]tcp-socket.start-bind", |mut cx, args, out| {
+        get::<T, Network>(&mut cx, &args[1])?;
+        let addr = socket_addr_arg(&args[2])?;
+        let permitted = cx.data_mut().wasi().network.permits(addr.ip());
+        let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
+        let r = (|| {
+            check_family(s, &addr)?;
+            if s.state != State::Unbound {
+                return Err("invalid-state");
+            }
+            if !permitted {
+                return Err("access-denied");
+            }
+            // Like wasmtime: a listener can rebind a port in TIME_WAIT.
+            os(s.os().set_reuse_address(true))?;
+            os(s.os().bind(&addr.into()))?;
+            s.state = State::BindStarted;
+            Ok(None)
+        })();
+        out.push(res(r));
+        Ok(())
+    });
+    method(tcp, "finish-bind", |s, _| {
+        Ok(match s.state {
+            State::BindStarted => {
+                s.state = State::Bound;
+                Ok(None)
+            }
+            _ => Err("not-in-progress"),
+        })
+    });
+    tcp.func_new("[method]tcp-socket.start-connect", |mut cx, args, out| {
+        get::<T, Network>(&mut cx, &args[1])?;
+        let addr = socket_addr_arg(&args[2])?;
+        let permitted = cx.data_mut().wasi().network.permits(addr.ip());
+        let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
+        let r = (|| {
+            check_family(s, &addr)?;
+            if addr.ip().is_unspecified() || addr.port() == 0 || is_broadcast(addr.ip()) {
+                return Err("invalid-argument");
+            }
+            match s.state {
+                State::Unbound | State::Bound => {}
+                State::BindStarted | State::ListenStarted | State::Connecting => return Err("concurrency-conflict"),
+                _ => return Err("invalid-state"),
+            }
+            if !permitted {
+                return Err("access-denied");
+            }
+            s.state = match s.os().connect(&addr.into()) {
+                Ok(()) => State::Connecting,
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => State::Connecting,
+                Err(e) => State::ConnectFailed(io_code(&e)),
+            };
+            Ok(None)
+        })();
+        out.push(res(r));
+        Ok(())
+    });
+    let t = types.clone();
+    tcp.func_new("[method]tcp-socket.finish-connect", move |mut cx, args, out| {
+        let parent = Resource::<TcpSocket>::new(rep(&args[0])?);
+        let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
+        let r = match s.state {
+            State::ConnectFailed(c) => {
+                s.state = State::Closed;
+                Err(c)
+            }
+            State::Connecting if !socket_ready(&s.sock, true) => Err("would-block"),
+            State::Connecting => match s.os().take_error() {
+                Ok(None) if s.os().peer_addr().is_ok() => {
+                    s.state = State::Connected;
+                    Ok(s.sock.clone())
+                }
+                Ok(None) => {
+                    s.state = State::Closed;
+                    Err("connection-refused")
+                }
+                Ok(Some(e)) | Err(e) => {
+                    s.state = State::Closed;
+                    Err(io_code(&e))
+                }
+            },
+            _ => Err("not-in-progress"),
+        };
+        out.push(match r {
+            Ok(sock) => ok(Some(streams(&mut cx, &t, &parent, &sock)?)),
+            Err(c) => code(c),
+        });
+        Ok(())
+    });
+    method(tcp, "start-listen", |s, _| {
+        Ok((|| {
+            match s.state {
+                State::Bound => {}
+                State::BindStarted | State::Connecting | State::ListenStarted => return Err("concurrency-conflict"),
+                _ => return Err("invalid-state"),
+            }
+            os(s.os().listen(s.backlog.min(i32::MAX as u32) as i32))?;
+            s.state = State::ListenStarted;
+            Ok(None)
+        })())
+    });
+    method(tcp, "finish-listen", |s, _| {
+        Ok(match s.state {
+            State::ListenStarted => {
+                s.state = State::Listening;
+                Ok(None)
+            }
+            _ => Err("not-in-progress"),
+        })
+    });
+    let (t, st) = (types.clone(), socket_ty.clone());
+    tcp.func_new("[method]tcp-socket.accept", move |mut cx, args, out| {
+        let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
+        if s.state != State::Listening {
+            out.push(code("invalid-state"));
+            return Ok(());
+        }
+        let v6 = s.v6;
+        let accepted = loop {
+            match s.os().accept() {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // A connection that died in the queue: try the next.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
+                r => break r,
+            }
+        };
+        let conn = match accepted.and_then(|(c, _)| Ok(Arc::new(async_io::Async::new(c)?))) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(code(io_code(&e)));
+                return Ok(());
+            }
+        };
+        let child = TcpSocket {
+            sock: conn.clone(),
+            v6,
+            state: State::Connected,
+            backlog: DEFAULT_BACKLOG,
+        };
+        let r = cx.data_mut().wasi().table.push(child)?;
+        let Val::Tuple(mut parts) = streams(&mut cx, &t, &r, &conn)? else {
+            unreachable!()
+        };
+        parts.insert(0, own(&st, r.rep()));
+        out.push(ok(Some(Val::Tuple(parts))));
+        Ok(())
+    });
+    method(tcp, "local-address", |s, _| {
+        Ok(match s.state {
+            State::Unbound | State::BindStarted => Err("invalid-state"),
+            _ => os_addr(s.os().local_addr()).map(|a| Some(socket_addr_val(a))),
+        })
+    });
+    method(tcp, "remote-address", |s, _| {
+        Ok(match s.state {
+            State::Connected => os_addr(s.os().peer_addr()).map(|a| Some(socket_addr_val(a))),
+            _ => Err("invalid-state"),
+        })
+    });
+    tcp.func_new("[method]tcp-socket.is-listening", |mut cx, args, out| {
+        out.push(Val::Bool(
+            get::<T, TcpSocket>(&mut cx, &args[0])?.state == State::Listening,
+        ));
+        Ok(())
+    });
+    tcp.func_new("[method]tcp-socket.address-family", |mut cx, args, out| {
+        let v6 = get::<T, TcpSocket>(&mut cx, &args[0])?.v6;
+        out.push(Val::Enum(if v6 { "ipv6" } else { "ipv4" }.into()));
+        Ok(())
+    });
+    let pt = types.pollable.clone();
+    tcp.func_new("[method]tcp-socket.subscribe", move |mut cx, args, out| {
+        let s = get::<T, TcpSocket>(&mut cx, &args[0])?;
+        let p = match s.state {
+            State::Listening => Pollable::Socket {
+                sock: s.sock.clone(),
+                write: false,
+            },
+            State::Connecting => Pollable::Socket {
+                sock: s.sock.clone(),
+                write: true,
+            },
+            _ => Pollable::Ready,
+        };
+        let parent = Resource::<TcpSocket>::new(rep(&args[0])?);
+        let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
+        out.push(own(&pt, p.rep()));
+        Ok(())
+    });
+    method(tcp, "shutdown", |s, args| {
+        let how = match &args[0] {
+            Val::Enum(h) if h == "receive" => std::net::Shutdown::Read,
+            Val::Enum(h) if h == "send" => std::net::Shutdown::Write,
+            Val::Enum(h) if h == "both" => std::net::Shutdown::Both,
+            _ => bail!("expected a shutdown-type"),
+        };
+        Ok(match s.state {
+            State::Connected => os(s.os().shutdown(how)).map(|_| None),
+            _ => Err("invalid-state"),
+        })
+    });
+}
+
+fn is_broadcast(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v4) if v4.is_broadcast() || v4.is_multicast())
+        || matches!(ip, IpAddr::V6(v6) if v6.is_multicast())
+}
+
+/// A non-zero numeric argument, or `invalid-argument`.
+fn nonzero(v: &Val) -> Result<std::result::Result<u64, &'static str>> {
+    let n = match v {
+        Val::U64(n) => *n,
+        Val::U32(n) => *n as u64,
+        Val::U8(n) => *n as u64,
+        other => bail!("expected a number, got {}", other.kind()),
+    };
+    Ok(if n == 0 { Err("invalid-argument") } else { Ok(n) })
+}
+
+fn add_options<T: WasiView>(tcp: &mut crate::LinkerInstance<T>) {
+    method(tcp, "set-listen-backlog-size", |s, args| {
+        let n = match nonzero(&args[0])? {
+            Ok(n) => n.min(i32::MAX as u64) as u32,
+            Err(c) => return Ok(Err(c)),
+        };
+        Ok(match s.state {
+            State::Connecting | State::Connected | State::ConnectFailed(_) | State::Closed => Err("invalid-state"),
+            State::Listening => os(s.os().listen(n as i32)).map(|_| {
+                s.backlog = n;
+                None
+            }),
+            _ => {
+                s.backlog = n;
+                Ok(None)
+            }
+        })
+    });
+    method(tcp, "keep-alive-enabled", |s, _| {
+        Ok(os(s.os().keepalive()).map(|b| Some(Val::Bool(b))))
+    });
+    method(tcp, "set-keep-alive-enabled", |s, args| {
+        let Val::Bool(on) = args[0] else {
+            bail!("expected a bool")
+        };
+        Ok(os(s.os().set_keepalive(on)).map(|_| None))
+    });
+    method(tcp, "keep-alive-idle-time", |s, _| {
+        Ok(os(s.os().tcp_keepalive_time()).map(|d| Some(Val::U64(d.as_nanos() as u64))))
+    });
+    method(tcp, "set-keep-alive-idle-time", |s, args| {
+        Ok(nonzero(&args[0])?.and_then(|ns| {
+            // The kernel counts whole seconds; round up so a value is never 0.
+            let d = Duration::from_secs(ns.div_ceil(1_000_000_000));
+            os(s.os().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(d))).map(|_| None)
+        }))
+    });
+    method(tcp, "keep-alive-interval", |s, _| {
+        Ok(os(s.os().tcp_keepalive_interval()).map(|d| Some(Val::U64(d.as_nanos() as u64))))
+    });
+    method(tcp, "set-keep-alive-interval", |s, args| {
+        Ok(nonzero(&args[0])?.and_then(|ns| {
+            let d = Duration::from_secs(ns.div_ceil(1_000_000_000));
+            os(s.os().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_interval(d))).map(|_| None)
+        }))
+    });
+    method(tcp, "keep-alive-count", |s, _| {
+        Ok(os(s.os().tcp_keepalive_retries()).map(|n| Some(Val::U32(n))))
+    });
+    method(tcp, "set-keep-alive-count", |s, args| {
+        Ok(nonzero(&args[0])?.and_then(|n| {
+            let n = n.min(u32::MAX as u64) as u32;
+            os(s.os().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_retries(n))).map(|_| None)
+        }))
+    });
+    method(tcp, "hop-limit", |s, _| {
+        let hops = if s.v6 {
+            s.os().unicast_hops_v6()
+        } else {
+            s.os().ttl_v4()
+        };
+        Ok(os(hops).map(|n| Some(Val::U8(n.min(255) as u8))))
+    });
+    method(tcp, "set-hop-limit", |s, args| {
+        Ok(nonzero(&args[0])?.and_then(|n| {
+            let n = n as u32;
+            os(if s.v6 {
+                s.os().set_unicast_hops_v6(n)
+            } else {
+                s.os().set_ttl_v4(n)
+            })
+            .map(|_| None)
+        }))
+    });
+    for (get_name, set_name, recv) in [
+        ("receive-buffer-size", "set-receive-buffer-size", true),
+        ("send-buffer-size", "set-send-buffer-size", false),
+    ] {
+        method(tcp, get_name, move |s, _| {
+            let n = if recv {
+                s.os().recv_buffer_size()
+            } else {
+                s.os().send_buffer_size()
+            };
+            Ok(os(n).map(|n| Some(Val::U64(n as u64))))
+        });
+        method(tcp, set_name, move |s, args| {
+            Ok(nonzero(&args[0])?.and_then(|n| {
+                // The kernel clamps (and doubles) the size; the WIT allows that.
+                let n = n.min(i32::MAX as u64 / 2) as usize;
+                os(if recv {
+                    s.os().set_recv_buffer_size(n)
+                } else {
+                    s.os().set_send_buffer_size(n)
+                })
+                .map(|_| None)
+            }))
+        });
+    }
+}

@@ -1,0 +1,119 @@
+//! wasi:sockets TCP through `tests/tcp.wat`, against servers and clients on
+//! loopback started by the tests. Guest results are values, or
+//! -(1 + error-code) (see the fixture's header).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tcp.wat");
+
+/// Runs `call` on the TCP guest with `flags`; its printed result.
+fn invoke(flags: &[&str], call: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .arg("run")
+        .args(flags)
+        .args(["--invoke", call, GUEST])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{call}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A loopback server answering one "ping" per connection with "PONG".
+fn pong_server(connections: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut buf = [0; 4];
+            if c.read_exact(&mut buf).is_ok() && &buf == b"ping" {
+                c.write_all(b"PONG").unwrap();
+            }
+        }
+    });
+    port
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+const NET: &[&str] = &["--inherit-network"];
+
+#[test]
+fn tcp_client_talks_to_a_local_server() {
+    let port = pong_server(2);
+    let pong = u32::from_le_bytes(*b"PONG").to_string();
+    assert_eq!(invoke(NET, &format!("echo({port})")), pong);
+    // The grant can also be a single allowed range.
+    assert_eq!(invoke(&["--net-allow", "127.0.0.0/8"], &format!("echo({port})")), pong);
+}
+
+#[test]
+fn tcp_connection_refused() {
+    assert_eq!(
+        invoke(NET, &format!("echo({})", closed_port())),
+        "-15",
+        "connection-refused"
+    );
+}
+
+#[test]
+fn tcp_state_machine_errors() {
+    // finish-connect before start: not-in-progress (7); start-listen before
+    // bind, accept before listen, remote-address unconnected: invalid-state (9).
+    assert_eq!(invoke(NET, "errors()"), 0x09090907u32.to_string());
+    // start-connect on a connected socket: invalid-state.
+    let port = pong_server(1);
+    assert_eq!(invoke(NET, &format!("again({port})")), "9");
+}
+
+#[test]
+fn tcp_server_accepts_and_echoes() {
+    let port = closed_port();
+    let mut guest = Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(["run", "--inherit-network", "--invoke", &format!("serve({port})"), GUEST])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                let _ = guest.kill();
+                panic!("the guest never listened on {port}: {e}");
+            }
+        }
+    };
+    conn.write_all(b"hello").unwrap();
+    let mut echoed = [0; 5];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello");
+    let out = guest.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+}
+
+#[test]
+fn tcp_policy_denies_with_access_denied() {
+    let port = pong_server(0);
+    let echo = format!("echo({port})");
+    // No grant: creating a socket is refused.
+    assert_eq!(invoke(&[], &echo), "-2");
+    // Granted, but the address is excluded.
+    for flags in [
+        &["--inherit-network", "--deny-loopback"][..],
+        &["--inherit-network", "--net-deny", "127.0.0.1"],
+        &["--net-allow", "10.0.0.0/8"],
+    ] {
+        assert_eq!(invoke(flags, &echo), "-2", "{flags:?}");
+        assert_eq!(invoke(flags, &format!("serve({port})")), "-2", "bind: {flags:?}");
+    }
+}
