@@ -1,24 +1,39 @@
-//! wasi:sockets TCP through `tests/tcp.wat`, against servers and clients on
-//! loopback started by the tests. Guest results are values, or
+//! wasi:sockets TCP and UDP through `tests/tcp.wat` and `tests/udp.wat`,
+//! against servers and clients on loopback started by the tests. Guest results are values, or
 //! -(1 + error-code) (see the fixture's header).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tcp.wat");
+const UDP_GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/udp.wat");
 
-/// Runs `call` on the TCP guest with `flags`; its printed result.
-fn invoke(flags: &[&str], call: &str) -> String {
+/// Runs `call` on `guest` with `flags`: exit status, stdout, stderr.
+fn run(guest: &str, flags: &[&str], call: &str) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
         .arg("run")
         .args(flags)
-        .args(["--invoke", call, GUEST])
+        .args(["--invoke", call, guest])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{call}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Runs `call` on the TCP guest with `flags`; its printed result.
+fn invoke(flags: &[&str], call: &str) -> String {
+    let (status, out, err) = run(GUEST, flags, call);
+    assert_eq!(status, Some(0), "{call}: {err}");
+    out
+}
+
+/// Runs `call` on the UDP guest with `flags`; its printed result.
+fn invoke_udp(flags: &[&str], call: &str) -> String {
+    let (status, out, err) = run(UDP_GUEST, flags, call);
+    assert_eq!(status, Some(0), "{call}: {err}");
+    out
 }
 
 /// A loopback server answering one "ping" per connection with "PONG".
@@ -116,4 +131,50 @@ fn tcp_policy_denies_with_access_denied() {
         assert_eq!(invoke(flags, &echo), "-2", "{flags:?}");
         assert_eq!(invoke(flags, &format!("serve({port})")), "-2", "bind: {flags:?}");
     }
+}
+
+/// A loopback UDP peer answering each "ping" with "PONG".
+fn udp_pong_server(datagrams: usize) -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0; 64];
+        for _ in 0..datagrams {
+            let (n, from) = sock.recv_from(&mut buf).unwrap();
+            if &buf[..n] == b"ping" {
+                sock.send_to(b"PONG", from).unwrap();
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn udp_send_and_receive() {
+    let port = udp_pong_server(1);
+    let pong = u32::from_le_bytes(*b"PONG").to_string();
+    assert_eq!(invoke_udp(NET, &format!("ping({port})")), pong);
+}
+
+#[test]
+fn udp_sending_more_than_check_send_permits_traps() {
+    let port = udp_pong_server(0);
+    let (status, _, err) = run(UDP_GUEST, NET, &format!("overflow({port})"));
+    assert_ne!(status, Some(0));
+    assert!(err.contains("exceed the 64 that check-send permitted"), "{err}");
+}
+
+#[test]
+fn udp_errors_and_policy() {
+    // No address on an unconnected stream: invalid-argument (3).
+    assert_eq!(invoke_udp(NET, "unaddressed()"), "-4");
+    // Streams before bind: invalid-state (9).
+    assert_eq!(invoke_udp(NET, "unbound(9)"), "-10");
+    // No grant, or a denied peer: access-denied (1).
+    let port = udp_pong_server(0);
+    assert_eq!(invoke_udp(&[], &format!("ping({port})")), "-2");
+    assert_eq!(
+        invoke_udp(&["--inherit-network", "--deny-loopback"], &format!("ping({port})")),
+        "-2"
+    );
 }

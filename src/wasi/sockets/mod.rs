@@ -1,15 +1,16 @@
-//! `wasi:sockets`: `network`, `instance-network` and `ip-name-lookup` (TCP
-//! and UDP follow), under a per-instance [`NetworkPolicy`].
+//! `wasi:sockets`: `network`, `instance-network` and `ip-name-lookup` here,
+//! TCP in [`tcp`], UDP in [`udp`], all under a per-instance [`NetworkPolicy`].
 
 pub mod tcp;
+pub mod udp;
 
 use super::io::{Pollable, Signal};
 use super::{err, get, get_mut, iface, ok, own, table_resource, Types, WasiView};
 use crate::host::table::Resource;
 use crate::val::Val;
 use crate::Linker;
-use anyhow::{anyhow, Result};
-use std::net::{IpAddr, ToSocketAddrs};
+use anyhow::{anyhow, bail, Result};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 
 /// Which addresses a guest may use. The default denies all networking: a
@@ -124,6 +125,80 @@ pub fn ip_val(ip: IpAddr) -> Val {
             Some(Box::new(Val::Tuple(v6.segments().map(Val::U16).to_vec()))),
         ),
     }
+}
+
+/// Reads an `ip-socket-address` value.
+pub(crate) fn socket_addr_arg(v: &Val) -> Result<SocketAddr> {
+    let field = |fields: &[(String, Val)], name: &str| -> Result<Val> {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| anyhow!("ip-socket-address: missing `{name}`"))
+    };
+    let (case, Some(payload)) = (match v {
+        Val::Variant(case, payload) => (case.as_str(), payload.as_deref()),
+        _ => bail!("expected an ip-socket-address"),
+    }) else {
+        bail!("ip-socket-address without a payload")
+    };
+    let Val::Record(fields) = payload else {
+        bail!("expected an ip-socket-address record")
+    };
+    let Val::U16(port) = field(fields, "port")? else {
+        bail!("ip-socket-address: bad port")
+    };
+    let Val::Tuple(parts) = field(fields, "address")? else {
+        bail!("ip-socket-address: bad address")
+    };
+    Ok(match case {
+        "ipv4" => {
+            let b: Vec<u8> = parts
+                .iter()
+                .map(|p| match p {
+                    Val::U8(b) => Ok(*b),
+                    _ => Err(anyhow!("ipv4 address: expected u8")),
+                })
+                .collect::<Result<_>>()?;
+            let b: [u8; 4] = b.try_into().map_err(|_| anyhow!("ipv4 address: expected 4 parts"))?;
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(b), port))
+        }
+        "ipv6" => {
+            let s: Vec<u16> = parts
+                .iter()
+                .map(|p| match p {
+                    Val::U16(s) => Ok(*s),
+                    _ => Err(anyhow!("ipv6 address: expected u16")),
+                })
+                .collect::<Result<_>>()?;
+            let s: [u16; 8] = s.try_into().map_err(|_| anyhow!("ipv6 address: expected 8 parts"))?;
+            let (Val::U32(flow), Val::U32(scope)) = (field(fields, "flow-info")?, field(fields, "scope-id")?) else {
+                bail!("ipv6 socket address: bad flow-info or scope-id")
+            };
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(s), port, flow, scope))
+        }
+        other => bail!("unknown ip-socket-address case `{other}`"),
+    })
+}
+
+/// The WIT value of a socket address.
+pub(crate) fn socket_addr_val(a: SocketAddr) -> Val {
+    let (case, mut fields) = match a {
+        SocketAddr::V4(_) => ("ipv4", vec![("port".to_string(), Val::U16(a.port()))]),
+        SocketAddr::V6(_) => ("ipv6", vec![("port".to_string(), Val::U16(a.port()))]),
+    };
+    let Val::Variant(_, Some(ip)) = ip_val(a.ip()) else {
+        unreachable!()
+    };
+    match a {
+        SocketAddr::V4(_) => fields.push(("address".into(), *ip)),
+        SocketAddr::V6(v6) => {
+            fields.push(("flow-info".into(), Val::U32(v6.flowinfo())));
+            fields.push(("address".into(), *ip));
+            fields.push(("scope-id".into(), Val::U32(v6.scope_id())));
+        }
+    }
+    Val::Variant(case.into(), Some(Box::new(Val::Record(fields))))
 }
 
 /// The WIT error code for an OS socket error.
@@ -281,4 +356,5 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         Ok(())
     });
     tcp::add_to_linker(linker, types);
+    udp::add_to_linker(linker, types);
 }

@@ -1,0 +1,441 @@
+//! `wasi:sockets/udp` and `udp-create-socket`: a non-blocking UDP socket
+//! and its datagram streams, with `check-send` permits enforced by trapping
+//! as the WIT requires.
+
+use super::{code, io_code, socket_addr_arg, socket_addr_val, Network};
+use crate::host::table::Resource;
+use crate::types::ResourceType;
+use crate::val::Val;
+use crate::wasi::io::{socket_ready, Pollable, Socket};
+use crate::wasi::{bytes_arg, bytes_val, get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
+use crate::Linker;
+use anyhow::{anyhow, bail, Result};
+use socket2::{Domain, Protocol, SockAddr, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// `wasi:sockets/udp.udp-socket`.
+pub struct UdpSocket {
+    sock: Socket,
+    v6: bool,
+    bound: Bound,
+    /// The peer the current streams are connected to.
+    remote: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    No,
+    Started,
+    Yes,
+}
+
+/// `incoming-datagram-stream`.
+pub struct IncomingStream {
+    sock: Socket,
+    remote: Option<SocketAddr>,
+}
+
+/// `outgoing-datagram-stream`: `permit` datagrams may be sent since the last
+/// `check-send`.
+pub struct OutgoingStream {
+    sock: Socket,
+    v6: bool,
+    remote: Option<SocketAddr>,
+    permit: u64,
+}
+
+/// Datagrams one `check-send` permits when the socket is writable.
+const SEND_PERMIT: u64 = 64;
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+type Code = &'static str;
+
+fn family_ok(v6: bool, a: &SocketAddr) -> bool {
+    match a {
+        SocketAddr::V4(_) => !v6,
+        SocketAddr::V6(v6a) => v6 && v6a.ip().to_ipv4_mapped().is_none(),
+    }
+}
+
+fn option_addr(v: &Val) -> Result<Option<SocketAddr>> {
+    match v {
+        Val::Option(None) => Ok(None),
+        Val::Option(Some(a)) => socket_addr_arg(a).map(Some),
+        other => bail!("expected option<ip-socket-address>, got {}", other.kind()),
+    }
+}
+
+fn result(r: std::result::Result<Option<Val>, Code>) -> Val {
+    match r {
+        Ok(v) => ok(v),
+        Err(c) => code(c),
+    }
+}
+
+pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
+    let udp = linker.instance(&iface("wasi:sockets/udp"));
+    let socket_ty = table_resource::<T, UdpSocket>(udp, "udp-socket");
+    let incoming_ty = table_resource::<T, IncomingStream>(udp, "incoming-datagram-stream");
+    let outgoing_ty = table_resource::<T, OutgoingStream>(udp, "outgoing-datagram-stream");
+    add_socket(udp, types, &incoming_ty, &outgoing_ty);
+    add_streams(udp, types);
+
+    linker.instance(&iface("wasi:sockets/udp-create-socket")).func_new(
+        "create-udp-socket",
+        move |mut cx, args, out| {
+            let v6 = matches!(&args[0], Val::Enum(f) if f == "ipv6");
+            let ctx = cx.data_mut().wasi();
+            if !ctx.network.enabled {
+                out.push(code("access-denied"));
+                return Ok(());
+            }
+            let made = (|| {
+                let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+                let s = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+                if v6 {
+                    s.set_only_v6(true)?;
+                }
+                Ok::<_, std::io::Error>(UdpSocket {
+                    sock: Arc::new(async_io::Async::new(s)?),
+                    v6,
+                    bound: Bound::No,
+                    remote: None,
+                })
+            })();
+            out.push(match made {
+                Ok(s) => ok(Some(own(&socket_ty, ctx.table.push(s)?.rep()))),
+                Err(e) => code(io_code(&e)),
+            });
+            Ok(())
+        },
+    );
+}
+
+fn add_socket<T: WasiView>(
+    udp: &mut crate::LinkerInstance<T>,
+    types: &Types,
+    incoming_ty: &ResourceType,
+    outgoing_ty: &ResourceType,
+) {
+    udp.func_new("[method]udp-socket.start-bind", |mut cx, args, out| {
+        get::<T, Network>(&mut cx, &args[1])?;
+        let addr = socket_addr_arg(&args[2])?;
+        let permitted = cx.data_mut().wasi().network.permits(addr.ip());
+        let s = get_mut::<T, UdpSocket>(&mut cx, &args[0])?;
+        let r = if !family_ok(s.v6, &addr) {
+            Err("invalid-argument")
+        } else if s.bound != Bound::No {
+            Err("invalid-state")
+        } else if !permitted {
+            Err("access-denied")
+        } else {
+            s.sock.get_ref().bind(&addr.into()).map_err(|e| io_code(&e)).map(|_| {
+                s.bound = Bound::Started;
+                None
+            })
+        };
+        out.push(result(r));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.finish-bind", |mut cx, args, out| {
+        let s = get_mut::<T, UdpSocket>(&mut cx, &args[0])?;
+        out.push(result(if s.bound == Bound::Started {
+            s.bound = Bound::Yes;
+            Ok(None)
+        } else {
+            Err("not-in-progress")
+        }));
+        Ok(())
+    });
+    let (it, ot) = (incoming_ty.clone(), outgoing_ty.clone());
+    udp.func_new("[method]udp-socket.stream", move |mut cx, args, out| {
+        let remote = option_addr(&args[1])?;
+        let permitted = remote.is_none_or(|a| cx.data_mut().wasi().network.permits(a.ip()));
+        let parent = Resource::<UdpSocket>::new(rep(&args[0])?);
+        let s = get_mut::<T, UdpSocket>(&mut cx, &args[0])?;
+        let r = (|| {
+            if s.bound != Bound::Yes {
+                return Err("invalid-state");
+            }
+            if let Some(a) = remote {
+                if !family_ok(s.v6, &a) || a.ip().is_unspecified() || a.port() == 0 {
+                    return Err("invalid-argument");
+                }
+                if !permitted {
+                    return Err("access-denied");
+                }
+                s.sock.get_ref().connect(&a.into()).map_err(|e| io_code(&e))?;
+            } else if s.remote.is_some() {
+                disconnect(s.sock.get_ref()).map_err(|e| io_code(&e))?;
+            }
+            s.remote = remote;
+            Ok((s.sock.clone(), s.v6))
+        })();
+        let (sock, v6) = match r {
+            Ok(x) => x,
+            Err(c) => {
+                out.push(code(c));
+                return Ok(());
+            }
+        };
+        let table = &mut cx.data_mut().wasi().table;
+        let incoming = table.push_child(
+            IncomingStream {
+                sock: sock.clone(),
+                remote,
+            },
+            &parent,
+        )?;
+        let outgoing = table.push_child(
+            OutgoingStream {
+                sock,
+                v6,
+                remote,
+                permit: 0,
+            },
+            &parent,
+        )?;
+        out.push(ok(Some(Val::Tuple(vec![
+            own(&it, incoming.rep()),
+            own(&ot, outgoing.rep()),
+        ]))));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.local-address", |mut cx, args, out| {
+        let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
+        out.push(result(if s.bound != Bound::Yes {
+            Err("invalid-state")
+        } else {
+            addr_of(s.sock.get_ref().local_addr())
+        }));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.remote-address", |mut cx, args, out| {
+        let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
+        out.push(result(match s.remote {
+            Some(_) => addr_of(s.sock.get_ref().peer_addr()),
+            None => Err("invalid-state"),
+        }));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.address-family", |mut cx, args, out| {
+        let v6 = get::<T, UdpSocket>(&mut cx, &args[0])?.v6;
+        out.push(Val::Enum(if v6 { "ipv6" } else { "ipv4" }.into()));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.unicast-hop-limit", |mut cx, args, out| {
+        let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
+        let os = s.sock.get_ref();
+        let hops = if s.v6 { os.unicast_hops_v6() } else { os.ttl_v4() };
+        out.push(result(
+            hops.map(|n| Some(Val::U8(n.min(255) as u8))).map_err(|e| io_code(&e)),
+        ));
+        Ok(())
+    });
+    udp.func_new("[method]udp-socket.set-unicast-hop-limit", |mut cx, args, out| {
+        let Val::U8(n) = args[1] else { bail!("expected u8") };
+        let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
+        let os = s.sock.get_ref();
+        out.push(result(if n == 0 {
+            Err("invalid-argument")
+        } else {
+            let r = if s.v6 {
+                os.set_unicast_hops_v6(n.into())
+            } else {
+                os.set_ttl_v4(n.into())
+            };
+            r.map(|_| None).map_err(|e| io_code(&e))
+        }));
+        Ok(())
+    });
+    for (get_name, set_name, recv) in [
+        ("receive-buffer-size", "set-receive-buffer-size", true),
+        ("send-buffer-size", "set-send-buffer-size", false),
+    ] {
+        udp.func_new(&format!("[method]udp-socket.{get_name}"), move |mut cx, args, out| {
+            let os = get::<T, UdpSocket>(&mut cx, &args[0])?.sock.get_ref();
+            let n = if recv {
+                os.recv_buffer_size()
+            } else {
+                os.send_buffer_size()
+            };
+            out.push(result(n.map(|n| Some(Val::U64(n as u64))).map_err(|e| io_code(&e))));
+            Ok(())
+        });
+        udp.func_new(&format!("[method]udp-socket.{set_name}"), move |mut cx, args, out| {
+            let n = crate::wasi::u64_arg(&args[1])?;
+            let os = get::<T, UdpSocket>(&mut cx, &args[0])?.sock.get_ref();
+            out.push(result(if n == 0 {
+                Err("invalid-argument")
+            } else {
+                let n = n.min(i32::MAX as u64 / 2) as usize;
+                let r = if recv {
+                    os.set_recv_buffer_size(n)
+                } else {
+                    os.set_send_buffer_size(n)
+                };
+                r.map(|_| None).map_err(|e| io_code(&e))
+            }));
+            Ok(())
+        });
+    }
+    let pt = types.pollable.clone();
+    udp.func_new("[method]udp-socket.subscribe", move |mut cx, args, out| {
+        get::<T, UdpSocket>(&mut cx, &args[0])?;
+        let parent = Resource::<UdpSocket>::new(rep(&args[0])?);
+        let p = cx.data_mut().wasi().table.push_child(Pollable::Ready, &parent)?;
+        out.push(own(&pt, p.rep()));
+        Ok(())
+    });
+}
+
+fn addr_of(a: std::io::Result<SockAddr>) -> std::result::Result<Option<Val>, Code> {
+    let a = a.map_err(|e| io_code(&e))?.as_socket().ok_or("unknown")?;
+    Ok(Some(socket_addr_val(a)))
+}
+
+/// Dissolves a UDP socket's association (connect to `AF_UNSPEC`).
+fn disconnect(s: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, its true length.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    let r = unsafe { libc::connect(s.as_raw_fd(), &addr, std::mem::size_of::<libc::sockaddr>() as u32) };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = std::io::Error::last_os_error();
+        // Linux reports EAFNOSUPPORT after dissolving successfully.
+        if e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
+
+fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
+    udp.func_new("[method]incoming-datagram-stream.receive", |mut cx, args, out| {
+        let max = crate::wasi::u64_arg(&args[1])?.min(1024);
+        let s = get::<T, IncomingStream>(&mut cx, &args[0])?;
+        let mut got = Vec::new();
+        let mut failure = None;
+        while (got.len() as u64) < max {
+            let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
+            match s.sock.get_ref().recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let Some(from) = from.as_socket() else { continue };
+                    // A connected socket only receives from its peer (the OS
+                    // filters too; this covers a race with `stream`).
+                    if s.remote.is_some_and(|r| r != from) {
+                        continue;
+                    }
+                    // SAFETY: recv_from initialised the first n bytes.
+                    let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    got.push(Val::Record(vec![
+                        ("data".into(), bytes_val(data)),
+                        ("remote-address".into(), socket_addr_val(from)),
+                    ]));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(io_code(&e));
+                    break;
+                }
+            }
+        }
+        out.push(match failure {
+            Some(c) if got.is_empty() => code(c),
+            _ => ok(Some(Val::List(got))),
+        });
+        Ok(())
+    });
+    let pt = types.pollable.clone();
+    udp.func_new(
+        "[method]incoming-datagram-stream.subscribe",
+        move |mut cx, args, out| {
+            let sock = get::<T, IncomingStream>(&mut cx, &args[0])?.sock.clone();
+            let parent = Resource::<IncomingStream>::new(rep(&args[0])?);
+            let p = Pollable::Socket { sock, write: false };
+            let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
+            out.push(own(&pt, p.rep()));
+            Ok(())
+        },
+    );
+    udp.func_new("[method]outgoing-datagram-stream.check-send", |mut cx, args, out| {
+        let s = get_mut::<T, OutgoingStream>(&mut cx, &args[0])?;
+        s.permit = if socket_ready(&s.sock, true) { SEND_PERMIT } else { 0 };
+        out.push(ok(Some(Val::U64(s.permit))));
+        Ok(())
+    });
+    udp.func_new("[method]outgoing-datagram-stream.send", |mut cx, args, out| {
+        let Val::List(datagrams) = &args[1] else {
+            bail!("expected a list of datagrams")
+        };
+        let policy = cx.data_mut().wasi().network.clone();
+        let s = get_mut::<T, OutgoingStream>(&mut cx, &args[0])?;
+        if datagrams.len() as u64 > s.permit {
+            bail!(
+                "outgoing-datagram-stream.send: {} datagrams exceed the {} that check-send permitted",
+                datagrams.len(),
+                s.permit
+            );
+        }
+        s.permit -= datagrams.len() as u64;
+        let mut sent = 0u64;
+        let mut failure = None;
+        for d in datagrams {
+            let Val::Record(fields) = d else {
+                bail!("expected an outgoing-datagram")
+            };
+            let field = |n: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v)
+                    .ok_or_else(|| anyhow!("outgoing-datagram: missing `{n}`"))
+            };
+            let data = bytes_arg(field("data")?)?;
+            let to = option_addr(field("remote-address")?)?;
+            let r = match (to, s.remote) {
+                (Some(a), Some(r)) if a != r => Err("invalid-argument"),
+                (None, None) => Err("invalid-argument"),
+                (Some(a), None) if !family_ok(s.v6, &a) || a.ip().is_unspecified() || a.port() == 0 => {
+                    Err("invalid-argument")
+                }
+                (Some(a), None) if !policy.permits(a.ip()) => Err("access-denied"),
+                _ if data.len() > MAX_DATAGRAM => Err("datagram-too-large"),
+                (Some(a), None) => s.sock.get_ref().send_to(&data, &a.into()).map_err(|e| io_code(&e)),
+                (_, Some(_)) => s.sock.get_ref().send(&data).map_err(|e| io_code(&e)),
+            };
+            match r {
+                Ok(_) => sent += 1,
+                Err(c) => {
+                    failure = Some(c);
+                    break;
+                }
+            }
+        }
+        out.push(match failure {
+            // A full send buffer after some datagrams went: report those.
+            Some(c) if sent == 0 => code(c),
+            _ => ok(Some(Val::U64(sent))),
+        });
+        Ok(())
+    });
+    let pt = types.pollable.clone();
+    udp.func_new(
+        "[method]outgoing-datagram-stream.subscribe",
+        move |mut cx, args, out| {
+            let sock = get::<T, OutgoingStream>(&mut cx, &args[0])?.sock.clone();
+            let parent = Resource::<OutgoingStream>::new(rep(&args[0])?);
+            let p = Pollable::Socket { sock, write: true };
+            let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
+            out.push(own(&pt, p.rep()));
+            Ok(())
+        },
+    );
+}
