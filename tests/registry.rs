@@ -639,3 +639,83 @@ fn a_funcs_caller_is_suspended_not_blocking() {
         start.elapsed()
     );
 }
+
+/// A registry with the TCP guest (`tests/tcp.wat`) as `t:echo`, with
+/// `extra` YAML appended to the entry.
+fn socket_registry(name: &str, extra: &str) -> Registry {
+    let dir = scratch(name);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tcp.wat"),
+        dir.join("tcp.wat"),
+    )
+    .unwrap();
+    let yaml = format!(
+        "namespace: t\nentries:\n  - name: echo\n    kind: function.wat\n    source: file://tcp.wat\n    method: echo\n    imports: [wasi:sockets, wasi:io, wasi:poll]\n{extra}"
+    );
+    Registry::load(write_registry(&dir, &yaml)).unwrap()
+}
+
+/// A loopback server answering one "ping" with "PONG".
+fn pong_once() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = [0; 4];
+            if c.read_exact(&mut buf).is_ok() {
+                let _ = c.write_all(b"PONG");
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn network_policy_defaults_and_limits() {
+    let port = pong_once();
+    // Importing wasi:sockets grants the public network; loopback and private
+    // ranges are refused (access-denied) until allowed.
+    let r = socket_registry("net-default", "");
+    assert_eq!(r.call_json("t:echo", &[json!(port)]).unwrap(), json!(-2));
+    let r = socket_registry("net-loopback", "    network:\n      allow_loopback: true\n");
+    let pong = u32::from_le_bytes(*b"PONG");
+    assert_eq!(r.call_json("t:echo", &[json!(port)]).unwrap(), json!(pong));
+    let r = socket_registry(
+        "net-deny",
+        "    network:\n      allow_loopback: true\n      deny: [127.0.0.0/8]\n",
+    );
+    assert_eq!(r.call_json("t:echo", &[json!(port)]).unwrap(), json!(-2));
+    // No sockets at all: new-socket-limit (10).
+    let r = socket_registry(
+        "net-limit",
+        "    network:\n      allow_loopback: true\n    options:\n      limits:\n        max_open_sockets: 0\n",
+    );
+    assert_eq!(r.call_json("t:echo", &[json!(port)]).unwrap(), json!(-11));
+}
+
+#[test]
+fn network_config_errors_name_the_field() {
+    let dir = scratch("net-config");
+    let cases = [
+        (
+            "    imports: [wasi:io]\n    network:\n      allow_loopback: true\n",
+            "field `network`: is set, but the entry does not import `wasi:sockets`",
+        ),
+        (
+            "    imports: [wasi:sockets]\n    network:\n      allow: [10.0.0.0/33]\n",
+            "field `network.allow[0]`: `10.0.0.0/33`: bad prefix length",
+        ),
+        (
+            "    imports: [wasi:sockets]\n    network:\n      loopback: yes\n",
+            "unknown field `loopback`",
+        ),
+    ];
+    for (extra, want) in cases {
+        let yaml = format!(
+            "namespace: t\nentries:\n  - name: f\n    kind: function.wat\n    source: \"(component)\"\n    method: m\n{extra}"
+        );
+        let all = Registry::check(write_registry(&dir, &yaml)).join("\n");
+        assert!(all.contains(want), "want `{want}` in:\n{all}");
+    }
+}

@@ -104,6 +104,26 @@ pub struct MountSpec {
     pub read_only: bool,
 }
 
+/// `network:` — what an entry importing `wasi:sockets` may reach. By
+/// default any public address: loopback and private ranges (the host's own
+/// services) must be opted into.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// If set, only these `ADDR[/LEN]` ranges.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// These `ADDR[/LEN]` ranges are refused.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub allow_loopback: bool,
+    #[serde(default)]
+    pub allow_private: bool,
+    /// `ip-name-lookup` (default: allowed).
+    pub name_lookup: Option<bool>,
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct PoolSpec {
     #[serde(rename = "type")]
@@ -142,6 +162,7 @@ pub struct FunctionSpec {
     pub imports: Vec<String>,
     #[serde(default)]
     pub wasi: WasiSpec,
+    pub network: Option<NetworkSpec>,
     #[serde(default)]
     pub pool: PoolSpec,
     /// Deprecated spelling of `options.limits`.
@@ -347,6 +368,16 @@ fn check_function(spec: &FunctionSpec, fail: &dyn Fn(&str, &dyn std::fmt::Displa
                 &format!("wasi.mounts[{i}].guest"),
                 &format!("`{}` is mounted twice", m.guest),
             ));
+        }
+    }
+    if let Some(net) = &spec.network {
+        if !spec.imports.iter().any(|i| i == "wasi:sockets") {
+            return Err(fail("network", &"is set, but the entry does not import `wasi:sockets`"));
+        }
+        for (list, ranges) in [("allow", &net.allow), ("deny", &net.deny)] {
+            for (i, r) in ranges.iter().enumerate() {
+                crate::wasi::sockets::parse_range(r).map_err(|e| fail(&format!("network.{list}[{i}]"), &e))?;
+            }
         }
     }
     if let Some(kind) = &spec.pool.kind {

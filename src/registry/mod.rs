@@ -498,8 +498,27 @@ impl Inner {
             let (dir, writable) = self.directory_mode(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
             ctx = ctx.preopen_dir(&dir, &m.guest, m.read_only || !writable)?;
         }
+        if spec.imports.iter().any(|i| i == "wasi:sockets") {
+            ctx = ctx.network(network_policy(spec)?);
+        }
         Ok(ctx)
     }
+}
+
+/// The network an entry importing `wasi:sockets` gets (see [`NetworkSpec`]).
+fn network_policy(spec: &config::FunctionSpec) -> Result<crate::wasi::sockets::NetworkPolicy> {
+    use crate::wasi::sockets::parse_range;
+    let net = spec.network.clone().unwrap_or_default();
+    let ranges = |list: &[String]| list.iter().map(|r| parse_range(r)).collect::<Result<Vec<_>>>();
+    Ok(crate::wasi::sockets::NetworkPolicy {
+        enabled: true,
+        name_lookup: net.name_lookup.unwrap_or(true),
+        allow: ranges(&net.allow)?,
+        deny: ranges(&net.deny)?,
+        deny_loopback: !net.allow_loopback,
+        deny_private: !net.allow_private,
+        max_sockets: spec.limits().max_open_sockets,
+    })
 }
 
 fn is_core(bytes: &[u8]) -> bool {

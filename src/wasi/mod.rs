@@ -74,6 +74,8 @@ pub struct WasiCtx {
     pub(crate) random: random::RandomState,
     pub(crate) preopens: Vec<(filesystem::Descriptor, String)>,
     pub(crate) network: sockets::NetworkPolicy,
+    /// Sockets open now, for [`sockets::NetworkPolicy::max_sockets`].
+    pub(crate) open_sockets: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for WasiCtx {
@@ -90,6 +92,7 @@ impl Default for WasiCtx {
             random: random::RandomState::new(),
             preopens: Vec::new(),
             network: sockets::NetworkPolicy::default(),
+            open_sockets: Arc::default(),
         }
     }
 }

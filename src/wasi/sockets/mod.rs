@@ -29,6 +29,33 @@ pub struct NetworkPolicy {
     pub deny_loopback: bool,
     /// Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7, link-local) are refused.
     pub deny_private: bool,
+    /// At most this many sockets open at once (`new-socket-limit` beyond).
+    pub max_sockets: Option<u64>,
+}
+
+/// One open socket counted against [`NetworkPolicy::max_sockets`]; the
+/// count drops with it.
+pub struct SocketSlot(Arc<std::sync::atomic::AtomicU64>);
+
+impl SocketSlot {
+    /// Takes a slot for a new socket, or the WIT error code that refuses it.
+    pub(crate) fn take(ctx: &crate::wasi::WasiCtx) -> std::result::Result<Self, &'static str> {
+        use std::sync::atomic::Ordering;
+        if !ctx.network.enabled {
+            return Err("access-denied");
+        }
+        let open = &ctx.open_sockets;
+        let limit = ctx.network.max_sockets.unwrap_or(u64::MAX);
+        open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1))
+            .map_err(|_| "new-socket-limit")?;
+        Ok(SocketSlot(open.clone()))
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl NetworkPolicy {

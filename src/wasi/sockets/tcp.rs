@@ -3,7 +3,7 @@
 //! Nothing here blocks: waiting happens through pollables and the blocking
 //! stream operations, which suspend the guest.
 
-use super::{code, io_code, socket_addr_arg, socket_addr_val, Network};
+use super::{code, io_code, socket_addr_arg, socket_addr_val, Network, SocketSlot};
 use crate::host::table::Resource;
 use crate::types::ResourceType;
 use crate::val::Val;
@@ -35,6 +35,7 @@ enum State {
 /// `wasi:sockets/tcp.tcp-socket`.
 pub struct TcpSocket {
     sock: Socket,
+    _slot: SocketSlot,
     v6: bool,
     state: State,
     backlog: u32,
@@ -44,7 +45,7 @@ pub struct TcpSocket {
 const DEFAULT_BACKLOG: u32 = 128;
 
 impl TcpSocket {
-    fn new(v6: bool) -> std::io::Result<Self> {
+    fn new(v6: bool, slot: SocketSlot) -> std::io::Result<Self> {
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
         let s = socket2::Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         if v6 {
@@ -52,6 +53,7 @@ impl TcpSocket {
         }
         Ok(TcpSocket {
             sock: Arc::new(async_io::Async::new(s)?),
+            _slot: slot,
             v6,
             state: State::Unbound,
             backlog: DEFAULT_BACKLOG,
@@ -142,11 +144,14 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
                 _ => bail!("expected an ip-address-family"),
             };
             let ctx = cx.data_mut().wasi();
-            if !ctx.network.enabled {
-                out.push(code("access-denied"));
-                return Ok(());
-            }
-            out.push(match TcpSocket::new(v6) {
+            let slot = match SocketSlot::take(ctx) {
+                Ok(s) => s,
+                Err(c) => {
+                    out.push(code(c));
+                    return Ok(());
+                }
+            };
+            out.push(match TcpSocket::new(v6, slot) {
                 Ok(s) => ok(Some(own(&st, ctx.table.push(s)?.rep()))),
                 Err(e) => code(io_code(&e)),
             });
@@ -270,11 +275,20 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
     });
     let (t, st) = (types.clone(), socket_ty.clone());
     tcp.func_new("[method]tcp-socket.accept", move |mut cx, args, out| {
+        let slot = SocketSlot::take(cx.data_mut().wasi());
         let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
         if s.state != State::Listening {
             out.push(code("invalid-state"));
             return Ok(());
         }
+        // Over the limit, the connection stays queued for a later accept.
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(c) => {
+                out.push(code(c));
+                return Ok(());
+            }
+        };
         let v6 = s.v6;
         let accepted = loop {
             match s.os().accept() {
@@ -293,6 +307,7 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
         };
         let child = TcpSocket {
             sock: conn.clone(),
+            _slot: slot,
             v6,
             state: State::Connected,
             backlog: DEFAULT_BACKLOG,

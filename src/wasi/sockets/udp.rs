@@ -2,7 +2,7 @@
 //! and its datagram streams, with `check-send` permits enforced by trapping
 //! as the WIT requires.
 
-use super::{code, io_code, socket_addr_arg, socket_addr_val, Network};
+use super::{code, io_code, socket_addr_arg, socket_addr_val, Network, SocketSlot};
 use crate::host::table::Resource;
 use crate::types::ResourceType;
 use crate::val::Val;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 /// `wasi:sockets/udp.udp-socket`.
 pub struct UdpSocket {
     sock: Socket,
+    _slot: SocketSlot,
     v6: bool,
     bound: Bound,
     /// The peer the current streams are connected to.
@@ -87,10 +88,13 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         move |mut cx, args, out| {
             let v6 = matches!(&args[0], Val::Enum(f) if f == "ipv6");
             let ctx = cx.data_mut().wasi();
-            if !ctx.network.enabled {
-                out.push(code("access-denied"));
-                return Ok(());
-            }
+            let slot = match SocketSlot::take(ctx) {
+                Ok(s) => s,
+                Err(c) => {
+                    out.push(code(c));
+                    return Ok(());
+                }
+            };
             let made = (|| {
                 let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
                 let s = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -99,6 +103,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
                 }
                 Ok::<_, std::io::Error>(UdpSocket {
                     sock: Arc::new(async_io::Async::new(s)?),
+                    _slot: slot,
                     v6,
                     bound: Bound::No,
                     remote: None,
