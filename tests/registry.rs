@@ -719,3 +719,76 @@ fn network_config_errors_name_the_field() {
         assert!(all.contains(want), "want `{want}` in:\n{all}");
     }
 }
+
+/// Raises the open-file limit towards `want`; the limit obtained.
+fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        lim.rlim_cur
+    }
+}
+
+#[test]
+fn a_thousand_guests_wait_on_sockets_on_one_thread() {
+    // Each guest connects, sends "ping" and blocks reading the answer. The
+    // server answers only once every guest has connected, so this finishes
+    // only if the blocked guests all suspend and share the one thread.
+    let n = 1000.min((raise_fd_limit(2 * 1000 + 200).saturating_sub(200) / 2) as usize);
+    assert!(n >= 100, "too few file descriptors for the test: {n}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(n) {
+            conns.push(c.unwrap());
+        }
+        for mut c in conns {
+            let mut buf = [0; 4];
+            if c.read_exact(&mut buf).is_ok() {
+                let _ = c.write_all(b"PONG");
+            }
+        }
+    });
+    let r = socket_registry(
+        "net-thousand",
+        &format!("    network:\n      allow_loopback: true\n    pool:\n      type: lazy\n      max_size: {n}\n"),
+    );
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = async_executor::Executor::new();
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let r = r.clone();
+                ex.spawn(async move { r.call("t:echo", &[wippy_wasm::Val::U16(port)]).await })
+            })
+            .collect();
+        let out = wippy_wasm::dispatch::block_on(ex.run(async {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        }));
+        let _ = done.send(out);
+    });
+    let results = results
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the guests did not all finish: a blocked guest held the thread");
+    let pong = wippy_wasm::Val::S64(u32::from_le_bytes(*b"PONG") as i64);
+    assert_eq!(results.len(), n);
+    for r in results {
+        assert_eq!(r.unwrap(), vec![pong.clone()]);
+    }
+}
