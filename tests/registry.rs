@@ -792,3 +792,49 @@ fn a_thousand_guests_wait_on_sockets_on_one_thread() {
         assert_eq!(r.unwrap(), vec![pong.clone()]);
     }
 }
+
+#[test]
+fn socket_timeouts_end_a_silent_read_and_a_stalled_connect() {
+    let extra =
+        "    network:\n      allow_loopback: true\n    options:\n      limits:\n        socket_timeout_ms: 300\n";
+    // A server that accepts and never answers: the blocking read gives up
+    // (the guest sees a closed stream, -101).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let conn = silent.accept();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        drop(conn);
+    });
+    let r = socket_registry("net-timeout-read", extra);
+    let start = std::time::Instant::now();
+    assert_eq!(r.call_json("t:echo", &[json!(port)]).unwrap(), json!(-101));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A listener whose accept queue is full drops new SYNs: the connect
+    // stalls until the timeout (timeout is code 5: -6).
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    assert_eq!(r.call_json("t:echo", &[json!(addr.port())]).unwrap(), json!(-6));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}

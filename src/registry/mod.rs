@@ -518,6 +518,7 @@ fn network_policy(spec: &config::FunctionSpec) -> Result<crate::wasi::sockets::N
         deny_loopback: !net.allow_loopback,
         deny_private: !net.allow_private,
         max_sockets: spec.limits().max_open_sockets,
+        timeout: spec.limits().socket_timeout_ms.map(std::time::Duration::from_millis),
     })
 }
 

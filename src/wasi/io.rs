@@ -26,8 +26,13 @@ pub enum Pollable {
     Deadline(Instant),
     /// Ready once host work in the background signals it.
     Signal(Arc<Signal>),
-    /// Ready when the socket can be read (or accepted) from, or written to.
-    Socket { sock: Socket, write: bool },
+    /// Ready when the socket can be read (or accepted) from, or written to,
+    /// or once `until` passes (an operation's timeout).
+    Socket {
+        sock: Socket,
+        write: bool,
+        until: Option<Instant>,
+    },
 }
 
 /// A non-blocking OS socket registered with the dispatcher's reactor.
@@ -82,7 +87,9 @@ impl Pollable {
             Pollable::Ready => true,
             Pollable::Deadline(d) => Instant::now() >= *d,
             Pollable::Signal(s) => s.is_set(),
-            Pollable::Socket { sock, write } => socket_ready(sock, *write),
+            Pollable::Socket { sock, write, until } => {
+                until.is_some_and(|t| Instant::now() >= t) || socket_ready(sock, *write)
+            }
         }
     }
 
@@ -94,8 +101,25 @@ impl Pollable {
             }
             Pollable::Signal(s) => s.wait().await,
             // An error wakes the waiter too: the next operation reports it.
-            Pollable::Socket { sock, write: false } => drop(sock.readable().await),
-            Pollable::Socket { sock, write: true } => drop(sock.writable().await),
+            Pollable::Socket { sock, write, until } => {
+                let ready = async {
+                    // An error wakes the waiter too: the next operation reports it.
+                    let _ = if write {
+                        sock.writable().await
+                    } else {
+                        sock.readable().await
+                    };
+                };
+                match until {
+                    Some(t) => {
+                        futures_lite::future::or(ready, async move {
+                            async_io::Timer::at(t).await;
+                        })
+                        .await
+                    }
+                    None => ready.await,
+                }
+            }
         }
     }
 }
@@ -251,13 +275,31 @@ impl OutputStream {
     }
 }
 
-/// Writes all of `data` to `sock`, waiting for the socket as needed.
-async fn write_all_socket(sock: Socket, data: Vec<u8>) -> std::io::Result<()> {
+/// Writes all of `data` to `sock`, waiting for the socket as needed, but
+/// at most `timeout` for any one step.
+async fn write_all_socket(sock: Socket, data: Vec<u8>, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
     let mut done = 0;
     while done < data.len() {
-        done += sock.write_with(|s| (&*s).write(&data[done..])).await?;
+        done += within(timeout, sock.write_with(|s| (&*s).write(&data[done..]))).await?;
     }
     Ok(())
+}
+
+/// `op`, or a `TimedOut` error once `timeout` passes.
+async fn within<R>(
+    timeout: Option<std::time::Duration>,
+    op: impl std::future::Future<Output = std::io::Result<R>>,
+) -> std::io::Result<R> {
+    match timeout {
+        None => op.await,
+        Some(t) => {
+            futures_lite::future::or(op, async move {
+                async_io::Timer::after(t).await;
+                Err(std::io::ErrorKind::TimedOut.into())
+            })
+            .await
+        }
+    }
 }
 
 /// Result of a read attempt that did not need to wait.
@@ -360,10 +402,11 @@ fn finish_flush<T: WasiView>(
         .then(|| get_mut::<T, OutputStream>(cx, &args[0]).map(|s| s.unfinished()))
         .transpose()?
         .flatten();
+    let timeout = cx.data_mut().wasi().network.timeout;
     match rest {
         None => ready(vec![ok(None)]),
         Some((sock, data)) => Ok(Box::pin(async move {
-            Ok(vec![match write_all_socket(sock, data).await {
+            Ok(vec![match write_all_socket(sock, data, timeout).await {
                 Ok(()) => ok(None),
                 Err(_) => closed(),
             }])
@@ -400,16 +443,21 @@ fn read_op<T: WasiView>(
             }])
         })),
         Read_::Wait(_) if !blocking || len == 0 => ready(vec![result(Vec::new())]),
-        Read_::Wait(sock) => Ok(Box::pin(async move {
-            let mut buf = vec![0; len.min(SOCKET_BUDGET) as usize];
-            Ok(vec![match sock.read_with(|s| (&*s).read(&mut buf)).await {
-                Ok(0) | Err(_) => closed(),
-                Ok(n) => {
-                    buf.truncate(n);
-                    result(buf)
-                }
-            }])
-        })),
+        Read_::Wait(sock) => {
+            let timeout = cx.data_mut().wasi().network.timeout;
+            Ok(Box::pin(async move {
+                let mut buf = vec![0; len.min(SOCKET_BUDGET) as usize];
+                Ok(vec![
+                    match within(timeout, sock.read_with(|s| (&*s).read(&mut buf))).await {
+                        Ok(0) | Err(_) => closed(),
+                        Ok(n) => {
+                            buf.truncate(n);
+                            result(buf)
+                        }
+                    },
+                ])
+            }))
+        }
     }
 }
 
@@ -500,6 +548,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
             InputStream::Tcp(sock) => Pollable::Socket {
                 sock: sock.clone(),
                 write: false,
+                until: None,
             },
             _ => Pollable::Ready,
         };
@@ -574,6 +623,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
             OutputStream::Tcp { sock, pending } if !pending.is_empty() => Pollable::Socket {
                 sock: sock.clone(),
                 write: true,
+                until: None,
             },
             _ => Pollable::Ready,
         };

@@ -31,6 +31,9 @@ pub struct NetworkPolicy {
     pub deny_private: bool,
     /// At most this many sockets open at once (`new-socket-limit` beyond).
     pub max_sockets: Option<u64>,
+    /// A connect, or a blocking read or write on a socket stream, that makes
+    /// no progress for this long fails (`timeout`, or a closed stream).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// One open socket counted against [`NetworkPolicy::max_sockets`]; the

@@ -39,6 +39,8 @@ pub struct TcpSocket {
     v6: bool,
     state: State,
     backlog: u32,
+    /// When a connection in progress gives up (the policy's socket timeout).
+    connect_deadline: Option<std::time::Instant>,
 }
 
 /// The default `listen` backlog, as wasmtime uses.
@@ -57,6 +59,7 @@ impl TcpSocket {
             v6,
             state: State::Unbound,
             backlog: DEFAULT_BACKLOG,
+            connect_deadline: None,
         })
     }
 
@@ -196,6 +199,7 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
         get::<T, Network>(&mut cx, &args[1])?;
         let addr = socket_addr_arg(&args[2])?;
         let permitted = cx.data_mut().wasi().network.permits(addr.ip());
+        let timeout = cx.data_mut().wasi().network.timeout;
         let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
         let r = (|| {
             check_family(s, &addr)?;
@@ -215,6 +219,7 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => State::Connecting,
                 Err(e) => State::ConnectFailed(io_code(&e)),
             };
+            s.connect_deadline = timeout.map(|t| std::time::Instant::now() + t);
             Ok(None)
         })();
         out.push(res(r));
@@ -229,7 +234,14 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
                 s.state = State::Closed;
                 Err(c)
             }
-            State::Connecting if !socket_ready(&s.sock, true) => Err("would-block"),
+            State::Connecting if !socket_ready(&s.sock, true) => {
+                if s.connect_deadline.is_some_and(|t| std::time::Instant::now() >= t) {
+                    s.state = State::Closed;
+                    Err("timeout")
+                } else {
+                    Err("would-block")
+                }
+            }
             State::Connecting => match s.os().take_error() {
                 Ok(None) if s.os().peer_addr().is_ok() => {
                     s.state = State::Connected;
@@ -311,6 +323,7 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
             v6,
             state: State::Connected,
             backlog: DEFAULT_BACKLOG,
+            connect_deadline: None,
         };
         let r = cx.data_mut().wasi().table.push(child)?;
         let Val::Tuple(mut parts) = streams(&mut cx, &t, &r, &conn)? else {
@@ -350,10 +363,12 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
             State::Listening => Pollable::Socket {
                 sock: s.sock.clone(),
                 write: false,
+                until: None,
             },
             State::Connecting => Pollable::Socket {
                 sock: s.sock.clone(),
                 write: true,
+                until: s.connect_deadline,
             },
             _ => Pollable::Ready,
         };

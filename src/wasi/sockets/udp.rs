@@ -364,7 +364,11 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, IncomingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<IncomingStream>::new(rep(&args[0])?);
-            let p = Pollable::Socket { sock, write: false };
+            let p = Pollable::Socket {
+                sock,
+                write: false,
+                until: None,
+            };
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())
@@ -437,7 +441,11 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, OutgoingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<OutgoingStream>::new(rep(&args[0])?);
-            let p = Pollable::Socket { sock, write: true };
+            let p = Pollable::Socket {
+                sock,
+                write: true,
+                until: None,
+            };
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())
