@@ -274,3 +274,55 @@ fn run_ip_name_lookup_is_denied_unless_allowed() {
     assert_ne!(code, 0);
     assert!(err.contains("`bogus` is not an IP address or CIDR range"), "{err}");
 }
+
+#[test]
+fn timezone_is_utc() {
+    let dir = std::env::temp_dir().join(format!("wippy-cli-tz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tz.wat");
+    std::fs::write(
+        &path,
+        r#"(component
+  (import "wasi:clocks/wall-clock@0.2.0" (instance $wc
+    (type $dt (record (field "seconds" u64) (field "nanoseconds" u32)))
+    (export "datetime" (type (eq $dt)))))
+  (alias export $wc "datetime" (type $datetime))
+  (import "wasi:clocks/timezone@0.2.0" (instance $tz
+    (alias outer 1 $datetime (type $d))
+    (export "datetime" (type $dd (eq $d)))
+    (type $disp (record (field "utc-offset" s32) (field "name" string) (field "in-daylight-saving-time" bool)))
+    (export "timezone-display" (type $de (eq $disp)))
+    (export "display" (func (param "when" $dd) (result $de)))
+    (export "utc-offset" (func (param "when" $dd) (result s32)))))
+  (alias export $tz "display" (func $display))
+  (alias export $tz "utc-offset" (func $offset))
+  (core module $Libc
+    (memory (export "mem") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (global.set $next (i32.add (global.get $next) (local.get 3)))
+      (i32.sub (global.get $next) (local.get 3))))
+  (core instance $libc (instantiate $Libc))
+  (core func $display' (canon lower (func $display) (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))))
+  (core func $offset' (canon lower (func $offset)))
+  (core module $M
+    (import "h" "display" (func $display (param i64 i32 i32)))
+    (import "h" "offset" (func $offset (param i64 i32) (result i32)))
+    ;; display's record lands at 32; its string (pointer, length) at 36.
+    (func (export "zone") (result i32) (call $display (i64.const 1700000000) (i32.const 0) (i32.const 32)) (i32.const 36))
+    (func (export "offset") (result i32) (call $offset (i64.const 1700000000) (i32.const 0))))
+  (core instance $m (instantiate $M (with "h" (instance (export "display" (func $display')) (export "offset" (func $offset'))))))
+  (func (export "zone") (result string) (canon lift (core func $m "zone") (memory (core memory $libc "mem"))))
+  (func (export "offset") (result s32) (canon lift (core func $m "offset"))))"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    assert_eq!(
+        cli(&["run", "--invoke", "zone()", p]),
+        (0, "\"UTC\"\n".into(), String::new())
+    );
+    assert_eq!(
+        cli(&["run", "--invoke", "offset()", p]),
+        (0, "0\n".into(), String::new())
+    );
+}

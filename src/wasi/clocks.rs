@@ -1,4 +1,5 @@
-//! `wasi:clocks` — wall clock and monotonic clock (with pollables).
+//! `wasi:clocks` — wall clock, monotonic clock (with pollables), and the
+//! unstable timezone interface (always UTC).
 
 use super::io::Pollable;
 use super::{iface, own, Types, WasiView};
@@ -75,4 +76,21 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });
+
+    // The (unstable) timezone interface: a sandboxed guest sees UTC, as in
+    // wasmtime, rather than learning where the host is.
+    linker
+        .instance(&iface("wasi:clocks/timezone"))
+        .func_new("display", |_, _, out| {
+            out.push(Val::Record(vec![
+                ("utc-offset".into(), Val::S32(0)),
+                ("name".into(), Val::String("UTC".into())),
+                ("in-daylight-saving-time".into(), Val::Bool(false)),
+            ]));
+            Ok(())
+        })
+        .func_new("utc-offset", |_, _, out| {
+            out.push(Val::S32(0));
+            Ok(())
+        });
 }
