@@ -327,8 +327,13 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         let s = get::<T, IncomingStream>(&mut cx, &args[0])?;
         let mut got = Vec::new();
         let mut failure = None;
+        let mut buf = Vec::new();
         while (got.len() as u64) < max {
-            let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
+            if !socket_ready(&s.sock, false) {
+                break;
+            }
+            // Allocated once, only when a datagram is waiting.
+            buf.resize(MAX_DATAGRAM, std::mem::MaybeUninit::<u8>::uninit());
             match s.sock.get_ref().recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let Some(from) = from.as_socket() else { continue };
