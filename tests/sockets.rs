@@ -178,3 +178,18 @@ fn udp_errors_and_policy() {
         "-2"
     );
 }
+
+#[test]
+fn tcp_peer_reset_is_a_stream_error_with_its_network_code() {
+    // The server takes "ping" and resets the connection (linger 0).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut buf = [0; 4];
+        c.read_exact(&mut buf).unwrap();
+        socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+    });
+    // connection-reset is code 15.
+    assert_eq!(invoke(NET, &format!("reset({port})")), "15");
+}

@@ -645,8 +645,11 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         Ok(())
     });
     fs.func_new("filesystem-error-code", |mut cx, args, out| {
-        let e = get::<T, IoError>(&mut cx, &args[0])?;
-        out.push(Val::Option(e.1.map(|c| Box::new(Val::Enum(c.into())))));
+        let code = match get::<T, IoError>(&mut cx, &args[0])?.1 {
+            Some(super::io::ErrorCode::Filesystem(c)) => Some(Box::new(Val::Enum(c.into()))),
+            _ => None,
+        };
+        out.push(Val::Option(code));
         Ok(())
     });
 

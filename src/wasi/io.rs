@@ -13,9 +13,17 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// `wasi:io/error.error`: a description of what failed, and the filesystem
-/// error code when a file operation failed.
-pub struct IoError(pub String, pub Option<&'static str>);
+/// `wasi:io/error.error`: a description of what failed, and the error code
+/// of the group it came from.
+pub struct IoError(pub String, pub Option<ErrorCode>);
+
+/// The code behind an `error`, for `filesystem-error-code` or
+/// `network-error-code` (each answers only for its own group).
+#[derive(Clone, Copy, Debug)]
+pub enum ErrorCode {
+    Filesystem(&'static str),
+    Network(&'static str),
+}
 
 /// `wasi:io/poll.pollable`.
 #[derive(Clone, Debug)]
@@ -377,7 +385,27 @@ fn ready(vals: Vec<Val>) -> Result<HostFuture> {
 /// A `last-operation-failed` stream error; file errors keep their
 /// `wasi:filesystem` code for `filesystem-error-code`.
 fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io::Error) -> Result<Val> {
-    let code = super::filesystem::error_code(&e);
+    // Connection failures belong to the socket streams; the rest to files
+    // (and the host's stdio).
+    let network = e.kind() == std::io::ErrorKind::TimedOut
+        || matches!(
+            e.raw_os_error(),
+            Some(
+                libc::ECONNRESET
+                    | libc::ECONNREFUSED
+                    | libc::ECONNABORTED
+                    | libc::ENOTCONN
+                    | libc::ENETUNREACH
+                    | libc::EHOSTUNREACH
+                    | libc::ENETDOWN
+                    | libc::ETIMEDOUT
+            )
+        );
+    let code = if network {
+        ErrorCode::Network(super::sockets::io_code(&e))
+    } else {
+        ErrorCode::Filesystem(super::filesystem::error_code(&e))
+    };
     let r = cx.data_mut().wasi().table.push(IoError(e.to_string(), Some(code)))?;
     Ok(err(Val::Variant(
         "last-operation-failed".into(),

@@ -258,31 +258,6 @@ fn code(c: &str) -> Val {
     err(Val::Enum(c.into()))
 }
 
-/// The WIT's `error-code` names, for `network-error-code`.
-const ERROR_CODES: &[&str] = &[
-    "unknown",
-    "access-denied",
-    "not-supported",
-    "invalid-argument",
-    "out-of-memory",
-    "timeout",
-    "concurrency-conflict",
-    "not-in-progress",
-    "would-block",
-    "invalid-state",
-    "new-socket-limit",
-    "address-not-bindable",
-    "address-in-use",
-    "remote-unreachable",
-    "connection-refused",
-    "connection-reset",
-    "connection-aborted",
-    "datagram-too-large",
-    "name-unresolvable",
-    "temporary-resolver-failure",
-    "permanent-resolver-failure",
-];
-
 /// Resolves `name`: IP literals directly, other names through the system
 /// resolver (called on `blocking`'s thread pool, never on the executor).
 fn resolve(name: &str) -> Lookup {
@@ -316,9 +291,11 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let net = linker.instance(&iface("wasi:sockets/network"));
     let network_ty = table_resource::<T, Network>(net, "network");
     net.func_new("network-error-code", |mut cx, args, out| {
-        let e = get::<T, super::io::IoError>(&mut cx, &args[0])?;
-        let known = e.1.filter(|c| ERROR_CODES.contains(c));
-        out.push(Val::Option(known.map(|c| Box::new(Val::Enum(c.into())))));
+        let code = match get::<T, super::io::IoError>(&mut cx, &args[0])?.1 {
+            Some(super::io::ErrorCode::Network(c)) => Some(Box::new(Val::Enum(c.into()))),
+            _ => None,
+        };
+        out.push(Val::Option(code));
         Ok(())
     });
     let nt = network_ty.clone();
