@@ -28,6 +28,15 @@ impl Engine {
     pub fn new(config: &Config) -> Self {
         let mut c = wasmi::Config::default();
         c.consume_fuel(config.consume_fuel);
+        // Fuel measures execution only. wasmi also charges lazy translation
+        // of a function to the fuel of the call that first reaches it, and
+        // running out there is not resumable: a large function (CPython's
+        // interpreter loop) met at the end of a time slice would trap.
+        c.fuel_cost(wasmi::CustomFuelCosts {
+            bytes_copied_per_fuel: 64,
+            fuel_per_bytes_translated: 0,
+            fuel_per_bytes_validated: 0,
+        });
         Engine {
             inner: wasmi::Engine::new(&c),
             adapters: Arc::default(),

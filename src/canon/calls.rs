@@ -178,23 +178,36 @@ pub(crate) fn lift_finish<T>(
     if let Some(post) = f.opts.post_return {
         let inst = f.opts.instance;
         store.data_mut().rt.instances[inst].may_leave = false;
-        refuel_for_nested(store);
-        post.call(store.as_context_mut(), core_results, &mut [])?;
+        with_nested_fuel(store, |store| post.call(store.as_context_mut(), core_results, &mut []))?;
         store.data_mut().rt.instances[inst].may_leave = true;
     }
     leave(store, f.opts.instance, frame.caller);
     Ok(())
 }
 
-/// A synchronous call made from host code cannot yield when fuel runs out,
-/// so under time slicing it gets at least a fresh slice first (the driver's
-/// deadline still bounds the whole call).
-pub(crate) fn refuel_for_nested<T>(store: &mut StoreContextMut<'_, StoreData<T>>) {
-    if let Some(slice) = store.data().rt.fuel_slice {
-        if store.get_fuel().is_ok_and(|f| f < slice) {
-            let _ = store.set_fuel(slice);
-        }
-    }
+/// Slices of fuel a synchronous call made from host code may use.
+const NESTED_SLICES: u64 = 1000;
+
+/// Runs a synchronous wasm call made from host code (a `realloc`, a
+/// `post-return`). It cannot yield when fuel runs out, so under time slicing
+/// it gets a budget of [`NESTED_SLICES`] slices — enough for a guest's
+/// first-use initialisation (componentize-py's `cabi_realloc` starts the
+/// interpreter), yet bounded, so a spinning `realloc` still traps. What it
+/// uses is then charged to the running slice, keeping the slices fair.
+pub(crate) fn with_nested_fuel<T, R>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R,
+) -> R {
+    let Some(slice) = store.data().rt.fuel_slice else {
+        return f(store);
+    };
+    let before = store.get_fuel().unwrap_or(0);
+    let budget = slice.saturating_mul(NESTED_SLICES);
+    let _ = store.set_fuel(budget);
+    let r = f(store);
+    let used = budget.saturating_sub(store.get_fuel().unwrap_or(0));
+    let _ = store.set_fuel(before.saturating_sub(used));
+    r
 }
 
 /// Runs a synchronous wasm call made from host code: host functions reached
@@ -204,7 +217,7 @@ pub(crate) fn nested<T, R>(
     f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R,
 ) -> R {
     store.data_mut().rt.nested += 1;
-    let r = f(store);
+    let r = with_nested_fuel(store, f);
     store.data_mut().rt.nested -= 1;
     r
 }

@@ -156,11 +156,10 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
             .opts
             .realloc
             .ok_or_else(|| wasmi::Error::host(trap!("canonical option `realloc` is required")))?;
-        calls::refuel_for_nested(&mut self.store);
         self.inst().may_leave = false;
         let mut out = [wasmi::Val::I32(0)];
         let args = [old, old_size, align, new_size].map(|v| wasmi::Val::I32(v as i32));
-        let r = realloc.call(&mut self.store, &args, &mut out);
+        let r = calls::with_nested_fuel(&mut self.store, |store| realloc.call(store, &args, &mut out));
         self.inst().may_leave = true;
         r?;
         Ok(out[0].i32().unwrap_or(0) as u32)
