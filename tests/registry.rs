@@ -838,3 +838,38 @@ fn socket_timeouts_end_a_silent_read_and_a_stalled_connect() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_realloc_that_never_returns_traps_within_its_bounded_budget() {
+    // Lowering the string argument calls the guest's realloc synchronously,
+    // where no time slice can end: its fuel budget is what stops it.
+    let dir = scratch("spin-realloc");
+    let yaml = r#"namespace: l
+entries:
+  - name: len
+    kind: function.wat
+    method: len
+    options:
+      limits:
+        max_execution_ms: 200
+    source: |
+      (component
+        (core module $M
+          (memory (export "mem") 1)
+          (func (export "realloc") (param i32 i32 i32 i32) (result i32) (loop $l (br $l)) (i32.const 0))
+          (func (export "len") (param i32 i32) (result i32) (local.get 1)))
+        (core instance $m (instantiate $M))
+        (func (export "len") (param "s" string) (result u32)
+          (canon lift (core func $m "len") (memory (core memory $m "mem")) (realloc (core func $m "realloc")))))
+"#;
+    std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
+    let r = Registry::load(dir.join("_index.yaml")).unwrap();
+    let start = std::time::Instant::now();
+    let err = format!("{:#}", r.call_json("l:len", &[json!("abc")]).unwrap_err());
+    assert!(err.contains("fuel"), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
