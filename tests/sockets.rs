@@ -69,6 +69,29 @@ fn tcp_client_talks_to_a_local_server() {
 }
 
 #[test]
+fn tcp_over_ipv6_loopback() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: this host has no IPv6 loopback");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut buf = [0; 4];
+        if c.read_exact(&mut buf).is_ok() && &buf == b"ping" {
+            c.write_all(b"PONG").unwrap();
+        }
+    });
+    let pong = u32::from_le_bytes(*b"PONG").to_string();
+    assert_eq!(invoke(NET, &format!("echo6({port})")), pong);
+    // An IPv6 address is loopback too.
+    assert_eq!(
+        invoke(&["--inherit-network", "--deny-loopback"], &format!("echo6({port})")),
+        "-2"
+    );
+}
+
+#[test]
 fn tcp_connection_refused() {
     assert_eq!(
         invoke(NET, &format!("echo({})", closed_port())),

@@ -2,6 +2,7 @@
 ;; -(1 + error-code) when a socket call fails (-100 and below: stream errors).
 ;;   echo(port)     connect to 127.0.0.1:port, send "ping", return the first
 ;;                  four bytes of the reply as a little-endian u32
+;;   echo6(port)    the same over IPv6, to [::1]:port
 ;;   again(port)    connect, then start-connect a second time: its error code
 ;;   errors()       state-machine errors on a fresh socket, one code per byte:
 ;;                  finish-connect, start-listen, accept, remote-address
@@ -167,19 +168,29 @@
       (local.set $p (call $subscribe (local.get $s)))
       (call $block (local.get $p))
       (call $drop-pollable (local.get $p)))
-    ;; A new IPv4 socket, or -(1 + code).
+    ;; Whether $socket and $connect use IPv6 (::1) rather than IPv4 (127.0.0.1).
+    (global $v6 (mut i32) (i32.const 0))
+    ;; A new socket, or -(1 + code).
     (func $socket (result i32)
-      (call $create (i32.const 0) (i32.const 32))
+      (call $create (global.get $v6) (i32.const 32))
       (if (call $failed) (then (return (call $code))))
       (i32.load (i32.const 36)))
-    ;; A socket connected to 127.0.0.1:port (streams in $in/$out), or -(1 + code).
+    ;; A socket connected to 127.0.0.1:port or [::1]:port (streams in
+    ;; $in/$out), or -(1 + code).
     (func $connect (param $port i32) (result i32)
       (local $s i32)
       (local.set $s (call $socket))
       (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (local.get $s))))
-      (call $start-connect (local.get $s) (call $network)
-        (i32.const 0) (local.get $port) (i32.const 127) (i32.const 0) (i32.const 0) (i32.const 1)
-        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 32))
+      (if (global.get $v6)
+        (then
+          ;; ipv6: port, flow-info, eight segments, scope-id.
+          (call $start-connect (local.get $s) (call $network)
+            (i32.const 1) (local.get $port) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 32)))
+        (else
+          (call $start-connect (local.get $s) (call $network)
+            (i32.const 0) (local.get $port) (i32.const 127) (i32.const 0) (i32.const 0) (i32.const 1)
+            (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 32))))
       (if (call $failed) (then (return (call $unit-code))))
       (loop $more
         (call $finish-connect (local.get $s) (i32.const 32))
@@ -192,7 +203,11 @@
       (global.set $out (i32.load (i32.const 40)))
       (local.get $s))
 
-    (func (export "echo") (param $port i32) (result i64)
+    (func (export "echo6") (param $port i32) (result i64)
+      (global.set $v6 (i32.const 1))
+      (call $echo (local.get $port)))
+
+    (func $echo (export "echo") (param $port i32) (result i64)
       (local $s i32)
       (local.set $s (call $connect (local.get $port)))
       (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (i64.extend_i32_s (local.get $s)))))
@@ -294,6 +309,7 @@
       (export "in-subscribe" (func $in-subscribe'))
       (export "network-error-code" (func $network-error-code'))))))
   (func (export "echo") (param "port" u16) (result s64) (canon lift (core func $m "echo")))
+  (func (export "echo6") (param "port" u16) (result s64) (canon lift (core func $m "echo6")))
   (func (export "again") (param "port" u16) (result s32) (canon lift (core func $m "again")))
   (func (export "errors") (result u32) (canon lift (core func $m "errors")))
   (func (export "serve") (param "port" u16) (result s64) (canon lift (core func $m "serve")))
