@@ -47,25 +47,8 @@ enum Command {
         /// (arguments in WAVE), and print its result.
         #[arg(long, value_name = "CALL")]
         invoke: Option<String>,
-        /// Let the guest use the network (sockets and name lookup), as
-        /// wasmtime's `-S inherit-network`.
-        #[arg(long)]
-        inherit_network: bool,
-        /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
-        #[arg(long)]
-        allow_ip_name_lookup: bool,
-        /// Grant TCP/UDP to these addresses only, ADDR[/LEN] (repeatable).
-        #[arg(long = "net-allow", value_name = "ADDR[/LEN]")]
-        net_allow: Vec<String>,
-        /// Never these addresses, ADDR[/LEN] (repeatable).
-        #[arg(long = "net-deny", value_name = "ADDR[/LEN]")]
-        net_deny: Vec<String>,
-        /// Refuse loopback addresses.
-        #[arg(long)]
-        deny_loopback: bool,
-        /// Refuse private and link-local addresses.
-        #[arg(long)]
-        deny_private: bool,
+        #[command(flatten)]
+        net: NetFlags,
         /// The program.
         file: std::path::PathBuf,
         /// Its arguments.
@@ -118,23 +101,12 @@ fn main() -> ExitCode {
             inherit_env,
             argv0,
             invoke,
-            inherit_network,
-            allow_ip_name_lookup,
-            net_allow,
-            net_deny,
-            deny_loopback,
-            deny_private,
+            net,
             file,
             args,
-        } => network_policy(
-            inherit_network,
-            allow_ip_name_lookup,
-            &net_allow,
-            &net_deny,
-            deny_loopback,
-            deny_private,
-        )
-        .and_then(|network| run(dirs, dirs_ro, env, inherit_env, argv0, invoke, network, file, args)),
+        } => net
+            .policy()
+            .and_then(|network| run(dirs, dirs_ro, env, inherit_env, argv0, invoke, network, file, args)),
     };
     match result {
         Ok(code) => code,
@@ -266,26 +238,62 @@ fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn network_policy(
-    inherit: bool,
-    lookup: bool,
-    allow: &[String],
-    deny: &[String],
+/// `run`'s networking options; without any, the guest has no network.
+#[derive(clap::Args, Debug)]
+struct NetFlags {
+    /// Let the guest use the network (sockets and name lookup), as
+    /// wasmtime's `-S inherit-network`.
+    #[arg(long)]
+    inherit_network: bool,
+    /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
+    #[arg(long)]
+    allow_ip_name_lookup: bool,
+    /// Grant TCP/UDP to these addresses only, ADDR[/LEN] (repeatable).
+    #[arg(long = "net-allow", value_name = "ADDR[/LEN]")]
+    net_allow: Vec<String>,
+    /// Never these addresses, ADDR[/LEN] (repeatable).
+    #[arg(long = "net-deny", value_name = "ADDR[/LEN]")]
+    net_deny: Vec<String>,
+    /// Refuse loopback addresses.
+    #[arg(long)]
     deny_loopback: bool,
+    /// Refuse private and link-local addresses.
+    #[arg(long)]
     deny_private: bool,
-) -> anyhow::Result<wippy_wasm::wasi::sockets::NetworkPolicy> {
-    use wippy_wasm::wasi::sockets::{parse_range, NetworkPolicy};
-    let mut p = if inherit {
-        NetworkPolicy::inherit()
-    } else {
-        NetworkPolicy::default()
-    };
-    p.name_lookup |= lookup;
-    p.allow = allow.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
-    // An allow list is a grant: networking limited to those ranges.
-    p.enabled |= !p.allow.is_empty();
-    p.deny = deny.iter().map(|s| parse_range(s)).collect::<anyhow::Result<_>>()?;
-    p.deny_loopback = deny_loopback;
-    p.deny_private = deny_private;
-    Ok(p)
+    /// At most N sockets open at once (beyond: `new-socket-limit`).
+    #[arg(long, value_name = "N")]
+    max_sockets: Option<u64>,
+    /// A connect, or a blocking socket read or write, that makes no
+    /// progress for MS milliseconds fails.
+    #[arg(long, value_name = "MS")]
+    socket_timeout_ms: Option<u64>,
+}
+
+impl NetFlags {
+    fn policy(&self) -> anyhow::Result<wippy_wasm::wasi::sockets::NetworkPolicy> {
+        use wippy_wasm::wasi::sockets::{parse_range, NetworkPolicy};
+        let mut p = if self.inherit_network {
+            NetworkPolicy::inherit()
+        } else {
+            NetworkPolicy::default()
+        };
+        p.name_lookup |= self.allow_ip_name_lookup;
+        p.allow = self
+            .net_allow
+            .iter()
+            .map(|s| parse_range(s))
+            .collect::<anyhow::Result<_>>()?;
+        p.deny = self
+            .net_deny
+            .iter()
+            .map(|s| parse_range(s))
+            .collect::<anyhow::Result<_>>()?;
+        // An allow list is a grant: networking limited to those ranges.
+        p.enabled |= !p.allow.is_empty();
+        p.deny_loopback = self.deny_loopback;
+        p.deny_private = self.deny_private;
+        p.max_sockets = self.max_sockets;
+        p.timeout = self.socket_timeout_ms.map(std::time::Duration::from_millis);
+        Ok(p)
+    }
 }

@@ -92,6 +92,28 @@ fn tcp_over_ipv6_loopback() {
 }
 
 #[test]
+fn run_limits_sockets_and_their_waits() {
+    // No socket may be opened: new-socket-limit (10).
+    let port = pong_server(0);
+    assert_eq!(
+        invoke(&["--inherit-network", "--max-sockets", "0"], &format!("echo({port})")),
+        "-11"
+    );
+    // A server that accepts and never answers: the blocking read gives up.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let conn = silent.accept();
+        std::thread::sleep(Duration::from_secs(5));
+        drop(conn);
+    });
+    let start = Instant::now();
+    let flags = ["--inherit-network", "--socket-timeout-ms", "200"];
+    assert_eq!(invoke(&flags, &format!("echo({port})")), "-101");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+#[test]
 fn tcp_connection_refused() {
     assert_eq!(
         invoke(NET, &format!("echo({})", closed_port())),
