@@ -238,3 +238,29 @@ fn tcp_peer_reset_is_a_stream_error_with_its_network_code() {
     // connection-reset is code 15.
     assert_eq!(invoke(NET, &format!("reset({port})")), "15");
 }
+
+#[test]
+fn a_blocking_read_that_fails_while_waiting_reports_the_network_code() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut buf = [0; 4];
+            c.read_exact(&mut buf).unwrap();
+            // The guest is waiting in blocking-read by now.
+            std::thread::sleep(Duration::from_millis(100));
+            socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+        }
+    });
+    // A reset during the wait: connection-reset (15).
+    assert_eq!(invoke(NET, &format!("wait({port})")), "15");
+    // A wait past --socket-timeout-ms: timeout (5).
+    assert_eq!(
+        invoke(
+            &["--inherit-network", "--socket-timeout-ms", "30"],
+            &format!("wait({port})")
+        ),
+        "5"
+    );
+}

@@ -11,6 +11,7 @@
 ;;   reset(port)    connect, send "ping", read (non-blocking, after waiting)
 ;;                  until an error: network-error-code of it, -1 if none,
 ;;                  -101 for closed
+;;   wait(port)     the same with one blocking-read; -2 if it returned data
 (component
   (import "wasi:io/error@0.2.0" (instance $err (export "error" (type (sub resource)))))
   (alias export $err "error" (type $error))
@@ -271,6 +272,23 @@
       (if (call $failed) (then (return (i64.const -100))))
       (i64.extend_i32_u (local.get $len)))
 
+    (func (export "wait") (param $port i32) (result i32)
+      (local $s i32)
+      (local.set $s (call $connect (local.get $port)))
+      (if (i32.lt_s (local.get $s) (i32.const 0)) (then (return (local.get $s))))
+      (call $write (global.get $out) (i32.const 200) (i32.const 4) (i32.const 32))
+      (if (call $failed) (then (return (i32.const -100))))
+      (call $read (global.get $in) (i64.const 16) (i32.const 32))
+      (if (i32.eqz (call $failed)) (then (return (i32.const -2))))
+      (call $stream-error-code))
+
+    ;; The network-error-code of the stream-error at 36, -1 if none, -101 if
+    ;; the stream is closed.
+    (func $stream-error-code (result i32)
+      (if (i32.load8_u (i32.const 36)) (then (return (i32.const -101))))
+      (call $network-error-code (i32.load (i32.const 40)) (i32.const 48))
+      (if (result i32) (i32.load8_u (i32.const 48)) (then (i32.load8_u (i32.const 49))) (else (i32.const -1))))
+
     (func (export "reset") (param $port i32) (result i32)
       (local $s i32) (local $p i32)
       (local.set $s (call $connect (local.get $port)))
@@ -313,4 +331,5 @@
   (func (export "again") (param "port" u16) (result s32) (canon lift (core func $m "again")))
   (func (export "errors") (result u32) (canon lift (core func $m "errors")))
   (func (export "serve") (param "port" u16) (result s64) (canon lift (core func $m "serve")))
-  (func (export "reset") (param "port" u16) (result s32) (canon lift (core func $m "reset"))))
+  (func (export "reset") (param "port" u16) (result s32) (canon lift (core func $m "reset")))
+  (func (export "wait") (param "port" u16) (result s32) (canon lift (core func $m "wait"))))

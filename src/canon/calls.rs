@@ -306,8 +306,7 @@ async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]
                         .await
                     }
                     None => fut.await,
-                }
-                .map_err(|e| wasmi::Error::host(HostFault(e)))?;
+                };
                 let inputs = complete(store.ctx(), vals)?;
                 store.inner.data_mut().rt.async_driver = true;
                 paused.resume(&mut store.inner, &inputs, &mut core_results)?
@@ -488,6 +487,13 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
     let retptr = retptr_of(ty, params)?;
     let (ty, opts) = (ty.clone(), opts.clone());
     let complete: crate::dispatch::Completion<T> = Box::new(move |mut store, vals| {
+        let vals = match vals {
+            Ok(vals) => vals,
+            Err(e) => match e.downcast_ref::<crate::dispatch::Deferred<T>>().and_then(|d| d.take()) {
+                Some(finish) => guarded(|| finish(StoreCx(store.as_context_mut())))?,
+                None => return Err(wasmi::Error::host(HostFault(e))),
+            },
+        };
         let (_, core_types) = flatten_functype(&ty, true);
         let mut core: Vec<wasmi::Val> = core_types
             .iter()

@@ -14,7 +14,6 @@
 //! synchronous call such as `Func::call` or a destructor), the future is
 //! driven to completion in place.
 
-use crate::canon::calls::HostFault;
 use crate::store::StoreData;
 use crate::val::Val;
 use std::future::Future;
@@ -25,10 +24,44 @@ use wasmi::StoreContextMut;
 /// What an async host function returns: a future of its results.
 pub type HostFuture = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Val>>> + Send>>;
 
-/// Lowers a suspended host call's results into the guest; returns the core
-/// results the paused wasmi call resumes with.
-pub(crate) type Completion<T> =
-    Box<dyn FnOnce(StoreContextMut<'_, StoreData<T>>, Vec<Val>) -> Result<Vec<wasmi::Val>, wasmi::Error> + Send>;
+/// Lowers a suspended host call's results (or its failure) into the guest;
+/// returns the core results the paused wasmi call resumes with.
+pub(crate) type Completion<T> = Box<
+    dyn FnOnce(StoreContextMut<'_, StoreData<T>>, anyhow::Result<Vec<Val>>) -> Result<Vec<wasmi::Val>, wasmi::Error>
+        + Send,
+>;
+
+/// The results of a host future that needs the store to finish: a future
+/// resolving to `Err(Deferred::new(f).into())` has `f` run with the store
+/// before its results are lowered — to put an error object in the resource
+/// table, say, after a wait that failed.
+pub struct Deferred<T>(Mutex<Option<DeferredFn<T>>>);
+
+type DeferredFn<T> = Box<dyn FnOnce(crate::StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send>;
+
+impl<T: 'static> Deferred<T> {
+    pub fn new(f: impl FnOnce(crate::StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send + 'static) -> Self {
+        Deferred(Mutex::new(Some(Box::new(f))))
+    }
+
+    pub(crate) fn take(&self) -> Option<DeferredFn<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl<T> std::fmt::Debug for Deferred<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
+}
+
+impl<T> std::fmt::Display for Deferred<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a host call's results need the store")
+    }
+}
+
+impl<T: 'static> std::error::Error for Deferred<T> {}
 
 /// The host error that pauses a resumable call: the future to await and how
 /// to finish the host call afterwards.
@@ -70,7 +103,7 @@ pub(crate) fn suspend_or_block<T: 'static>(
             parts: Mutex::new(Some((fut, complete))),
         }));
     }
-    let vals = block_on(fut).map_err(|e| wasmi::Error::host(HostFault(e)))?;
+    let vals = block_on(fut);
     let core = complete(wasmi::AsContextMut::as_context_mut(&mut store), vals)?;
     for (slot, v) in results.iter_mut().zip(core) {
         *slot = v;

@@ -414,6 +414,13 @@ fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io
 }
 
 /// The read family: `read`/`blocking-read` return bytes, `skip`s a count.
+/// A `last-operation-failed` for an operation that failed after waiting:
+/// the error object is made once the store is back (see
+/// [`crate::dispatch::Deferred`]).
+fn failed_later<T: WasiView>(types: Types, e: std::io::Error) -> anyhow::Error {
+    crate::dispatch::Deferred::<T>::new(move |mut cx| Ok(vec![failed(&mut cx, &types, e)?])).into()
+}
+
 /// Ends a write or flush: reports an error, or for a blocking flush of a
 /// socket waits (suspending the guest) until the socket took every byte.
 fn finish_flush<T: WasiView>(
@@ -433,12 +440,15 @@ fn finish_flush<T: WasiView>(
     let timeout = cx.data_mut().wasi().network.timeout;
     match rest {
         None => ready(vec![ok(None)]),
-        Some((sock, data)) => Ok(Box::pin(async move {
-            Ok(vec![match write_all_socket(sock, data, timeout).await {
-                Ok(()) => ok(None),
-                Err(_) => closed(),
-            }])
-        })),
+        Some((sock, data)) => {
+            let types = types.clone();
+            Ok(Box::pin(async move {
+                match write_all_socket(sock, data, timeout).await {
+                    Ok(()) => Ok(vec![ok(None)]),
+                    Err(e) => Err(failed_later::<T>(types, e)),
+                }
+            }))
+        }
     }
 }
 
@@ -473,17 +483,17 @@ fn read_op<T: WasiView>(
         Read_::Wait(_) if !blocking || len == 0 => ready(vec![result(Vec::new())]),
         Read_::Wait(sock) => {
             let timeout = cx.data_mut().wasi().network.timeout;
+            let types = types.clone();
             Ok(Box::pin(async move {
                 let mut buf = vec![0; len.min(SOCKET_BUDGET) as usize];
-                Ok(vec![
-                    match within(timeout, sock.read_with(|s| (&*s).read(&mut buf))).await {
-                        Ok(0) | Err(_) => closed(),
-                        Ok(n) => {
-                            buf.truncate(n);
-                            result(buf)
-                        }
-                    },
-                ])
+                match within(timeout, sock.read_with(|s| (&*s).read(&mut buf))).await {
+                    Ok(0) => Ok(vec![closed()]),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(vec![result(buf)])
+                    }
+                    Err(e) => Err(failed_later::<T>(types, e)),
+                }
             }))
         }
     }

@@ -250,6 +250,8 @@ pub(crate) fn io_code(e: &std::io::Error) -> &'static str {
         Some(libc::ECONNRESET | libc::EPIPE) => "connection-reset",
         Some(libc::ECONNABORTED) => "connection-aborted",
         Some(libc::EMSGSIZE) => "datagram-too-large",
+        // Our own timeouts (`socket_timeout_ms`) carry no OS error.
+        _ if e.kind() == std::io::ErrorKind::TimedOut => "timeout",
         _ => "unknown",
     }
 }
