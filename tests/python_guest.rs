@@ -7,19 +7,12 @@
 //! componentize-py the test is skipped, unless `CI` is set (`.ci/run`
 //! installs it), where a missing tool is a failure.
 
+mod common;
+
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wippy_wasm::registry::Registry;
-
-fn sha256(path: &Path) -> String {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).unwrap();
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Builds the guest into `dir`; `None` if componentize-py is not installed.
 fn build(dir: &Path) -> Option<PathBuf> {
@@ -78,8 +71,8 @@ entries:
       type: lazy
       max_size: 2
 ",
-        sha256(&hello),
-        sha256(&py)
+        common::sha256(&hello),
+        common::sha256(&py)
     );
     std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
     let r = Registry::load(dir.join("_index.yaml")).unwrap();

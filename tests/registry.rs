@@ -14,15 +14,6 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-fn sha256(path: &Path) -> String {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).unwrap();
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/registry")
 }
@@ -76,7 +67,7 @@ fn a_hash_mismatch_is_refused_with_both_digests() {
     let dir = scratch("hash");
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::copy(example().join("bin/calc.wasm"), dir.join("bin/calc.wasm")).unwrap();
-    let actual = sha256(&dir.join("bin/calc.wasm"));
+    let actual = common::sha256(&dir.join("bin/calc.wasm"));
     let wrong = "0".repeat(64);
     let file = write_registry(
         &dir,
@@ -97,7 +88,7 @@ fn command_registry(dir: &Path, fixture: &str, entry_extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     let core = std::fs::read(common::fixture(fixture)).unwrap();
     std::fs::write(dir.join("bin/prog.wasm"), common::componentize_command(&core)).unwrap();
-    let hash = sha256(&dir.join("bin/prog.wasm"));
+    let hash = common::sha256(&dir.join("bin/prog.wasm"));
     write_registry(
         dir,
         &format!(
@@ -655,25 +646,9 @@ fn socket_registry(name: &str, extra: &str) -> Registry {
     Registry::load(write_registry(&dir, &yaml)).unwrap()
 }
 
-/// A loopback server answering one "ping" with "PONG".
-fn pong_once() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        if let Ok((mut c, _)) = listener.accept() {
-            let mut buf = [0; 4];
-            if c.read_exact(&mut buf).is_ok() {
-                let _ = c.write_all(b"PONG");
-            }
-        }
-    });
-    port
-}
-
 #[test]
 fn network_policy_defaults_and_limits() {
-    let port = pong_once();
+    let port = common::pong_server(1);
     // Importing wasi:sockets grants the public network; loopback and private
     // ranges are refused (access-denied) until allowed.
     let r = socket_registry("net-default", "");

@@ -2,6 +2,8 @@
 //! against servers and clients on loopback started by the tests. Guest results are values, or
 //! -(1 + error-code) (see the fixture's header).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
@@ -36,22 +38,6 @@ fn invoke_udp(flags: &[&str], call: &str) -> String {
     out
 }
 
-/// A loopback server answering one "ping" per connection with "PONG".
-fn pong_server(connections: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for _ in 0..connections {
-            let (mut c, _) = listener.accept().unwrap();
-            let mut buf = [0; 4];
-            if c.read_exact(&mut buf).is_ok() && &buf == b"ping" {
-                c.write_all(b"PONG").unwrap();
-            }
-        }
-    });
-    port
-}
-
 /// A loopback port nothing listens on.
 fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -61,7 +47,7 @@ const NET: &[&str] = &["--inherit-network"];
 
 #[test]
 fn tcp_client_talks_to_a_local_server() {
-    let port = pong_server(2);
+    let port = common::pong_server(2);
     let pong = u32::from_le_bytes(*b"PONG").to_string();
     assert_eq!(invoke(NET, &format!("echo({port})")), pong);
     // The grant can also be a single allowed range.
@@ -94,7 +80,7 @@ fn tcp_over_ipv6_loopback() {
 #[test]
 fn run_limits_sockets_and_their_waits() {
     // No socket may be opened: new-socket-limit (10).
-    let port = pong_server(0);
+    let port = common::pong_server(0);
     assert_eq!(
         invoke(&["--inherit-network", "--max-sockets", "0"], &format!("echo({port})")),
         "-11"
@@ -128,7 +114,7 @@ fn tcp_state_machine_errors() {
     // bind, accept before listen, remote-address unconnected: invalid-state (9).
     assert_eq!(invoke(NET, "errors()"), 0x09090907u32.to_string());
     // start-connect on a connected socket: invalid-state.
-    let port = pong_server(1);
+    let port = common::pong_server(1);
     assert_eq!(invoke(NET, &format!("again({port})")), "9");
 }
 
@@ -163,7 +149,7 @@ fn tcp_server_accepts_and_echoes() {
 
 #[test]
 fn tcp_policy_denies_with_access_denied() {
-    let port = pong_server(0);
+    let port = common::pong_server(0);
     let echo = format!("echo({port})");
     // No grant: creating a socket is refused.
     assert_eq!(invoke(&[], &echo), "-2");

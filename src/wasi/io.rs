@@ -90,6 +90,15 @@ impl Signal {
 }
 
 impl Pollable {
+    /// Ready when `sock` is readable (or, with `write`, writable).
+    pub(crate) fn socket(sock: Socket, write: bool) -> Self {
+        Pollable::Socket {
+            sock,
+            write,
+            until: None,
+        }
+    }
+
     fn ready(&self) -> bool {
         match self {
             Pollable::Ready => true,
@@ -583,11 +592,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
         let table = &mut cx.data_mut().wasi().table;
         let stream = Resource::<InputStream>::new(rep(&args[0])?);
         let p = match table.get(&stream)? {
-            InputStream::Tcp(sock) => Pollable::Socket {
-                sock: sock.clone(),
-                write: false,
-                until: None,
-            },
+            InputStream::Tcp(sock) => Pollable::socket(sock.clone(), false),
             _ => Pollable::Ready,
         };
         let p = table.push_child(p, &stream)?;
@@ -658,11 +663,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
         let table = &mut cx.data_mut().wasi().table;
         let stream = Resource::<OutputStream>::new(rep(&args[0])?);
         let p = match table.get(&stream)? {
-            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Pollable::Socket {
-                sock: sock.clone(),
-                write: true,
-                until: None,
-            },
+            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Pollable::socket(sock.clone(), true),
             _ => Pollable::Ready,
         };
         let p = table.push_child(p, &stream)?;

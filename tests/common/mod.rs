@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Path of a committed fixture under `spec-tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -29,3 +29,30 @@ pub const LIBC: &str = r#"
       (if (i32.ne (local.get $old) (i32.const 0))
         (then (memory.copy (local.get $r) (local.get $old) (local.get $osize))))
       (local.get $r))"#;
+
+/// The sha256 of a file, in hex (as registry `hash:` fields want it).
+pub fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).unwrap();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A loopback TCP server answering each of `connections` "ping"s with "PONG".
+pub fn pong_server(connections: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut c, _)) = listener.accept() else { return };
+            let mut buf = [0; 4];
+            if c.read_exact(&mut buf).is_ok() && &buf == b"ping" {
+                let _ = c.write_all(b"PONG");
+            }
+        }
+    });
+    port
+}

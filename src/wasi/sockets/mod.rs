@@ -231,6 +231,103 @@ pub(crate) fn socket_addr_val(a: SocketAddr) -> Val {
     Val::Variant(case.into(), Some(Box::new(Val::Record(fields))))
 }
 
+/// A WIT `error-code` name.
+pub(crate) type Code = &'static str;
+
+/// `Ok(v)` or the error code, as a `result` value.
+pub(crate) fn code_result(r: std::result::Result<Option<Val>, Code>) -> Val {
+    match r {
+        Ok(v) => ok(v),
+        Err(c) => code(c),
+    }
+}
+
+/// An OS call's outcome with its error as a WIT code.
+pub(crate) fn os<R>(r: std::io::Result<R>) -> std::result::Result<R, Code> {
+    r.map_err(|e| io_code(&e))
+}
+
+/// The socket address an OS call reported.
+pub(crate) fn os_addr(a: std::io::Result<socket2::SockAddr>) -> std::result::Result<SocketAddr, Code> {
+    os(a)?.as_socket().ok_or("unknown")
+}
+
+/// Whether a guest address fits a socket: the family must match, and
+/// IPv4-mapped IPv6 addresses are not accepted.
+pub(crate) fn family_ok(v6: bool, a: &SocketAddr) -> bool {
+    match a {
+        SocketAddr::V4(_) => !v6,
+        SocketAddr::V6(a) => v6 && a.ip().to_ipv4_mapped().is_none(),
+    }
+}
+
+/// An `ip-address-family` argument: whether it is IPv6.
+pub(crate) fn family_arg(v: &Val) -> Result<bool> {
+    match v {
+        Val::Enum(f) => Ok(f == "ipv6"),
+        _ => bail!("expected an ip-address-family"),
+    }
+}
+
+/// A new non-blocking socket of `ty` registered with the reactor; IPv6
+/// sockets are IPv6-only, as WASI requires.
+pub(crate) fn open_socket(v6: bool, ty: socket2::Type, proto: socket2::Protocol) -> std::io::Result<super::io::Socket> {
+    let domain = if v6 {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let s = socket2::Socket::new(domain, ty, Some(proto))?;
+    if v6 {
+        s.set_only_v6(true)?;
+    }
+    Ok(Arc::new(async_io::Async::new(s)?))
+}
+
+/// The unicast hop limit (TTL) of a socket.
+pub(crate) fn hop_limit(s: &socket2::Socket, v6: bool) -> std::result::Result<Option<Val>, Code> {
+    let hops = os(if v6 { s.unicast_hops_v6() } else { s.ttl_v4() })?;
+    Ok(Some(Val::U8(hops.min(255) as u8)))
+}
+
+/// Sets the unicast hop limit; 0 is `invalid-argument`.
+pub(crate) fn set_hop_limit(s: &socket2::Socket, v6: bool, n: u8) -> std::result::Result<Option<Val>, Code> {
+    if n == 0 {
+        return Err("invalid-argument");
+    }
+    os(if v6 {
+        s.set_unicast_hops_v6(n.into())
+    } else {
+        s.set_ttl_v4(n.into())
+    })?;
+    Ok(None)
+}
+
+/// The receive (or send) buffer size.
+pub(crate) fn buffer_size(s: &socket2::Socket, recv: bool) -> std::result::Result<Option<Val>, Code> {
+    let n = os(if recv {
+        s.recv_buffer_size()
+    } else {
+        s.send_buffer_size()
+    })?;
+    Ok(Some(Val::U64(n as u64)))
+}
+
+/// Sets the receive (or send) buffer size; 0 is `invalid-argument`. The
+/// kernel clamps (and doubles) the size, which the WIT allows.
+pub(crate) fn set_buffer_size(s: &socket2::Socket, recv: bool, n: u64) -> std::result::Result<Option<Val>, Code> {
+    if n == 0 {
+        return Err("invalid-argument");
+    }
+    let n = n.min(i32::MAX as u64 / 2) as usize;
+    os(if recv {
+        s.set_recv_buffer_size(n)
+    } else {
+        s.set_send_buffer_size(n)
+    })?;
+    Ok(None)
+}
+
 /// The WIT error code for an OS socket error.
 pub(crate) fn io_code(e: &std::io::Error) -> &'static str {
     match e.raw_os_error() {

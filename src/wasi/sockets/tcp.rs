@@ -3,7 +3,10 @@
 //! Nothing here blocks: waiting happens through pollables and the blocking
 //! stream operations, which suspend the guest.
 
-use super::{code, io_code, socket_addr_arg, socket_addr_val, Network, SocketSlot};
+use super::{
+    buffer_size, code, code_result as res, family_arg, family_ok, hop_limit, io_code, open_socket, os, os_addr,
+    set_buffer_size, set_hop_limit, socket_addr_arg, socket_addr_val, Network, SocketSlot,
+};
 use crate::host::table::Resource;
 use crate::types::ResourceType;
 use crate::val::Val;
@@ -11,8 +14,8 @@ use crate::wasi::io::{socket_ready, InputStream, OutputStream, Pollable, Socket}
 use crate::wasi::{get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
 use crate::Linker;
 use anyhow::{bail, Result};
-use socket2::{Domain, Protocol, SockAddr, Type};
-use std::net::{IpAddr, SocketAddr};
+use socket2::{Protocol, Type};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +51,8 @@ const DEFAULT_BACKLOG: u32 = 128;
 
 impl TcpSocket {
     fn new(v6: bool, slot: SocketSlot) -> std::io::Result<Self> {
-        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-        let s = socket2::Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-        if v6 {
-            s.set_only_v6(true)?;
-        }
         Ok(TcpSocket {
-            sock: Arc::new(async_io::Async::new(s)?),
+            sock: open_socket(v6, Type::STREAM, Protocol::TCP)?,
             _slot: slot,
             v6,
             state: State::Unbound,
@@ -66,34 +64,6 @@ impl TcpSocket {
     fn os(&self) -> &socket2::Socket {
         self.sock.get_ref()
     }
-}
-
-fn os_addr(a: std::io::Result<SockAddr>) -> std::result::Result<SocketAddr, &'static str> {
-    a.map_err(|e| io_code(&e))?.as_socket().ok_or("unknown")
-}
-
-/// Checks an address the guest wants to bind or connect to: the family must
-/// match the socket's, and IPv4-mapped IPv6 addresses are not accepted.
-fn check_family(s: &TcpSocket, a: &SocketAddr) -> std::result::Result<(), &'static str> {
-    match a {
-        SocketAddr::V4(_) if s.v6 => Err("invalid-argument"),
-        SocketAddr::V6(_) if !s.v6 => Err("invalid-argument"),
-        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => Err("invalid-argument"),
-        _ => Ok(()),
-    }
-}
-
-/// `Ok(v)` or the error code as a `result` value.
-fn res(r: std::result::Result<Option<Val>, &'static str>) -> Val {
-    match r {
-        Ok(v) => ok(v),
-        Err(c) => code(c),
-    }
-}
-
-/// Applies an OS call's outcome as a WIT result.
-fn os<R>(r: std::io::Result<R>) -> std::result::Result<R, &'static str> {
-    r.map_err(|e| io_code(&e))
 }
 
 /// A stream pair for a connected socket, both children of `parent`.
@@ -142,10 +112,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     linker.instance(&iface("wasi:sockets/tcp-create-socket")).func_new(
         "create-tcp-socket",
         move |mut cx, args, out| {
-            let v6 = match &args[0] {
-                Val::Enum(f) => f == "ipv6",
-                _ => bail!("expected an ip-address-family"),
-            };
+            let v6 = family_arg(&args[0])?;
             let ctx = cx.data_mut().wasi();
             let slot = match SocketSlot::take(ctx) {
                 Ok(s) => s,
@@ -170,7 +137,9 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
         let permitted = cx.data_mut().wasi().network.permits(addr.ip());
         let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
         let r = (|| {
-            check_family(s, &addr)?;
+            if !family_ok(s.v6, &addr) {
+                return Err("invalid-argument");
+            }
             if s.state != State::Unbound {
                 return Err("invalid-state");
             }
@@ -202,7 +171,9 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
         let timeout = cx.data_mut().wasi().network.timeout;
         let s = get_mut::<T, TcpSocket>(&mut cx, &args[0])?;
         let r = (|| {
-            check_family(s, &addr)?;
+            if !family_ok(s.v6, &addr) {
+                return Err("invalid-argument");
+            }
             if addr.ip().is_unspecified() || addr.port() == 0 || is_broadcast(addr.ip()) {
                 return Err("invalid-argument");
             }
@@ -360,11 +331,7 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
     tcp.func_new("[method]tcp-socket.subscribe", move |mut cx, args, out| {
         let s = get::<T, TcpSocket>(&mut cx, &args[0])?;
         let p = match s.state {
-            State::Listening => Pollable::Socket {
-                sock: s.sock.clone(),
-                write: false,
-                until: None,
-            },
+            State::Listening => Pollable::socket(s.sock.clone(), false),
             State::Connecting => Pollable::Socket {
                 sock: s.sock.clone(),
                 write: true,
@@ -462,48 +429,18 @@ fn add_options<T: WasiView>(tcp: &mut crate::LinkerInstance<T>) {
             os(s.os().set_tcp_keepalive(&socket2::TcpKeepalive::new().with_retries(n))).map(|_| None)
         }))
     });
-    method(tcp, "hop-limit", |s, _| {
-        let hops = if s.v6 {
-            s.os().unicast_hops_v6()
-        } else {
-            s.os().ttl_v4()
-        };
-        Ok(os(hops).map(|n| Some(Val::U8(n.min(255) as u8))))
-    });
+    method(tcp, "hop-limit", |s, _| Ok(hop_limit(s.os(), s.v6)));
     method(tcp, "set-hop-limit", |s, args| {
-        Ok(nonzero(&args[0])?.and_then(|n| {
-            let n = n as u32;
-            os(if s.v6 {
-                s.os().set_unicast_hops_v6(n)
-            } else {
-                s.os().set_ttl_v4(n)
-            })
-            .map(|_| None)
-        }))
+        let Val::U8(n) = args[0] else { bail!("expected u8") };
+        Ok(set_hop_limit(s.os(), s.v6, n))
     });
     for (get_name, set_name, recv) in [
         ("receive-buffer-size", "set-receive-buffer-size", true),
         ("send-buffer-size", "set-send-buffer-size", false),
     ] {
-        method(tcp, get_name, move |s, _| {
-            let n = if recv {
-                s.os().recv_buffer_size()
-            } else {
-                s.os().send_buffer_size()
-            };
-            Ok(os(n).map(|n| Some(Val::U64(n as u64))))
-        });
+        method(tcp, get_name, move |s, _| Ok(buffer_size(s.os(), recv)));
         method(tcp, set_name, move |s, args| {
-            Ok(nonzero(&args[0])?.and_then(|n| {
-                // The kernel clamps (and doubles) the size; the WIT allows that.
-                let n = n.min(i32::MAX as u64 / 2) as usize;
-                os(if recv {
-                    s.os().set_recv_buffer_size(n)
-                } else {
-                    s.os().set_send_buffer_size(n)
-                })
-                .map(|_| None)
-            }))
+            Ok(set_buffer_size(s.os(), recv, crate::wasi::u64_arg(&args[0])?))
         });
     }
 }

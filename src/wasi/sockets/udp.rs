@@ -2,7 +2,10 @@
 //! and its datagram streams, with `check-send` permits enforced by trapping
 //! as the WIT requires.
 
-use super::{code, io_code, socket_addr_arg, socket_addr_val, Network, SocketSlot};
+use super::{
+    buffer_size, code, code_result as result, family_arg, family_ok, hop_limit, io_code, open_socket, os_addr,
+    set_buffer_size, set_hop_limit, socket_addr_arg, socket_addr_val, Code, Network, SocketSlot,
+};
 use crate::host::table::Resource;
 use crate::types::ResourceType;
 use crate::val::Val;
@@ -10,9 +13,8 @@ use crate::wasi::io::{socket_ready, Pollable, Socket};
 use crate::wasi::{bytes_arg, bytes_val, get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
 use crate::Linker;
 use anyhow::{anyhow, bail, Result};
-use socket2::{Domain, Protocol, SockAddr, Type};
+use socket2::{Protocol, SockAddr, Type};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// `wasi:sockets/udp.udp-socket`.
 pub struct UdpSocket {
@@ -51,27 +53,11 @@ const SEND_PERMIT: u64 = 64;
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
 
-type Code = &'static str;
-
-fn family_ok(v6: bool, a: &SocketAddr) -> bool {
-    match a {
-        SocketAddr::V4(_) => !v6,
-        SocketAddr::V6(v6a) => v6 && v6a.ip().to_ipv4_mapped().is_none(),
-    }
-}
-
 fn option_addr(v: &Val) -> Result<Option<SocketAddr>> {
     match v {
         Val::Option(None) => Ok(None),
         Val::Option(Some(a)) => socket_addr_arg(a).map(Some),
         other => bail!("expected option<ip-socket-address>, got {}", other.kind()),
-    }
-}
-
-fn result(r: std::result::Result<Option<Val>, Code>) -> Val {
-    match r {
-        Ok(v) => ok(v),
-        Err(c) => code(c),
     }
 }
 
@@ -86,7 +72,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     linker.instance(&iface("wasi:sockets/udp-create-socket")).func_new(
         "create-udp-socket",
         move |mut cx, args, out| {
-            let v6 = matches!(&args[0], Val::Enum(f) if f == "ipv6");
+            let v6 = family_arg(&args[0])?;
             let ctx = cx.data_mut().wasi();
             let slot = match SocketSlot::take(ctx) {
                 Ok(s) => s,
@@ -95,20 +81,13 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
                     return Ok(());
                 }
             };
-            let made = (|| {
-                let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-                let s = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-                if v6 {
-                    s.set_only_v6(true)?;
-                }
-                Ok::<_, std::io::Error>(UdpSocket {
-                    sock: Arc::new(async_io::Async::new(s)?),
-                    _slot: slot,
-                    v6,
-                    bound: Bound::No,
-                    remote: None,
-                })
-            })();
+            let made = open_socket(v6, Type::DGRAM, Protocol::UDP).map(|sock| UdpSocket {
+                sock,
+                _slot: slot,
+                v6,
+                bound: Bound::No,
+                remote: None,
+            });
             out.push(match made {
                 Ok(s) => ok(Some(own(&socket_ty, ctx.table.push(s)?.rep()))),
                 Err(e) => code(io_code(&e)),
@@ -232,27 +211,13 @@ fn add_socket<T: WasiView>(
     });
     udp.func_new("[method]udp-socket.unicast-hop-limit", |mut cx, args, out| {
         let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
-        let os = s.sock.get_ref();
-        let hops = if s.v6 { os.unicast_hops_v6() } else { os.ttl_v4() };
-        out.push(result(
-            hops.map(|n| Some(Val::U8(n.min(255) as u8))).map_err(|e| io_code(&e)),
-        ));
+        out.push(result(hop_limit(s.sock.get_ref(), s.v6)));
         Ok(())
     });
     udp.func_new("[method]udp-socket.set-unicast-hop-limit", |mut cx, args, out| {
         let Val::U8(n) = args[1] else { bail!("expected u8") };
         let s = get::<T, UdpSocket>(&mut cx, &args[0])?;
-        let os = s.sock.get_ref();
-        out.push(result(if n == 0 {
-            Err("invalid-argument")
-        } else {
-            let r = if s.v6 {
-                os.set_unicast_hops_v6(n.into())
-            } else {
-                os.set_ttl_v4(n.into())
-            };
-            r.map(|_| None).map_err(|e| io_code(&e))
-        }));
+        out.push(result(set_hop_limit(s.sock.get_ref(), s.v6, n)));
         Ok(())
     });
     for (get_name, set_name, recv) in [
@@ -261,28 +226,13 @@ fn add_socket<T: WasiView>(
     ] {
         udp.func_new(&format!("[method]udp-socket.{get_name}"), move |mut cx, args, out| {
             let os = get::<T, UdpSocket>(&mut cx, &args[0])?.sock.get_ref();
-            let n = if recv {
-                os.recv_buffer_size()
-            } else {
-                os.send_buffer_size()
-            };
-            out.push(result(n.map(|n| Some(Val::U64(n as u64))).map_err(|e| io_code(&e))));
+            out.push(result(buffer_size(os, recv)));
             Ok(())
         });
         udp.func_new(&format!("[method]udp-socket.{set_name}"), move |mut cx, args, out| {
             let n = crate::wasi::u64_arg(&args[1])?;
             let os = get::<T, UdpSocket>(&mut cx, &args[0])?.sock.get_ref();
-            out.push(result(if n == 0 {
-                Err("invalid-argument")
-            } else {
-                let n = n.min(i32::MAX as u64 / 2) as usize;
-                let r = if recv {
-                    os.set_recv_buffer_size(n)
-                } else {
-                    os.set_send_buffer_size(n)
-                };
-                r.map(|_| None).map_err(|e| io_code(&e))
-            }));
+            out.push(result(set_buffer_size(os, recv, n)));
             Ok(())
         });
     }
@@ -297,8 +247,7 @@ fn add_socket<T: WasiView>(
 }
 
 fn addr_of(a: std::io::Result<SockAddr>) -> std::result::Result<Option<Val>, Code> {
-    let a = a.map_err(|e| io_code(&e))?.as_socket().ok_or("unknown")?;
-    Ok(Some(socket_addr_val(a)))
+    Ok(Some(socket_addr_val(os_addr(a)?)))
 }
 
 /// Dissolves a UDP socket's association (connect to `AF_UNSPEC`).
@@ -369,11 +318,7 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, IncomingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<IncomingStream>::new(rep(&args[0])?);
-            let p = Pollable::Socket {
-                sock,
-                write: false,
-                until: None,
-            };
+            let p = Pollable::socket(sock, false);
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())
@@ -446,11 +391,7 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, OutgoingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<OutgoingStream>::new(rep(&args[0])?);
-            let p = Pollable::Socket {
-                sock,
-                write: true,
-                until: None,
-            };
+            let p = Pollable::socket(sock, true);
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())
