@@ -262,7 +262,7 @@ pub(crate) fn family_ok(v6: bool, a: &SocketAddr) -> bool {
 }
 
 /// An `ip-address-family` argument: whether it is IPv6.
-pub(crate) fn family_arg(v: &Val) -> Result<bool> {
+fn family_arg(v: &Val) -> Result<bool> {
     match v {
         Val::Enum(f) => Ok(f == "ipv6"),
         _ => bail!("expected an ip-address-family"),
@@ -326,6 +326,30 @@ pub(crate) fn set_buffer_size(s: &socket2::Socket, recv: bool, n: u64) -> std::r
         s.set_send_buffer_size(n)
     })?;
     Ok(None)
+}
+
+/// Defines `ns:pkg/iface.func(address-family) -> result<own<socket>, error-code>`:
+/// takes a slot under the policy's socket limit, opens the socket with
+/// `open`, and hands the guest its handle.
+pub(crate) fn define_create<T: WasiView, S: Send + 'static>(
+    linker: &mut Linker<T>,
+    interface: &str,
+    func: &str,
+    ty: crate::types::ResourceType,
+    open: impl Fn(bool, SocketSlot) -> std::io::Result<S> + Send + Sync + 'static,
+) {
+    linker
+        .instance(&iface(interface))
+        .func_new(func, move |mut cx, args, out| {
+            let v6 = family_arg(&args[0])?;
+            let ctx = cx.data_mut().wasi();
+            let made = SocketSlot::take(ctx).and_then(|slot| os(open(v6, slot)));
+            out.push(match made {
+                Ok(s) => ok(Some(own(&ty, ctx.table.push(s)?.rep()))),
+                Err(c) => code(c),
+            });
+            Ok(())
+        });
 }
 
 /// The WIT error code for an OS socket error.

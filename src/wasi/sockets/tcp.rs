@@ -4,8 +4,8 @@
 //! stream operations, which suspend the guest.
 
 use super::{
-    buffer_size, code, code_result as res, family_arg, family_ok, hop_limit, io_code, open_socket, os, os_addr,
-    set_buffer_size, set_hop_limit, socket_addr_arg, socket_addr_val, Network, SocketSlot,
+    buffer_size, code, code_result as res, family_ok, hop_limit, io_code, open_socket, os, os_addr, set_buffer_size,
+    set_hop_limit, socket_addr_arg, socket_addr_val, Network, SocketSlot,
 };
 use crate::host::table::Resource;
 use crate::types::ResourceType;
@@ -108,25 +108,12 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     add_state_machine(tcp, types, &socket_ty);
     add_options(tcp);
 
-    let st = socket_ty.clone();
-    linker.instance(&iface("wasi:sockets/tcp-create-socket")).func_new(
+    super::define_create(
+        linker,
+        "wasi:sockets/tcp-create-socket",
         "create-tcp-socket",
-        move |mut cx, args, out| {
-            let v6 = family_arg(&args[0])?;
-            let ctx = cx.data_mut().wasi();
-            let slot = match SocketSlot::take(ctx) {
-                Ok(s) => s,
-                Err(c) => {
-                    out.push(code(c));
-                    return Ok(());
-                }
-            };
-            out.push(match TcpSocket::new(v6, slot) {
-                Ok(s) => ok(Some(own(&st, ctx.table.push(s)?.rep()))),
-                Err(e) => code(io_code(&e)),
-            });
-            Ok(())
-        },
+        socket_ty,
+        TcpSocket::new,
     );
 }
 

@@ -3,8 +3,8 @@
 //! as the WIT requires.
 
 use super::{
-    buffer_size, code, code_result as result, family_arg, family_ok, hop_limit, io_code, open_socket, os_addr,
-    set_buffer_size, set_hop_limit, socket_addr_arg, socket_addr_val, Code, Network, SocketSlot,
+    buffer_size, code, code_result as result, family_ok, hop_limit, io_code, open_socket, os_addr, set_buffer_size,
+    set_hop_limit, socket_addr_arg, socket_addr_val, Code, Network, SocketSlot,
 };
 use crate::host::table::Resource;
 use crate::types::ResourceType;
@@ -69,30 +69,19 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     add_socket(udp, types, &incoming_ty, &outgoing_ty);
     add_streams(udp, types);
 
-    linker.instance(&iface("wasi:sockets/udp-create-socket")).func_new(
+    super::define_create(
+        linker,
+        "wasi:sockets/udp-create-socket",
         "create-udp-socket",
-        move |mut cx, args, out| {
-            let v6 = family_arg(&args[0])?;
-            let ctx = cx.data_mut().wasi();
-            let slot = match SocketSlot::take(ctx) {
-                Ok(s) => s,
-                Err(c) => {
-                    out.push(code(c));
-                    return Ok(());
-                }
-            };
-            let made = open_socket(v6, Type::DGRAM, Protocol::UDP).map(|sock| UdpSocket {
-                sock,
+        socket_ty,
+        |v6, slot| {
+            Ok(UdpSocket {
+                sock: open_socket(v6, Type::DGRAM, Protocol::UDP)?,
                 _slot: slot,
                 v6,
                 bound: Bound::No,
                 remote: None,
-            });
-            out.push(match made {
-                Ok(s) => ok(Some(own(&socket_ty, ctx.table.push(s)?.rep()))),
-                Err(e) => code(io_code(&e)),
-            });
-            Ok(())
+            })
         },
     );
 }
