@@ -39,6 +39,7 @@ pub mod limits;
 pub mod linker;
 pub mod registry;
 pub mod run;
+pub mod serve;
 pub mod store;
 pub mod typed;
 pub mod types;

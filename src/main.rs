@@ -28,18 +28,8 @@ enum Command {
     /// Run a `wasi:cli/command` component, or a wasm32-wasip1 module.
     #[command(trailing_var_arg = true)]
     Run {
-        /// Give the guest a host directory, read-write: HOST[::GUEST].
-        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-        dirs: Vec<String>,
-        /// Give the guest a host directory, read-only: HOST[::GUEST].
-        #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
-        dirs_ro: Vec<String>,
-        /// Set NAME=VALUE, or pass NAME through from the host.
-        #[arg(long = "env", value_name = "NAME[=VALUE]")]
-        env: Vec<String>,
-        /// Pass the whole host environment through.
-        #[arg(long)]
-        inherit_env: bool,
+        #[command(flatten)]
+        guest: GuestFlags,
         /// The guest's argv[0] (default: the file name).
         #[arg(long)]
         argv0: Option<String>,
@@ -54,6 +44,27 @@ enum Command {
         /// Its arguments.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Serve a component exporting `wasi:http/incoming-handler` (the
+    /// `wasi:http/proxy` world) over HTTP, like `wasmtime serve`; or, with
+    /// `-c`, a registry's `http.endpoint` entries.
+    Serve {
+        /// Where to listen (port 0 picks a free port).
+        #[arg(long, default_value = "0.0.0.0:8080", value_name = "HOST:PORT")]
+        addr: String,
+        /// Serve a registry's endpoints instead of one component.
+        #[arg(short = 'c', long = "config", conflicts_with = "component")]
+        config: Option<std::path::PathBuf>,
+        /// At most N instances of the component at once.
+        #[arg(long, value_name = "N")]
+        max_instances: Option<usize>,
+        #[command(flatten)]
+        guest: GuestFlags,
+        #[command(flatten)]
+        net: NetFlags,
+        /// The component.
+        #[arg(required_unless_present = "config")]
+        component: Option<std::path::PathBuf>,
     },
     /// Call a registry function with JSON arguments and print the JSON result.
     Call {
@@ -95,10 +106,7 @@ fn main() -> ExitCode {
         Command::Call { config, id, args } => call(&config, &id, &args),
         Command::Check { config } => check(&config),
         Command::Run {
-            dirs,
-            dirs_ro,
-            env,
-            inherit_env,
+            guest,
             argv0,
             invoke,
             net,
@@ -106,7 +114,15 @@ fn main() -> ExitCode {
             args,
         } => net
             .policy()
-            .and_then(|network| run(dirs, dirs_ro, env, inherit_env, argv0, invoke, network, file, args)),
+            .and_then(|network| run(&guest, argv0, invoke, network, file, args)),
+        Command::Serve {
+            addr,
+            config,
+            max_instances,
+            guest,
+            net,
+            component,
+        } => serve(&addr, config, max_instances, &guest, &net, component),
     };
     match result {
         Ok(code) => code,
@@ -166,48 +182,59 @@ fn inspect(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run(
-    dirs: Vec<String>,
-    dirs_ro: Vec<String>,
-    env: Vec<String>,
-    inherit_env: bool,
+    guest: &GuestFlags,
     argv0: Option<String>,
     invoke: Option<String>,
     network: wippy_wasm::wasi::sockets::NetworkPolicy,
     file: std::path::PathBuf,
     args: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    use wippy_wasm::run::{DirMount, RunOptions};
-    let mut opts = RunOptions {
+    let opts = wippy_wasm::run::RunOptions {
         args,
         argv0,
         invoke,
         network,
-        ..Default::default()
+        env: guest.env(),
+        dirs: guest.dirs()?,
     };
-    if inherit_env {
-        opts.env.extend(std::env::vars());
-    }
-    for e in env {
-        match e.split_once('=') {
-            Some((k, v)) => opts.env.push((k.to_string(), v.to_string())),
-            None => {
-                if let Ok(v) = std::env::var(&e) {
-                    opts.env.push((e, v));
-                }
-            }
-        }
-    }
-    for d in dirs {
-        opts.dirs.push(DirMount::parse(&d, false)?);
-    }
-    for d in dirs_ro {
-        opts.dirs.push(DirMount::parse(&d, true)?);
-    }
     let ctx = wippy_wasm::wasi::WasiCtx::new().inherit_stdio();
     let status = wippy_wasm::run::run_file(&file, &opts, ctx)?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+fn serve(
+    addr: &str,
+    config: Option<std::path::PathBuf>,
+    max_instances: Option<usize>,
+    guest: &GuestFlags,
+    net: &NetFlags,
+    component: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow::anyhow!("--addr {addr}: expected HOST:PORT"))?;
+    if let Some(config) = config {
+        let registry = wippy_wasm::registry::Registry::load(&config)?;
+        let handler = wippy_wasm::registry::http::EndpointHandler::new(&registry)?;
+        wippy_wasm::serve::serve(std::sync::Arc::new(handler), addr)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut network = net.policy()?;
+    // As `wasmtime serve`: a proxy may send requests of its own.
+    network.http = true;
+    let config = wippy_wasm::serve::InstanceConfig {
+        env: guest.env(),
+        dirs: guest.dirs()?,
+        network,
+        max_instances,
+    };
+    let component = component.ok_or_else(|| anyhow::anyhow!("serve: give a component, or -c CONFIG"))?;
+    wippy_wasm::serve::serve_component(&component, addr, config)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn call(config: &std::path::Path, id: &str, args: &[String]) -> anyhow::Result<ExitCode> {
@@ -238,6 +265,50 @@ fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What the guest sees of the host: directories and environment.
+#[derive(clap::Args)]
+struct GuestFlags {
+    /// Give the guest a host directory, read-write: HOST[::GUEST].
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Give the guest a host directory, read-only: HOST[::GUEST].
+    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
+    dirs_ro: Vec<String>,
+    /// Set NAME=VALUE, or pass NAME through from the host.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+    /// Pass the whole host environment through.
+    #[arg(long)]
+    inherit_env: bool,
+}
+
+impl GuestFlags {
+    fn env(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        if self.inherit_env {
+            out.extend(std::env::vars());
+        }
+        for e in &self.env {
+            match e.split_once('=') {
+                Some((k, v)) => out.push((k.to_string(), v.to_string())),
+                None => {
+                    if let Ok(v) = std::env::var(e) {
+                        out.push((e.clone(), v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn dirs(&self) -> anyhow::Result<Vec<wippy_wasm::run::DirMount>> {
+        use wippy_wasm::run::DirMount;
+        let rw = self.dirs.iter().map(|d| DirMount::parse(d, false));
+        let ro = self.dirs_ro.iter().map(|d| DirMount::parse(d, true));
+        rw.chain(ro).collect()
+    }
+}
+
 /// `run`'s networking options; without any, the guest has no network.
 #[derive(clap::Args, Debug)]
 struct NetFlags {
@@ -245,6 +316,10 @@ struct NetFlags {
     /// wasmtime's `-S inherit-network`.
     #[arg(long)]
     inherit_network: bool,
+    /// Let the guest send HTTP requests (`wasi:http/outgoing-handler`), to
+    /// addresses the lists below permit.
+    #[arg(long)]
+    allow_http: bool,
     /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
     #[arg(long)]
     allow_ip_name_lookup: bool,
@@ -278,6 +353,7 @@ impl NetFlags {
             NetworkPolicy::default()
         };
         p.name_lookup |= self.allow_ip_name_lookup;
+        p.http |= self.allow_http;
         p.allow = self
             .net_allow
             .iter()

@@ -675,7 +675,7 @@ fn network_config_errors_name_the_field() {
     let cases = [
         (
             "    imports: [wasi:io]\n    network:\n      allow_loopback: true\n",
-            "field `network`: is set, but the entry does not import `wasi:sockets`",
+            "field `network`: is set, but the entry imports neither `wasi:sockets` nor `wasi:http`",
         ),
         (
             "    imports: [wasi:sockets]\n    network:\n      allow: [10.0.0.0/33]\n",

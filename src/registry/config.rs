@@ -24,8 +24,18 @@ pub enum Kind {
     EnvVariable(EnvVariable),
     /// `function.wasm` or `function.wat`.
     Function(Box<FunctionSpec>),
+    /// `http.endpoint`: a route to a `wasi-http` function.
+    HttpEndpoint(HttpEndpoint),
     /// Kinds this runtime does not act on (kept so references resolve).
     Other(String),
+}
+
+/// `http.endpoint`: requests with `method` on `path` go to `func`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpEndpoint {
+    pub method: String,
+    pub path: String,
+    pub func: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +185,11 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
+    /// Served over HTTP by `http.endpoint` entries.
+    pub fn wasi_http(&self) -> bool {
+        self.transport.as_deref() == Some("wasi-http")
+    }
+
     pub fn limits(&self) -> LimitsSpec {
         self.options
             .limits
@@ -304,6 +319,16 @@ fn load_file(file: &Path) -> Result<Vec<Entry>> {
                 check_function(&spec, &fail)?;
                 Kind::Function(Box::new(spec))
             }
+            "http.endpoint" => {
+                let e: HttpEndpoint = typed(raw, &fail)?;
+                if http::Method::from_bytes(e.method.to_ascii_uppercase().as_bytes()).is_err() {
+                    return Err(fail("method", &format!("`{}` is not an HTTP method", e.method)));
+                }
+                if !e.path.starts_with('/') {
+                    return Err(fail("path", &"must start with `/`"));
+                }
+                Kind::HttpEndpoint(e)
+            }
             other => Kind::Other(other.to_string()),
         };
         out.push(Entry {
@@ -371,13 +396,24 @@ fn check_function(spec: &FunctionSpec, fail: &dyn Fn(&str, &dyn std::fmt::Displa
         }
     }
     if let Some(net) = &spec.network {
-        if !spec.imports.iter().any(|i| i == "wasi:sockets") {
-            return Err(fail("network", &"is set, but the entry does not import `wasi:sockets`"));
+        if !spec.imports.iter().any(|i| i == "wasi:sockets" || i == "wasi:http") {
+            return Err(fail(
+                "network",
+                &"is set, but the entry imports neither `wasi:sockets` nor `wasi:http`",
+            ));
         }
         for (list, ranges) in [("allow", &net.allow), ("deny", &net.deny)] {
             for (i, r) in ranges.iter().enumerate() {
                 crate::wasi::sockets::parse_range(r).map_err(|e| fail(&format!("network.{list}[{i}]"), &e))?;
             }
+        }
+    }
+    if let Some(t) = &spec.transport {
+        if !["payload", "wasi-http"].contains(&t.as_str()) {
+            return Err(fail(
+                "transport",
+                &format!("unknown transport `{t}` (payload or wasi-http)"),
+            ));
         }
     }
     if let Some(kind) = &spec.pool.kind {

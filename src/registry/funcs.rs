@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 pub const INTERFACE: &str = "wippy:runtime/funcs@0.1.0";
 
 /// What a guest passed: text or bytes.
-enum Input {
+pub(crate) enum Input {
     Text(String),
     Bytes(Vec<u8>),
 }
@@ -38,7 +38,7 @@ impl Input {
 
 /// Calls `target` for a guest `depth` calls deep; the output is text or
 /// bytes as the guest asked.
-async fn call(registry: Registry, target: String, input: Input, depth: u32) -> Result<Input> {
+pub(crate) async fn call(registry: Registry, target: String, input: Input, depth: u32) -> Result<Input> {
     if !target.contains(':') || target.starts_with(':') || target.ends_with(':') {
         bail!("invalid target `{target}`: expected `namespace:name`");
     }

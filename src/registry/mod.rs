@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod funcs;
+pub mod http;
 pub mod json;
 pub mod pool;
 
@@ -42,7 +43,12 @@ pub struct Registry {
 
 struct Inner {
     engine: Engine,
+    /// WASI and `funcs`, shared by every instance (so host resource types,
+    /// such as an `incoming-request`, are the same for all).
+    linker: Linker<CallCtx>,
     entries: BTreeMap<String, Entry>,
+    /// `http.endpoint` routes, checked against their functions.
+    endpoints: Vec<http::Endpoint>,
     functions: BTreeMap<String, Arc<Function>>,
     natives: std::sync::RwLock<BTreeMap<String, NativeFn>>,
 }
@@ -118,6 +124,8 @@ impl Registry {
         config.consume_fuel(true);
         let mut inner = Inner {
             engine: Engine::new(&config),
+            linker: linker()?,
+            endpoints: Vec::new(),
             entries,
             functions: BTreeMap::new(),
             natives: Default::default(),
@@ -139,6 +147,15 @@ impl Registry {
                     }
                 }
                 _ => {}
+            }
+        }
+        // Endpoints last: they name functions.
+        for entry in inner.entries.values() {
+            if let Kind::HttpEndpoint(e) = &entry.kind {
+                match http::Endpoint::new(&inner, entry, e) {
+                    Ok(e) => inner.endpoints.push(e),
+                    Err(e) => problems.push(format!("{e:#}")),
+                }
             }
         }
         Ok((Registry { inner: Arc::new(inner) }, problems))
@@ -228,7 +245,9 @@ impl Registry {
                 ..Default::default()
             });
         }
-        let instance = linker()?
+        let instance = self
+            .inner
+            .linker
             .instantiate(&mut store, &f.component)
             .with_context(|| format!("instantiating `{}`", f.id))?;
         let func = instance
@@ -519,6 +538,7 @@ fn network_policy(spec: &config::FunctionSpec) -> Result<crate::wasi::sockets::N
         deny_private: !net.allow_private,
         max_sockets: spec.limits().max_open_sockets,
         timeout: spec.limits().socket_timeout_ms.map(std::time::Duration::from_millis),
+        http: true,
     })
 }
 

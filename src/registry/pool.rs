@@ -114,6 +114,19 @@ impl<W> Pool<W> {
         result
     }
 
+    /// Adds an instance made ahead of time (to check that it can be made).
+    pub fn put_back(&self, w: W) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.created += 1;
+        s.live += 1;
+        s.peak = s.peak.max(s.live);
+        drop(s);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((w, Instant::now()));
+    }
+
     fn take_idle(&self) -> Option<W> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(timeout) = self.idle_timeout {

@@ -645,8 +645,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         Ok(())
     });
     fs.func_new("filesystem-error-code", |mut cx, args, out| {
-        let code = match get::<T, IoError>(&mut cx, &args[0])?.1 {
-            Some(super::io::ErrorCode::Filesystem(c)) => Some(Box::new(Val::Enum(c.into()))),
+        let code = match &get::<T, IoError>(&mut cx, &args[0])?.1 {
+            Some(super::io::ErrorCode::Filesystem(c)) => Some(Box::new(Val::Enum(c.to_string()))),
             _ => None,
         };
         out.push(Val::Option(code));

@@ -19,10 +19,11 @@ pub struct IoError(pub String, pub Option<ErrorCode>);
 
 /// The code behind an `error`, for `filesystem-error-code` or
 /// `network-error-code` (each answers only for its own group).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum ErrorCode {
     Filesystem(&'static str),
     Network(&'static str),
+    Http(super::http::HttpError),
 }
 
 /// `wasi:io/poll.pollable`.
@@ -41,7 +42,19 @@ pub enum Pollable {
         write: bool,
         until: Option<Instant>,
     },
+    /// Ready when an HTTP body pipe can be read, written, or has ended.
+    Pipe { pipe: Arc<Pipe>, wait: PipeWait },
 }
+
+/// What a [`Pollable::Pipe`] waits for.
+#[derive(Clone, Copy, Debug)]
+pub enum PipeWait {
+    Read,
+    Write,
+    End,
+}
+
+use super::http::pipe::Pipe;
 
 /// A non-blocking OS socket registered with the dispatcher's reactor.
 pub type Socket = Arc<async_io::Async<socket2::Socket>>;
@@ -107,6 +120,11 @@ impl Pollable {
             Pollable::Socket { sock, write, until } => {
                 until.is_some_and(|t| Instant::now() >= t) || socket_ready(sock, *write)
             }
+            Pollable::Pipe { pipe, wait } => match wait {
+                PipeWait::Read => pipe.readable(),
+                PipeWait::Write => pipe.writable(),
+                PipeWait::End => pipe.end().is_some(),
+            },
         }
     }
 
@@ -137,6 +155,11 @@ impl Pollable {
                     None => ready.await,
                 }
             }
+            Pollable::Pipe { pipe, wait } => match wait {
+                PipeWait::Read => pipe.wait_readable().await,
+                PipeWait::Write => pipe.wait_writable().await,
+                PipeWait::End => drop(pipe.wait_end().await),
+            },
         }
     }
 }
@@ -168,6 +191,18 @@ pub enum InputStream {
     Empty,
     /// A connected TCP socket's receiving side.
     Tcp(Socket),
+    /// An incoming HTTP body.
+    Pipe(PipeReader),
+}
+
+/// The guest's reading end of an HTTP body pipe; dropping it lets the
+/// body's pump discard the rest.
+pub struct PipeReader(pub Arc<Pipe>);
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        self.0.close_reader();
+    }
 }
 
 /// `wasi:io/streams.output-stream`.
@@ -186,6 +221,13 @@ pub enum OutputStream {
         sock: Socket,
         pending: Vec<u8>,
     },
+    /// An outgoing HTTP body.
+    Pipe(Arc<Pipe>),
+}
+
+/// A pipe failure as an I/O error that keeps its HTTP `error-code`.
+fn pipe_error(e: super::http::HttpError) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 impl InputStream {
@@ -245,6 +287,7 @@ impl OutputStream {
                 pending.extend_from_slice(data);
                 self.flush()
             }
+            OutputStream::Pipe(pipe) => pipe.push_now(bytes::Bytes::copy_from_slice(data)).map_err(pipe_error),
         }
     }
 
@@ -253,7 +296,7 @@ impl OutputStream {
         match self {
             OutputStream::Stdout(s) => flush_sink(s, false),
             OutputStream::Stderr(s) => flush_sink(s, true),
-            OutputStream::File { .. } => Ok(()),
+            OutputStream::File { .. } | OutputStream::Pipe(_) => Ok(()),
             OutputStream::Tcp { sock, pending } => {
                 while !pending.is_empty() {
                     match sock.get_ref().write(pending) {
@@ -278,19 +321,34 @@ impl OutputStream {
                 };
                 Ok(if pending.is_empty() { SOCKET_BUDGET } else { 0 })
             }
+            OutputStream::Pipe(pipe) => pipe.permit().map(|n| n as u64).map_err(pipe_error),
             _ => Ok(WRITE_BUDGET),
         }
     }
 
-    /// For a socket with bytes still buffered: what a blocking flush must
-    /// finish off the executor's back (the socket and the bytes).
-    fn unfinished(&mut self) -> Option<(Socket, Vec<u8>)> {
+    /// For a socket or pipe with bytes still buffered: what a blocking
+    /// flush must wait for (suspending the guest).
+    fn unfinished(&mut self, timeout: Option<std::time::Duration>) -> Option<Drain> {
         match self {
-            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Some((sock.clone(), std::mem::take(pending))),
+            OutputStream::Tcp { sock, pending } if !pending.is_empty() => Some(Box::pin(write_all_socket(
+                sock.clone(),
+                std::mem::take(pending),
+                timeout,
+            ))),
+            OutputStream::Pipe(pipe) if pipe.permit().is_ok_and(|n| n < super::http::pipe::CAPACITY) => {
+                let pipe = pipe.clone();
+                Some(Box::pin(async move {
+                    pipe.drained().await;
+                    Ok(())
+                }))
+            }
             _ => None,
         }
     }
 }
+
+/// A blocking flush's wait.
+type Drain = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
 
 /// Writes all of `data` to `sock`, waiting for the socket as needed, but
 /// at most `timeout` for any one step.
@@ -328,6 +386,8 @@ enum Read_ {
     Stdin,
     /// A socket with nothing to read yet.
     Wait(Socket),
+    /// A pipe with nothing to read yet.
+    WaitPipe(Arc<Pipe>),
 }
 
 fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
@@ -359,6 +419,7 @@ fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
                 Err(e) => Read_::Failed(e),
             }
         }
+        InputStream::Pipe(PipeReader(pipe)) => pipe_read(pipe, len),
         InputStream::Bytes { data, pos } => {
             if *pos >= data.len() {
                 return Read_::Closed;
@@ -368,6 +429,16 @@ fn read_now(stream: &mut InputStream, len: u64) -> Read_ {
             *pos += n;
             Read_::Data(out)
         }
+    }
+}
+
+fn pipe_read(pipe: &Arc<Pipe>, len: u64) -> Read_ {
+    use super::http::pipe::Read;
+    match pipe.read_now(len.min(SOCKET_BUDGET) as usize) {
+        Read::Data(d) => Read_::Data(d.to_vec()),
+        Read::Closed => Read_::Closed,
+        Read::Failed(e) => Read_::Failed(pipe_error(e)),
+        Read::Empty => Read_::WaitPipe(pipe.clone()),
     }
 }
 
@@ -394,6 +465,10 @@ fn ready(vals: Vec<Val>) -> Result<HostFuture> {
 /// A `last-operation-failed` stream error; file errors keep their
 /// `wasi:filesystem` code for `filesystem-error-code`.
 fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io::Error) -> Result<Val> {
+    if let Some(h) = e.get_ref().and_then(|i| i.downcast_ref::<super::http::HttpError>()) {
+        let io = IoError(h.to_string(), Some(ErrorCode::Http(h.clone())));
+        return failed_with(cx, types, io);
+    }
     // Connection failures belong to the socket streams; the rest to files
     // (and the host's stdio).
     let network = e.kind() == std::io::ErrorKind::TimedOut
@@ -415,7 +490,11 @@ fn failed<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: std::io
     } else {
         ErrorCode::Filesystem(super::filesystem::error_code(&e))
     };
-    let r = cx.data_mut().wasi().table.push(IoError(e.to_string(), Some(code)))?;
+    failed_with(cx, types, IoError(e.to_string(), Some(code)))
+}
+
+fn failed_with<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, types: &Types, e: IoError) -> Result<Val> {
+    let r = cx.data_mut().wasi().table.push(e)?;
     Ok(err(Val::Variant(
         "last-operation-failed".into(),
         Some(Box::new(own(&types.error, r.rep()))),
@@ -442,17 +521,17 @@ fn finish_flush<T: WasiView>(
     if let Err(e) = r {
         return ready(vec![failed(cx, types, e)?]);
     }
+    let timeout = cx.data_mut().wasi().network.timeout;
     let rest = blocking
-        .then(|| get_mut::<T, OutputStream>(cx, &args[0]).map(|s| s.unfinished()))
+        .then(|| get_mut::<T, OutputStream>(cx, &args[0]).map(|s| s.unfinished(timeout)))
         .transpose()?
         .flatten();
-    let timeout = cx.data_mut().wasi().network.timeout;
     match rest {
         None => ready(vec![ok(None)]),
-        Some((sock, data)) => {
+        Some(drain) => {
             let types = types.clone();
             Ok(Box::pin(async move {
-                match write_all_socket(sock, data, timeout).await {
+                match drain.await {
                     Ok(()) => Ok(vec![ok(None)]),
                     Err(e) => Err(failed_later::<T>(types, e)),
                 }
@@ -489,7 +568,18 @@ fn read_op<T: WasiView>(
                 Err(_) => closed(),
             }])
         })),
-        Read_::Wait(_) if !blocking || len == 0 => ready(vec![result(Vec::new())]),
+        Read_::Wait(_) | Read_::WaitPipe(_) if !blocking || len == 0 => ready(vec![result(Vec::new())]),
+        Read_::WaitPipe(pipe) => {
+            let types = types.clone();
+            Ok(Box::pin(async move {
+                pipe.wait_readable().await;
+                match pipe_read(&pipe, len) {
+                    Read_::Data(d) => Ok(vec![result(d)]),
+                    Read_::Failed(e) => Err(failed_later::<T>(types, e)),
+                    _ => Ok(vec![closed()]),
+                }
+            }))
+        }
         Read_::Wait(sock) => {
             let timeout = cx.data_mut().wasi().network.timeout;
             let types = types.clone();
@@ -593,6 +683,10 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
         let stream = Resource::<InputStream>::new(rep(&args[0])?);
         let p = match table.get(&stream)? {
             InputStream::Tcp(sock) => Pollable::socket(sock.clone(), false),
+            InputStream::Pipe(PipeReader(pipe)) => Pollable::Pipe {
+                pipe: pipe.clone(),
+                wait: PipeWait::Read,
+            },
             _ => Pollable::Ready,
         };
         let p = table.push_child(p, &stream)?;
@@ -620,8 +714,8 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                 );
             }
             let stream = get_mut::<T, OutputStream>(&mut cx, &args[0])?;
-            if !flush && matches!(stream, OutputStream::Tcp { .. }) && data.len() as u64 > stream.permit().unwrap_or(0)
-            {
+            let bounded = matches!(stream, OutputStream::Tcp { .. } | OutputStream::Pipe(_));
+            if !flush && bounded && data.len() as u64 > stream.permit().unwrap_or(0) {
                 bail!(
                     "output-stream.write: {} bytes exceed the permitted check-write",
                     data.len()
@@ -664,6 +758,10 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
         let stream = Resource::<OutputStream>::new(rep(&args[0])?);
         let p = match table.get(&stream)? {
             OutputStream::Tcp { sock, pending } if !pending.is_empty() => Pollable::socket(sock.clone(), true),
+            OutputStream::Pipe(pipe) => Pollable::Pipe {
+                pipe: pipe.clone(),
+                wait: PipeWait::Write,
+            },
             _ => Pollable::Ready,
         };
         let p = table.push_child(p, &stream)?;
@@ -680,7 +778,7 @@ fn add_streams<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
                 Read_::Data(d) => d,
                 Read_::Closed => return ready(vec![closed()]),
                 Read_::Failed(e) => return ready(vec![failed(&mut cx, &t, e)?]),
-                Read_::Wait(_) => Vec::new(),
+                Read_::Wait(_) | Read_::WaitPipe(_) => Vec::new(),
                 Read_::Stdin => {
                     // Read off-thread, then write: the output stream stays in
                     // the table, so the write happens through a sink copy.

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod clocks;
 pub mod filesystem;
+pub mod http;
 pub mod io;
 pub mod random;
 pub mod sockets;
@@ -170,6 +171,7 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
     filesystem::add_to_linker(linker, &types);
     random::add_to_linker(linker);
     sockets::add_to_linker(linker, &types);
+    http::add_to_linker(linker, &types);
     Ok(())
 }
 

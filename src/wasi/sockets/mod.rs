@@ -34,6 +34,9 @@ pub struct NetworkPolicy {
     /// A connect, or a blocking read or write on a socket stream, that makes
     /// no progress for this long fails (`timeout`, or a closed stream).
     pub timeout: Option<std::time::Duration>,
+    /// `wasi:http/outgoing-handler` may send requests (to addresses the
+    /// lists above permit).
+    pub http: bool,
 }
 
 /// One open socket counted against [`NetworkPolicy::max_sockets`]; the
@@ -67,15 +70,24 @@ impl NetworkPolicy {
         NetworkPolicy {
             enabled: true,
             name_lookup: true,
+            http: true,
             ..Default::default()
         }
     }
 
     /// Whether the guest may bind, connect or send to `ip`.
     pub fn permits(&self, ip: IpAddr) -> bool {
+        self.enabled && self.address_ok(ip)
+    }
+
+    /// Whether an outgoing HTTP request may go to `ip`.
+    pub fn permits_http(&self, ip: IpAddr) -> bool {
+        self.http && self.address_ok(ip)
+    }
+
+    fn address_ok(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.enabled
-            && !self.deny.iter().any(|(net, len)| in_range(ip, *net, *len))
+        !self.deny.iter().any(|(net, len)| in_range(ip, *net, *len))
             && (self.allow.is_empty() || self.allow.iter().any(|(net, len)| in_range(ip, *net, *len)))
             && !(self.deny_loopback && ip.is_loopback())
             && !(self.deny_private && is_private(ip))
@@ -414,8 +426,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let net = linker.instance(&iface("wasi:sockets/network"));
     let network_ty = table_resource::<T, Network>(net, "network");
     net.func_new("network-error-code", |mut cx, args, out| {
-        let code = match get::<T, super::io::IoError>(&mut cx, &args[0])?.1 {
-            Some(super::io::ErrorCode::Network(c)) => Some(Box::new(Val::Enum(c.into()))),
+        let code = match &get::<T, super::io::IoError>(&mut cx, &args[0])?.1 {
+            Some(super::io::ErrorCode::Network(c)) => Some(Box::new(Val::Enum(c.to_string()))),
             _ => None,
         };
         out.push(Val::Option(code));

@@ -1,0 +1,228 @@
+//! The `wasi-http` transport: `http.endpoint` entries route requests to
+//! `function.wasm` entries with `transport: wasi-http`, served by
+//! `wippy-wasm serve -c PATH`.
+//!
+//! A function whose method is `wasi:http/incoming-handler#handle` gets the
+//! request itself, as a `wasi:http/proxy` component does; any other method
+//! gets the request body as its payload (a `string` or `list<u8>`
+//! parameter directly, else JSON arguments) and its result is the response
+//! body — Wippy's mapping of HTTP to function arguments and results.
+
+use super::config::{Entry, HttpEndpoint};
+use super::{Inner, Registry};
+use crate::serve::{proxy_response, text_response, Executor, Handler, HandlerTypes};
+use crate::wasi::http::pipe::{Pipe, PipeBody};
+use crate::wasi::http::types::{IncomingRequest, Response, Slot};
+use crate::Val;
+use anyhow::{anyhow, bail, Result};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The largest request body passed to a payload function.
+pub const MAX_PAYLOAD_BYTES: usize = 16 << 20;
+
+/// One `http.endpoint` route.
+pub struct Endpoint {
+    pub id: String,
+    pub method: http::Method,
+    /// Path segments; `{name}` matches any one segment.
+    segments: Vec<String>,
+    /// The function entry it calls.
+    pub func: String,
+    /// The function is a `wasi:http/incoming-handler`.
+    proxy: bool,
+}
+
+impl Endpoint {
+    pub(super) fn new(inner: &Inner, entry: &Entry, e: &HttpEndpoint) -> Result<Self> {
+        let func = super::config::qualify(&entry.namespace, &e.func);
+        let f = inner
+            .functions
+            .get(&func)
+            .ok_or_else(|| Inner::fail(entry, "func", format!("no function entry `{func}`")))?;
+        if !f.spec.wasi_http() {
+            return Err(Inner::fail(
+                entry,
+                "func",
+                format!("`{func}` is not served over HTTP: give it `transport: wasi-http`"),
+            ));
+        }
+        let proxy = is_proxy_method(&f.spec.method);
+        if !proxy && f.ty.is_none() {
+            return Err(Inner::fail(
+                entry,
+                "func",
+                format!(
+                    "`{func}`: method `{}` takes or returns resources; use `wasi:http/incoming-handler#handle`",
+                    f.spec.method
+                ),
+            ));
+        }
+        Ok(Endpoint {
+            id: entry.id.clone(),
+            method: http::Method::from_bytes(e.method.to_ascii_uppercase().as_bytes())?,
+            segments: split(&e.path),
+            func,
+            proxy,
+        })
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        let parts = split(path);
+        parts.len() == self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&parts)
+                .all(|(want, got)| (want.starts_with('{') && want.ends_with('}')) || want == got)
+    }
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('/').filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn is_proxy_method(method: &str) -> bool {
+    method
+        .split_once('#')
+        .is_some_and(|(i, f)| crate::linker::split_version(i).0 == "wasi:http/incoming-handler" && f == "handle")
+}
+
+/// Serves a registry's endpoints.
+pub struct EndpointHandler {
+    registry: Registry,
+    types: HandlerTypes,
+}
+
+impl EndpointHandler {
+    pub fn new(registry: &Registry) -> Result<Self> {
+        if registry.inner.endpoints.is_empty() {
+            bail!("the registry has no `http.endpoint` entries to serve");
+        }
+        Ok(EndpointHandler {
+            registry: registry.clone(),
+            types: HandlerTypes::of(&registry.inner.linker)?,
+        })
+    }
+
+    /// Routes: (method, path, function) of every endpoint.
+    pub fn routes(&self) -> Vec<(String, String, String)> {
+        self.registry
+            .inner
+            .endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.method.to_string(),
+                    format!("/{}", e.segments.join("/")),
+                    e.func.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Handler for EndpointHandler {
+    fn handle(
+        self: Arc<Self>,
+        ex: Executor,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Pin<Box<dyn Future<Output = http::Response<PipeBody>> + Send>> {
+        let endpoints = &self.registry.inner.endpoints;
+        let on_path: Vec<&Endpoint> = endpoints.iter().filter(|e| e.matches_path(req.uri().path())).collect();
+        let Some(endpoint) = on_path.iter().find(|e| e.method == req.method()) else {
+            if on_path.is_empty() {
+                return Box::pin(std::future::ready(text_response(404, "no endpoint for this path")));
+            }
+            let allow: Vec<String> = on_path.iter().map(|e| e.method.to_string()).collect();
+            let mut r = text_response(405, "method not allowed");
+            if let Ok(v) = http::HeaderValue::from_str(&allow.join(", ")) {
+                r.headers_mut().insert(http::header::ALLOW, v);
+            }
+            return Box::pin(std::future::ready(r));
+        };
+        let func = endpoint.func.clone();
+        if endpoint.proxy {
+            let slot: Arc<Slot<Result<Response, Val>>> = Arc::default();
+            let incoming = crate::serve::incoming_request(req);
+            let what = format!("`{func}`");
+            let s = slot.clone();
+            let call = async move { self.registry.call_proxy(&func, &self.types, incoming, s).await };
+            Box::pin(proxy_response(ex, what, slot, call))
+        } else {
+            Box::pin(async move { self.registry.call_payload(&func, req).await })
+        }
+    }
+}
+
+impl Registry {
+    /// Calls a `wasi:http/incoming-handler` function with a request.
+    async fn call_proxy(
+        &self,
+        id: &str,
+        types: &HandlerTypes,
+        req: IncomingRequest,
+        slot: Arc<Slot<Result<Response, Val>>>,
+    ) -> Result<()> {
+        let f = self
+            .inner
+            .functions
+            .get(id)
+            .ok_or_else(|| anyhow!("unknown function `{id}`"))?
+            .clone();
+        let limit = f.spec.limits().max_execution_ms;
+        f.pool
+            .with(
+                id,
+                true,
+                || self.warm(&f),
+                async |w: &mut super::Warm| {
+                    let deadline = limit.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+                    w.store.set_deadline(deadline);
+                    types.call(&mut w.store, &w.func, req, slot).await
+                },
+            )
+            .await
+    }
+
+    /// Calls a payload function with a request's body; its result is the
+    /// response's body.
+    async fn call_payload(&self, id: &str, req: http::Request<hyper::body::Incoming>) -> http::Response<PipeBody> {
+        use http_body_util::BodyExt;
+        let body = http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD_BYTES);
+        let bytes = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return text_response(413, format!("the body exceeds {MAX_PAYLOAD_BYTES} bytes"))
+            }
+            Err(e) => return text_response(400, format!("cannot read the request body: {e}")),
+        };
+        let input = match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => super::funcs::Input::Text(text),
+            Err(e) => super::funcs::Input::Bytes(e.into_bytes()),
+        };
+        match super::funcs::call(self.clone(), id.to_string(), input, 0).await {
+            Ok(super::funcs::Input::Text(t)) => {
+                let mut r = http::Response::new(PipeBody::new(Pipe::full(t.into())));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r
+            }
+            Ok(super::funcs::Input::Bytes(b)) => {
+                let mut r = http::Response::new(PipeBody::new(Pipe::full(b.into())));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/octet-stream"),
+                );
+                r
+            }
+            Err(e) => {
+                eprintln!("error: `{id}`: {e:#}");
+                text_response(500, format!("`{id}` failed: {e:#}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Serving HTTP: `wippy-wasm serve`.
+//!
+//! A [`Server`] accepts HTTP/1.1 connections (hyper) on a few executor
+//! threads and hands each request to a [`Handler`]: a component exporting
+//! `wasi:http/incoming-handler` ([`ProxyHandler`], the `wasi:http/proxy`
+//! world, as `wasmtime serve`), or registry endpoints
+//! ([`crate::registry::http`]). Requests run concurrently on pooled
+//! instances; request and response bodies stream through pipes.
+
+use crate::registry::config::PoolSpec;
+use crate::registry::pool::Pool;
+use crate::wasi::http::pipe::{pump, Pipe, PipeBody};
+use crate::wasi::http::rt::{self, Io};
+use crate::wasi::http::types::{IncomingRequest, Response, ResponseOutparam, Slot};
+use crate::wasi::{WasiCtx, WasiView};
+use crate::{Component, Engine, Func, Linker, Store, Val};
+use anyhow::{anyhow, Context, Result};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The executor that runs connections and guest calls.
+pub type Executor = &'static async_executor::Executor<'static>;
+
+/// Turns a request into a response.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        ex: Executor,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Pin<Box<dyn Future<Output = http::Response<PipeBody>> + Send>>;
+}
+
+/// Fuel per time slice of a guest call, as in the registry.
+const FUEL_SLICE: u64 = 100_000;
+/// The largest request head (request line and headers) accepted; beyond it
+/// hyper answers 431.
+pub const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// A plain-text response (errors).
+pub fn text_response(status: u16, text: impl Into<String>) -> http::Response<PipeBody> {
+    let mut r = http::Response::new(PipeBody::new(Pipe::full(bytes::Bytes::from(text.into() + "\n"))));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A response from a guest's parts.
+pub fn response_of(r: Response) -> http::Response<PipeBody> {
+    let mut out = http::Response::new(PipeBody::new(r.body));
+    *out.status_mut() = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *out.headers_mut() = r.headers;
+    out
+}
+
+/// A hyper request as a guest's `incoming-request`; its body streams in.
+pub fn incoming_request(req: http::Request<hyper::body::Incoming>) -> IncomingRequest {
+    let (parts, body) = req.into_parts();
+    let pipe = Pipe::new(None);
+    rt::spawn(pump(body, pipe.clone(), None));
+    let authority = parts.uri.authority().map(|a| a.to_string()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(String::from)
+    });
+    IncomingRequest {
+        method: parts.method,
+        scheme: Some(parts.uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP)),
+        authority,
+        path_with_query: Some(parts.uri.path_and_query().map_or("/".into(), |p| p.to_string())),
+        headers: parts.headers,
+        body: Some(pipe),
+    }
+}
+
+/// The resource types a host needs to call `incoming-handler.handle`.
+#[derive(Clone)]
+pub struct HandlerTypes {
+    incoming_request: crate::types::ResourceType,
+    response_outparam: crate::types::ResourceType,
+}
+
+impl HandlerTypes {
+    /// The types `linker` defined for `wasi:http/types`.
+    pub fn of<T: 'static>(linker: &Linker<T>) -> Result<Self> {
+        let ty = |name: &str| {
+            linker
+                .lookup_instance(&crate::wasi::iface("wasi:http/types"))
+                .and_then(|i| i.resources.get(name).cloned())
+                .ok_or_else(|| anyhow!("the linker defines no wasi:http/types {name}"))
+        };
+        Ok(HandlerTypes {
+            incoming_request: ty("incoming-request")?,
+            response_outparam: ty("response-outparam")?,
+        })
+    }
+
+    /// Calls `handle` (`wasi:http/incoming-handler#handle`) in `store` with
+    /// the request; the response goes to `slot`.
+    pub async fn call<T: WasiView>(
+        &self,
+        store: &mut Store<T>,
+        handle: &Func,
+        req: IncomingRequest,
+        slot: Arc<Slot<Result<Response, Val>>>,
+    ) -> Result<()> {
+        let table = store.data_mut().wasi().table();
+        let req = table.push(req)?.rep();
+        let param = table.push(ResponseOutparam { slot })?.rep();
+        let args = [
+            crate::wasi::own(&self.incoming_request, req),
+            crate::wasi::own(&self.response_outparam, param),
+        ];
+        handle.call_async(store, &args).await.map(drop)
+    }
+}
+
+/// Runs a guest's `handle` call (`call`) on `ex` and answers with the
+/// response it sets in `slot` — while the call goes on streaming the body.
+/// A failed call, or one that never sets a response, gives a 500 naming
+/// `what` failed.
+pub async fn proxy_response(
+    ex: Executor,
+    what: String,
+    slot: Arc<Slot<Result<Response, Val>>>,
+    call: impl Future<Output = Result<()>> + Send + 'static,
+) -> http::Response<PipeBody> {
+    let s = slot.clone();
+    ex.spawn(async move {
+        let msg = match call.await {
+            Ok(()) => format!("{what} returned without setting a response"),
+            Err(e) => {
+                let msg = format!("{what}: {e:#}");
+                eprintln!("error: {msg}");
+                msg
+            }
+        };
+        s.set(Err(Val::Variant(
+            "internal-error".into(),
+            Some(Box::new(Val::Option(Some(Box::new(Val::String(msg)))))),
+        )));
+    })
+    .detach();
+    match slot.wait().await {
+        Some(Ok(r)) => response_of(r),
+        Some(Err(code)) => text_response(500, format!("the component failed: {code}")),
+        None => text_response(500, "no response"),
+    }
+}
+
+/// What every served instance gets.
+#[derive(Clone, Default)]
+pub struct InstanceConfig {
+    pub env: Vec<(String, String)>,
+    pub dirs: Vec<crate::run::DirMount>,
+    pub network: crate::wasi::sockets::NetworkPolicy,
+    /// Largest number of instances at once (default 64).
+    pub max_instances: Option<usize>,
+}
+
+/// A warm instance of a proxy component.
+struct Warm {
+    store: Store<WasiCtx>,
+    handle: Func,
+}
+
+/// Serves a component exporting `wasi:http/incoming-handler`.
+pub struct ProxyHandler {
+    name: String,
+    engine: Engine,
+    component: Component,
+    linker: Linker<WasiCtx>,
+    config: InstanceConfig,
+    pool: Pool<Warm>,
+    types: HandlerTypes,
+}
+
+impl ProxyHandler {
+    pub fn new(name: &str, engine: &Engine, component: Component, config: InstanceConfig) -> Result<Self> {
+        let exports = component
+            .def
+            .exports
+            .iter()
+            .any(|(n, _, _)| crate::linker::split_version(n).0 == "wasi:http/incoming-handler");
+        if !exports {
+            anyhow::bail!("{name} does not export `wasi:http/incoming-handler`: it is not an HTTP proxy component");
+        }
+        let mut linker = Linker::default();
+        crate::wasi::add_to_linker(&mut linker)?;
+        let types = HandlerTypes::of(&linker)?;
+        let pool = Pool::new(&PoolSpec {
+            kind: Some("lazy".into()),
+            max_size: Some(config.max_instances.unwrap_or(64)),
+            ..Default::default()
+        });
+        let handler = ProxyHandler {
+            name: name.into(),
+            engine: engine.clone(),
+            component,
+            linker,
+            config,
+            pool,
+            types,
+        };
+        // Fail now, not on the first request, if it cannot be instantiated.
+        let warm = handler.instantiate()?;
+        handler.pool.put_back(warm);
+        Ok(handler)
+    }
+
+    fn instantiate(&self) -> Result<Warm> {
+        let mut ctx = WasiCtx::new()
+            .stdout(crate::wasi::Sink::Inherit)
+            .stderr(crate::wasi::Sink::Inherit)
+            .network(self.config.network.clone());
+        for (k, v) in &self.config.env {
+            ctx = ctx.env(k, v);
+        }
+        for d in &self.config.dirs {
+            ctx = ctx.preopen_dir(&d.host, &d.guest, d.read_only)?;
+        }
+        let mut store = Store::new(&self.engine, ctx);
+        store.set_fuel_slice(Some(FUEL_SLICE));
+        store.set_fuel(u64::MAX / 2)?;
+        let instance = self
+            .linker
+            .instantiate(&mut store, &self.component)
+            .with_context(|| format!("instantiating {}", self.name))?;
+        let handle = instance
+            .get_func(&store, "wasi:http/incoming-handler#handle")
+            .ok_or_else(|| anyhow!("{} exports no `wasi:http/incoming-handler#handle`", self.name))?;
+        Ok(Warm { store, handle })
+    }
+
+    /// Calls the guest's `handle` with the request on a pooled instance.
+    async fn call(&self, req: IncomingRequest, slot: Arc<Slot<Result<Response, Val>>>) -> Result<()> {
+        self.pool
+            .with(
+                &self.name,
+                true,
+                || self.instantiate(),
+                async |w: &mut Warm| self.types.call(&mut w.store, &w.handle, req, slot).await,
+            )
+            .await
+    }
+}
+
+impl Handler for ProxyHandler {
+    fn handle(
+        self: Arc<Self>,
+        ex: Executor,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Pin<Box<dyn Future<Output = http::Response<PipeBody>> + Send>> {
+        let slot: Arc<Slot<Result<Response, Val>>> = Arc::default();
+        let incoming = incoming_request(req);
+        let what = format!("{}: wasi:http/incoming-handler#handle", self.name);
+        let s = slot.clone();
+        let call = async move { self.call(incoming, s).await };
+        Box::pin(proxy_response(ex, what, slot, call))
+    }
+}
+
+/// A listening server.
+pub struct Server {
+    listener: async_io::Async<std::net::TcpListener>,
+    ex: Executor,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port).
+    pub fn bind(addr: SocketAddr) -> Result<Self> {
+        let listener =
+            async_io::Async::<std::net::TcpListener>::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let ex: Executor = Box::leak(Box::default());
+        Ok(Server { listener, ex })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.get_ref().local_addr()?)
+    }
+
+    /// Serves until `stop` completes, on `threads` executor threads; then
+    /// stops accepting and gives requests in flight `grace` to finish.
+    pub fn run(
+        self,
+        handler: Arc<dyn Handler>,
+        threads: usize,
+        stop: impl Future<Output = ()>,
+        grace: std::time::Duration,
+    ) -> Result<()> {
+        let ex = self.ex;
+        let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (done_tx, done_rx) = async_channel_pair();
+        for i in 0..threads.max(1).saturating_sub(1) {
+            let done = done_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("wippy-serve-{i}"))
+                .spawn(move || async_io::block_on(ex.run(done.wait())))?;
+        }
+        let accept = async {
+            loop {
+                let (stream, _) = match self.listener.accept().await {
+                    Ok(c) => c,
+                    // Out of descriptors and the like: wait a moment.
+                    Err(_) => {
+                        async_io::Timer::after(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.get_ref().set_nodelay(true);
+                let handler = handler.clone();
+                let active = active.clone();
+                ex.spawn(async move {
+                    active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let service = hyper::service::service_fn(move |req| {
+                        let h = handler.clone();
+                        async move { Ok::<_, std::convert::Infallible>(h.handle(ex, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(rt::Timer)
+                        .header_read_timeout(std::time::Duration::from_secs(30))
+                        .max_buf_size(MAX_HEAD_BYTES)
+                        .serve_connection(Io(stream), service)
+                        .await;
+                    active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+                .detach();
+            }
+        };
+        async_io::block_on(ex.run(futures_lite::future::or(accept, stop)));
+        drop(self.listener);
+        let deadline = std::time::Instant::now() + grace;
+        async_io::block_on(ex.run(async {
+            while active.load(std::sync::atomic::Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                async_io::Timer::after(std::time::Duration::from_millis(20)).await;
+            }
+        }));
+        done_tx.set();
+        Ok(())
+    }
+}
+
+/// A flag the worker threads wait on to stop.
+fn async_channel_pair() -> (Arc<crate::wasi::io::Signal>, Arc<crate::wasi::io::Signal>) {
+    let s: Arc<crate::wasi::io::Signal> = Arc::default();
+    (s.clone(), s)
+}
+
+/// Completes when the process gets SIGINT or SIGTERM.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    use std::os::fd::IntoRawFd;
+    static WRITE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+    extern "C" fn on_signal(_: libc::c_int) {
+        let fd = WRITE_FD.load(std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: write(2) is async-signal-safe; one byte from a static.
+        unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) };
+    }
+    let (read, write) = std::os::unix::net::UnixStream::pair()?;
+    WRITE_FD.store(write.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only calls write(2).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let read = async_io::Async::new(read)?;
+    Ok(async move {
+        let _ = read.readable().await;
+    })
+}
+
+/// Serves `component` (a file) at `addr` until SIGINT, printing the address.
+pub fn serve_component(path: &std::path::Path, addr: SocketAddr, config: InstanceConfig) -> Result<()> {
+    // Fuel slices keep one busy request from starving the others.
+    let mut engine_config = crate::Config::default();
+    engine_config.consume_fuel(true);
+    let engine = Engine::new(&engine_config);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let component = Component::new(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map_or("component".into(), |n| n.to_string_lossy().into_owned());
+    let handler = Arc::new(ProxyHandler::new(&name, &engine, component, config)?);
+    serve(handler, addr)
+}
+
+/// Runs `handler` at `addr` until SIGINT or SIGTERM.
+pub fn serve(handler: Arc<dyn Handler>, addr: SocketAddr) -> Result<()> {
+    let server = Server::bind(addr)?;
+    let stop = shutdown_signal()?;
+    println!("Serving HTTP on http://{}/", server.local_addr()?);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    server.run(handler, threads, stop, std::time::Duration::from_secs(5))?;
+    eprintln!("stopped");
+    Ok(())
+}
