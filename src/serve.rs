@@ -214,6 +214,25 @@ impl ProxyHandler {
         Ok(handler)
     }
 
+    /// Loads a component file, on an engine with fuel metering (fuel
+    /// slices keep one busy request from starving the others).
+    pub fn load(path: &std::path::Path, config: InstanceConfig) -> Result<Self> {
+        let mut engine_config = crate::Config::default();
+        engine_config.consume_fuel(true);
+        let engine = Engine::new(&engine_config);
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let component = Component::new(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map_or("component".into(), |n| n.to_string_lossy().into_owned());
+        ProxyHandler::new(&name, &engine, component, config)
+    }
+
+    /// Instance counts of the pool.
+    pub fn pool_stats(&self) -> crate::registry::pool::PoolStats {
+        self.pool.stats()
+    }
+
     fn instantiate(&self) -> Result<Warm> {
         let mut ctx = WasiCtx::new()
             .stdout(crate::wasi::Sink::Inherit)
@@ -375,17 +394,7 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
 
 /// Serves `component` (a file) at `addr` until SIGINT, printing the address.
 pub fn serve_component(path: &std::path::Path, addr: SocketAddr, config: InstanceConfig) -> Result<()> {
-    // Fuel slices keep one busy request from starving the others.
-    let mut engine_config = crate::Config::default();
-    engine_config.consume_fuel(true);
-    let engine = Engine::new(&engine_config);
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let component = Component::new(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?;
-    let name = path
-        .file_name()
-        .map_or("component".into(), |n| n.to_string_lossy().into_owned());
-    let handler = Arc::new(ProxyHandler::new(&name, &engine, component, config)?);
-    serve(handler, addr)
+    serve(Arc::new(ProxyHandler::load(path, config)?), addr)
 }
 
 /// Runs `handler` at `addr` until SIGINT or SIGTERM.

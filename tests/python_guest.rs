@@ -11,29 +11,11 @@ mod common;
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use wippy_wasm::registry::Registry;
 
 /// Builds the guest into `dir`; `None` if componentize-py is not installed.
 fn build(dir: &Path) -> Option<PathBuf> {
-    let available = Command::new("python3")
-        .args(["-c", "import componentize_py"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        assert!(std::env::var_os("CI").is_none(), "componentize-py is not installed");
-        eprintln!("skipped: componentize-py is not installed");
-        return None;
-    }
-    let out = dir.join("pyguest.wasm");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new("bash")
-        .arg(root.join("tests/python/build.sh"))
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the Python guest failed");
-    Some(out)
+    common::http::build_python("tests/python/build.sh", &dir.join("pyguest.wasm"))
 }
 
 #[test]
