@@ -233,6 +233,11 @@ impl ProxyHandler {
         self.pool.stats()
     }
 
+    /// Guest calls running now (a call ends after its response body).
+    pub fn busy(&self) -> usize {
+        self.pool.busy()
+    }
+
     fn instantiate(&self) -> Result<Warm> {
         let mut ctx = WasiCtx::new()
             .stdout(crate::wasi::Sink::Inherit)
@@ -337,9 +342,19 @@ impl Server {
                 let active = active.clone();
                 ex.spawn(async move {
                     active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let service = hyper::service::service_fn(move |req| {
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let h = handler.clone();
-                        async move { Ok::<_, std::convert::Infallible>(h.handle(ex, req).await) }
+                        async move {
+                            // hyper bounds its read buffer, not the head a
+                            // single read may bring whole: check it here.
+                            if head_size(&req) > MAX_HEAD_BYTES {
+                                return Ok::<_, std::convert::Infallible>(text_response(
+                                    431,
+                                    "request header fields too large",
+                                ));
+                            }
+                            Ok(h.handle(ex, req).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(rt::Timer)
@@ -363,6 +378,13 @@ impl Server {
         done_tx.set();
         Ok(())
     }
+}
+
+/// The bytes of a request's head: its target and header lines.
+fn head_size<B>(req: &http::Request<B>) -> usize {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    target + headers
 }
 
 /// A flag the worker threads wait on to stop.

@@ -40,6 +40,8 @@ pub struct Pool<W> {
     waiting: AtomicUsize,
     queue_limit: Option<usize>,
     idle_timeout: Option<Duration>,
+    /// Calls running now.
+    busy: AtomicUsize,
     stats: Mutex<PoolStats>,
 }
 
@@ -61,6 +63,7 @@ impl<W> Pool<W> {
             waiting: AtomicUsize::new(0),
             queue_limit,
             idle_timeout,
+            busy: AtomicUsize::new(0),
             stats: Mutex::new(PoolStats::default()),
         }
     }
@@ -100,7 +103,18 @@ impl<W> Pool<W> {
                 w
             }
         };
-        let result = call(&mut w).await;
+        let result = {
+            // Counted down even if the call is dropped half-way.
+            struct Busy<'a>(&'a AtomicUsize);
+            impl Drop for Busy<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            let _busy = Busy(&self.busy);
+            call(&mut w).await
+        };
         match &result {
             Ok(_) if reuse => self
                 .idle
@@ -143,6 +157,11 @@ impl<W> Pool<W> {
     fn retire(&self, n: usize) {
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         s.live = s.live.saturating_sub(n);
+    }
+
+    /// Calls running now.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
     }
 
     /// `inline`, `lazy` or `static`.

@@ -1,0 +1,334 @@
+//! `wippy-wasm serve`: `wasi:http/proxy` components (C from
+//! `tests/c_http/`, Python from `tests/python_http/`) behind an in-process
+//! server on loopback, the registry's `wasi-http` transport, bad clients,
+//! and the CLI's clean stop on SIGINT.
+
+mod common;
+
+use common::http::{exchange, get, post, reset};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Server};
+use wippy_wasm::wasi::io::Signal;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running in-process server; stops when dropped.
+struct Running {
+    addr: SocketAddr,
+    stop: Arc<Signal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.set();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(handler: Arc<dyn Handler>) -> Running {
+    let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop: Arc<Signal> = Arc::default();
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        server
+            .run(handler, 2, async move { s.wait().await }, Duration::from_secs(2))
+            .unwrap()
+    });
+    Running {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+fn c_proxy() -> Arc<ProxyHandler> {
+    Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), InstanceConfig::default()).unwrap())
+}
+
+fn python_proxy() -> Option<Arc<ProxyHandler>> {
+    let dir = std::env::temp_dir().join(format!("wippy-pyhttp-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm"))?;
+    Some(Arc::new(ProxyHandler::load(&path, InstanceConfig::default()).unwrap()))
+}
+
+/// `total` requests from `clients` threads, alternating a GET of `/hello`
+/// and a POST of a distinct body to `/echo`; every answer is checked.
+fn load(addr: SocketAddr, clients: usize, total: usize, hello: &str) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let next = next.clone();
+            let hello = hello.to_string();
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= total {
+                    return;
+                }
+                if i % 2 == 0 {
+                    let r = get(addr, "/hello");
+                    assert_eq!((r.status, r.text()), (200, hello.clone()), "request {i}");
+                } else {
+                    let body: Vec<u8> = (0..(i * 37) % 20_000).map(|j| (i + j) as u8).collect();
+                    let r = post(addr, "/echo", &body);
+                    assert_eq!(r.status, 200, "request {i}");
+                    assert!(r.body == body, "request {i}: echo of {} bytes differs", body.len());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_c_proxy_serves_1000_requests_from_32_clients() {
+    let handler = c_proxy();
+    let server = start(handler.clone());
+    load(server.addr, 32, 1000, "hello from c");
+    let stats = handler.pool_stats();
+    assert!(stats.created >= 1 && stats.peak <= 64, "{stats:?}");
+}
+
+#[test]
+fn a_python_proxy_serves_1000_requests_from_32_clients() {
+    let Some(handler) = python_proxy() else { return };
+    let server = start(handler.clone());
+    load(server.addr, 32, 1000, "hello from python");
+    // A trap answers 500 and costs that instance only.
+    let r = get(server.addr, "/trap");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("wasi:http/incoming-handler#handle"), "{}", r.text());
+    assert_eq!(get(server.addr, "/hello").text(), "hello from python");
+}
+
+#[test]
+fn malformed_requests_and_oversized_headers_get_clean_errors() {
+    let handler = c_proxy();
+    let server = start(handler);
+    let r = exchange(server.addr, b"THIS IS NOT HTTP\r\n\r\n").unwrap();
+    assert_eq!(r.status, 400);
+    let r = exchange(
+        server.addr,
+        b"GET /hello HTTP/1.1\r\nhost: x\r\nbad header line\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    let big = format!(
+        "GET /hello HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(wippy_wasm::serve::MAX_HEAD_BYTES + 1)
+    );
+    let r = exchange(server.addr, big.as_bytes()).unwrap();
+    assert_eq!(r.status, 431);
+    // A body shorter than its content-length, then the end of the connection.
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nshort")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(s);
+    assert_eq!(get(server.addr, "/hello").text(), "hello from c");
+}
+
+#[test]
+fn a_client_reset_mid_body_ends_the_guest_call_and_the_server_goes_on() {
+    let handler = c_proxy();
+    let server = start(handler.clone());
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n")
+            .unwrap();
+        s.write_all(&[7u8; 100_000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        reset(s);
+    }
+    // Each guest call sees its body fail and ends: none stays stuck.
+    let start = Instant::now();
+    while handler.busy() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} calls stuck",
+            handler.busy()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    load(server.addr, 4, 20, "hello from c");
+}
+
+#[test]
+fn registry_endpoints_serve_wasi_http_functions() {
+    let dir = std::env::temp_dir().join(format!("wippy-endpoints-{}", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (from, to) in [
+        ("tests/c_http/proxy.wasm", "proxy.wasm"),
+        ("examples/registry/bin/hello.wasm", "hello.wasm"),
+    ] {
+        std::fs::copy(root().join(from), bin.join(to)).unwrap();
+    }
+    let yaml = format!(
+        r#"namespace: web
+entries:
+  - name: bin
+    kind: fs.directory
+    directory: bin
+  - name: proxy
+    kind: function.wasm
+    fs: web:bin
+    path: /proxy.wasm
+    hash: sha256:{}
+    method: wasi:http/incoming-handler#handle
+    transport: wasi-http
+    imports: [wasi:http, wasi:io]
+  - name: hello
+    kind: function.wasm
+    fs: web:bin
+    path: /hello.wasm
+    hash: sha256:{}
+    method: hello
+    transport: wasi-http
+  - name: c_hello
+    kind: http.endpoint
+    method: GET
+    path: /hello
+    func: proxy
+  - name: c_echo
+    kind: http.endpoint
+    method: POST
+    path: /echo
+    func: proxy
+  - name: greet
+    kind: http.endpoint
+    method: POST
+    path: /greet/{{who}}
+    func: hello
+"#,
+        common::sha256(&bin.join("proxy.wasm")),
+        common::sha256(&bin.join("hello.wasm")),
+    );
+    std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
+    let registry = wippy_wasm::registry::Registry::load(dir.join("_index.yaml")).unwrap();
+    let handler = wippy_wasm::registry::http::EndpointHandler::new(&registry).unwrap();
+    let server = start(Arc::new(handler));
+
+    // The proxy function gets the request itself.
+    load(server.addr, 8, 100, "hello from c");
+    // The payload function gets the body as its string argument.
+    let r = post(server.addr, "/greet/anyone", b"wippy");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("text/plain; charset=utf-8"))
+    );
+    let direct = registry.call_json("web:hello", &[serde_json::json!("wippy")]).unwrap();
+    assert_eq!(serde_json::Value::String(r.text()), direct);
+    // No route, and a route without this method.
+    assert_eq!(get(server.addr, "/nowhere").status, 404);
+    let r = get(server.addr, "/echo");
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+}
+
+#[test]
+fn an_endpoint_needs_a_wasi_http_function() {
+    let dir = std::env::temp_dir().join(format!("wippy-endpoints-bad-{}", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(root().join("examples/registry/bin/hello.wasm"), bin.join("hello.wasm")).unwrap();
+    let yaml = format!(
+        "namespace: web
+entries:
+  - name: bin
+    kind: fs.directory
+    directory: bin
+  - name: hello
+    kind: function.wasm
+    fs: web:bin
+    path: /hello.wasm
+    hash: sha256:{}
+    method: hello
+  - name: greet
+    kind: http.endpoint
+    method: POST
+    path: /greet
+    func: hello
+  - name: broken
+    kind: http.endpoint
+    method: FETCH ME
+    path: /x
+    func: hello
+",
+        common::sha256(&bin.join("hello.wasm")),
+    );
+    std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
+    let err = wippy_wasm::registry::Registry::load(dir.join("_index.yaml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("entry `web:broken`: field `method`"), "{err}");
+    let problems = wippy_wasm::registry::Registry::check(dir.join("_index.yaml"));
+    assert!(problems.iter().any(|p| p.contains("field `method`")), "{problems:?}");
+    // Without the broken entry: the endpoint's function lacks the transport.
+    let yaml = std::fs::read_to_string(dir.join("_index.yaml")).unwrap();
+    let cut = yaml.find("  - name: broken").unwrap();
+    std::fs::write(dir.join("_index.yaml"), &yaml[..cut]).unwrap();
+    let err = wippy_wasm::registry::Registry::load(dir.join("_index.yaml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("entry `web:greet`: field `func`: `web:hello` is not served over HTTP"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cli_prints_its_address_and_stops_cleanly_on_sigint() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .arg(root().join("tests/c_http/proxy.wasm"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().strip_prefix("Serving HTTP on http://").expect(&line);
+    let addr: SocketAddr = url.trim_end_matches('/').parse().unwrap();
+    assert_eq!(get(addr, "/hello").text(), "hello from c");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still running after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "still listening");
+}
+
+#[test]
+fn serve_refuses_a_component_that_is_not_a_proxy() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .arg(root().join("examples/registry/bin/hello.wasm"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not export `wasi:http/incoming-handler`"), "{err}");
+}
