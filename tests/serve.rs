@@ -75,7 +75,7 @@ fn load(addr: SocketAddr, clients: usize, total: usize, hello: &str) {
                 if i >= total {
                     return;
                 }
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     let r = get(addr, "/hello");
                     assert_eq!((r.status, r.text()), (200, hello.clone()), "request {i}");
                 } else {

@@ -335,10 +335,12 @@ impl OutputStream {
                 std::mem::take(pending),
                 timeout,
             ))),
-            OutputStream::Pipe(pipe) if pipe.permit().is_ok_and(|n| n < super::http::pipe::CAPACITY) => {
+            // Bytes in an HTTP body's pipe are handed over: a flush waits
+            // only while the pipe is full (back-pressure from the peer).
+            OutputStream::Pipe(pipe) if !pipe.writable() => {
                 let pipe = pipe.clone();
                 Some(Box::pin(async move {
-                    pipe.drained().await;
+                    pipe.wait_writable().await;
                     Ok(())
                 }))
             }

@@ -249,3 +249,39 @@ pub(crate) fn bytes_arg(v: &Val) -> Result<Vec<u8>> {
 pub(crate) fn bytes_val(bytes: Vec<u8>) -> Val {
     Val::List(bytes.into_iter().map(Val::U8).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every function of every WASI 0.2 interface in the vendored WIT
+    /// (unstable ones too) has a host, so no component fails to link for
+    /// lack of one. Exports (`wasi:cli/run`, `wasi:http/incoming-handler`)
+    /// are the guest's to define.
+    #[test]
+    fn every_wasi_interface_function_has_a_host() {
+        let mut resolve = wit_parser::Resolve {
+            all_features: true,
+            ..Default::default()
+        };
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c_http/wit");
+        resolve.push_dir(&wit).unwrap();
+        let mut linker = crate::Linker::<super::WasiCtx>::default();
+        super::add_to_linker(&mut linker).unwrap();
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for (id, iface) in resolve.interfaces.iter() {
+            let name = resolve.id_of(id).unwrap();
+            if !name.starts_with("wasi:") || name.starts_with("wasi:cli/run@") || name.contains("incoming-handler") {
+                continue;
+            }
+            let host = linker.lookup_instance(&name);
+            for f in iface.functions.keys() {
+                checked += 1;
+                if !host.is_some_and(|h| h.funcs.contains_key(f)) {
+                    missing.push(format!("{name}#{f}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no host for: {missing:?}");
+        assert!(checked > 150, "only {checked} functions checked");
+    }
+}

@@ -1,7 +1,7 @@
 //! HTTP helpers for the tests: a loopback origin server with routes that
 //! misbehave on purpose, and a raw HTTP/1.1 client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 

@@ -191,11 +191,6 @@ impl Pipe {
         self.push_now(data)
     }
 
-    /// Waits until the reader took every byte (or went away).
-    pub async fn drained(&self) {
-        self.wait_until(|s| s.reader_gone || s.buffered == 0).await
-    }
-
     /// Whether the writer may write without waiting.
     pub fn writable(&self) -> bool {
         let s = self.lock();
