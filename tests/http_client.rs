@@ -7,7 +7,7 @@
 mod common;
 
 use common::http::{checksum, origin};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wippy_wasm::wasi::sockets::NetworkPolicy;
 use wippy_wasm::wasi::WasiCtx;
@@ -245,4 +245,59 @@ fn https_to_a_plain_http_server_is_a_tls_error() {
         return;
     };
     assert_eq!(r, Err("TlsProtocolError".into()));
+}
+
+/// A loopback HTTPS origin for `localhost` with a fresh self-signed
+/// certificate; returns its port and the certificate in PEM.
+fn tls_origin() -> (u16, String) {
+    use futures_rustls::rustls;
+    use std::io::{BufRead, Write};
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = key.cert.pem();
+    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], private)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = std::io::BufReader::new(rustls::StreamOwned::new(conn, tcp));
+                // The request head, then the answer.
+                let mut line = String::new();
+                while tls.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let tls = tls.get_mut();
+                let _ =
+                    tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\nconnection: close\r\n\r\nhello, tls!\r\n");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[test]
+fn https_verifies_the_server_certificate() {
+    let (port, pem) = tls_origin();
+    let url = format!("https://localhost:{port}/");
+    // Not trusted yet: a certificate error.
+    let Some(r) = fetch(loopback(), get(url.clone())) else {
+        return;
+    };
+    assert_eq!(r, Err("TlsCertificateError".into()));
+    // Trusted: the exchange goes through TLS.
+    assert_eq!(wippy_wasm::wasi::http::client::trust_pem(pem.as_bytes()).unwrap(), 1);
+    let r = fetch(loopback(), get(url)).unwrap();
+    assert_eq!(r.unwrap(), "200\ncontent-length: 13\n\nhello, tls!\r\n\ntrailers: ");
 }

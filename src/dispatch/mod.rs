@@ -93,17 +93,26 @@ impl<T: 'static> wasmi::errors::HostError for Suspend<T> {}
 /// paused, else drives the future here and completes at once.
 pub(crate) fn suspend_or_block<T: 'static>(
     mut store: StoreContextMut<'_, StoreData<T>>,
-    fut: HostFuture,
+    mut fut: HostFuture,
     complete: Completion<T>,
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     let rt = &store.data().rt;
-    if rt.async_driver && rt.nested == 0 {
-        return Err(wasmi::Error::host(Suspend {
-            parts: Mutex::new(Some((fut, complete))),
-        }));
-    }
-    let vals = block_on(fut);
+    let vals = if rt.async_driver && rt.nested == 0 {
+        // Most calls (a read with data waiting, a write with room) need
+        // not wait: finish those here, without pausing the guest.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(vals) => vals,
+            std::task::Poll::Pending => {
+                return Err(wasmi::Error::host(Suspend {
+                    parts: Mutex::new(Some((fut, complete))),
+                }))
+            }
+        }
+    } else {
+        block_on(fut)
+    };
     let core = complete(wasmi::AsContextMut::as_context_mut(&mut store), vals)?;
     for (slot, v) in results.iter_mut().zip(core) {
         *slot = v;

@@ -8,7 +8,7 @@ use super::HttpError;
 use crate::wasi::sockets::NetworkPolicy;
 use futures_rustls::rustls;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The timeout of each step when neither the request options nor the
@@ -184,12 +184,49 @@ where
     Ok(sender)
 }
 
+/// Certificates trusted beside the webpki roots ([`trust_pem`], and the
+/// PEM file `SSL_CERT_FILE` names, read when the first TLS connection is made).
+static EXTRA_ROOTS: Mutex<Vec<rustls::pki_types::CertificateDer<'static>>> = Mutex::new(Vec::new());
+/// The client configuration, rebuilt after the roots change.
+static CONFIG: Mutex<Option<Arc<rustls::ClientConfig>>> = Mutex::new(None);
+
+/// Trusts the certificates in `pem` (besides the webpki roots) for HTTPS
+/// requests made from now on; returns how many were added.
+pub fn trust_pem(pem: &[u8]) -> anyhow::Result<usize> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("not PEM certificates: {e:?}"))?;
+    let n = certs.len();
+    EXTRA_ROOTS.lock().unwrap_or_else(|e| e.into_inner()).extend(certs);
+    *CONFIG.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    Ok(n)
+}
+
 fn tls_connector() -> futures_rustls::TlsConnector {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore {
+    static ENV_READ: std::sync::Once = std::sync::Once::new();
+    ENV_READ.call_once(|| {
+        if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+            match std::fs::read(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|pem| trust_pem(&pem))
+            {
+                Ok(_) => {}
+                Err(e) => eprintln!(
+                    "warning: SSL_CERT_FILE {}: {e:#}",
+                    std::path::Path::new(&file).display()
+                ),
+            }
+        }
+    });
+    let mut config = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    let config = config.get_or_insert_with(|| {
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.into(),
         };
+        for cert in EXTRA_ROOTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = roots.add(cert.clone());
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
