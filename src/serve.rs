@@ -57,11 +57,12 @@ pub fn response_of(r: Response) -> http::Response<PipeBody> {
     out
 }
 
-/// A hyper request as a guest's `incoming-request`; its body streams in.
-pub fn incoming_request(req: http::Request<hyper::body::Incoming>) -> IncomingRequest {
+/// A hyper request as a guest's `incoming-request`; its body streams in,
+/// pumped on `ex` (where its connection runs).
+pub fn incoming_request(ex: Executor, req: http::Request<hyper::body::Incoming>) -> IncomingRequest {
     let (parts, body) = req.into_parts();
     let pipe = Pipe::new(None);
-    rt::spawn(pump(body, pipe.clone(), None));
+    ex.spawn(pump(body, pipe.clone(), None)).detach();
     let authority = parts.uri.authority().map(|a| a.to_string()).or_else(|| {
         parts
             .headers
@@ -282,7 +283,7 @@ impl Handler for ProxyHandler {
         req: http::Request<hyper::body::Incoming>,
     ) -> Pin<Box<dyn Future<Output = http::Response<PipeBody>> + Send>> {
         let slot: Arc<Slot<Result<Response, Val>>> = Arc::default();
-        let incoming = incoming_request(req);
+        let incoming = incoming_request(ex, req);
         let what = format!("{}: wasi:http/incoming-handler#handle", self.name);
         let s = slot.clone();
         let call = async move { self.call(incoming, s).await };

@@ -145,7 +145,7 @@ impl Handler for EndpointHandler {
         let func = endpoint.func.clone();
         if endpoint.proxy {
             let slot: Arc<Slot<Result<Response, Val>>> = Arc::default();
-            let incoming = crate::serve::incoming_request(req);
+            let incoming = crate::serve::incoming_request(ex, req);
             let what = format!("`{func}`");
             let s = slot.clone();
             let call = async move { self.registry.call_proxy(&func, &self.types, incoming, s).await };
