@@ -111,14 +111,27 @@ impl HandlerTypes {
         req: IncomingRequest,
         slot: Arc<Slot<Result<Response, Val>>>,
     ) -> Result<()> {
+        let body: Arc<std::sync::Mutex<Option<Arc<Pipe>>>> = Arc::default();
         let table = store.data_mut().wasi().table();
         let req = table.push(req)?.rep();
-        let param = table.push(ResponseOutparam { slot })?.rep();
+        let param = table.push(ResponseOutparam {
+            slot,
+            body: body.clone(),
+        })?;
         let args = [
             crate::wasi::own(&self.incoming_request, req),
-            crate::wasi::own(&self.response_outparam, param),
+            crate::wasi::own(&self.response_outparam, param.rep()),
         ];
-        handle.call_async(store, &args).await.map(drop)
+        let r = handle.call_async(store, &args).await.map(drop);
+        // The guest cannot run again for this request: a body it left
+        // unfinished (still held, not dropped) ends here, as an error.
+        if let Some(pipe) = body.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let msg = "the component returned without finishing the response body";
+            let _ = pipe.finish(crate::wasi::http::pipe::End::Failed(
+                crate::wasi::http::HttpError::internal(msg),
+            ));
+        }
+        r
     }
 }
 

@@ -5,6 +5,7 @@ Served, it answers:
   POST /echo         the request body, streamed back chunk by chunk
   GET  /fetch        fetches the URL in the `x-url` header (outgoing handler)
                      and answers with what `fetch` reports
+  GET  /leak         starts a body and returns without finishing it
   GET  /trap         fails (the host must answer 500 and go on serving)
 Exported `fetch` drives `wasi:http/outgoing-handler` for the tests.
 """
@@ -177,7 +178,19 @@ class IncomingHandler(exports.IncomingHandler):
                 respond(response_out, 200, WitWorld().fetch("GET", url, None, 1, None, None, None).encode())
             except Err as e:
                 respond(response_out, 502, str(e.value).encode())
+        elif path == "/leak":
+            response = OutgoingResponse(Fields.from_list([("content-type", b"text/plain")]))
+            body = response.body()
+            ResponseOutparam.set(response_out, Ok(response))
+            stream = body.write()
+            stream.blocking_write_and_flush(b"partial")
+            LEAKED.append((body, stream))
         elif path == "/trap":
             raise RuntimeError("the guest failed on purpose")
         else:
             respond(response_out, 404, b"not found")
+
+
+# Bodies `/leak` keeps alive on purpose: the response never finishes from
+# the guest's side, so the host must end it when `handle` returns.
+LEAKED = []

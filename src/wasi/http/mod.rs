@@ -420,6 +420,7 @@ fn add_responses<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpType
             Val::Result(Ok(Some(r))) => {
                 let mut r = take::<T, OutgoingResponse>(&mut cx, r)?;
                 let body = r.body.take().unwrap_or_else(|| pipe::Pipe::full(bytes::Bytes::new()));
+                *param.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(body.clone());
                 Ok(Response {
                     status: r.status,
                     headers: std::mem::take(&mut r.headers),

@@ -185,6 +185,9 @@ impl Drop for OutgoingBody {
 /// `response-outparam`: where a served component's response goes.
 pub struct ResponseOutparam {
     pub slot: Arc<Slot<Result<Response, Val>>>,
+    /// The body of the response set, so the host can end it if the guest
+    /// returns without finishing it.
+    pub body: Arc<Mutex<Option<Arc<Pipe>>>>,
 }
 
 /// The body pipe for a message with `headers`, sized by its `content-length`
