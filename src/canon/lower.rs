@@ -321,7 +321,7 @@ pub fn lower_flat_values<'t, T>(
         return Err(trap!("expected {} values, found {}", ts.len(), vs.len()).into());
     }
     if spilled {
-        let tuple = Type::Tuple(ts.cloned().collect::<Vec<_>>().into());
+        let tuple = Type::Tuple(ts.clone().cloned().collect::<Vec<_>>().into());
         let ptr = match out_param {
             Some(p) => p,
             None => {
@@ -331,7 +331,10 @@ pub fn lower_flat_values<'t, T>(
             }
         };
         check_tuple_ptr(cx, ptr, &tuple)?;
-        store(cx, &Val::Tuple(vs.to_vec()), &tuple, ptr)?;
+        // Field by field, as `store` does a tuple, without copying the values.
+        for ((t, v), off) in ts.clone().zip(vs).zip(field_offsets(ts)) {
+            store(cx, v, t, ptr + off)?;
+        }
     } else {
         for (v, t) in vs.iter().zip(ts) {
             lower_flat(cx, v, t, out)?;
