@@ -21,6 +21,9 @@ pub enum Val {
     String(String),
     /// `list<T>` and fixed-length `list<T, N>`.
     List(Vec<Val>),
+    /// A `list<u8>` in compact form, for hosts to return bytes cheaply: it
+    /// lowers with one copy. Values lifted from guests are always `List`.
+    Bytes(Vec<u8>),
     Record(Vec<(String, Val)>),
     Tuple(Vec<Val>),
     Variant(String, Option<Box<Val>>),
@@ -59,7 +62,7 @@ impl Val {
             Val::Float64(_) => "f64",
             Val::Char(_) => "char",
             Val::String(_) => "string",
-            Val::List(_) => "list",
+            Val::List(_) | Val::Bytes(_) => "list",
             Val::Record(_) => "record",
             Val::Tuple(_) => "tuple",
             Val::Variant(..) => "variant",
@@ -112,6 +115,7 @@ impl fmt::Display for Val {
             Val::Char(c) => write!(f, "{:?}", c),
             Val::String(s) => write!(f, "{:?}", s),
             Val::List(vs) => seq(f, "[", "]", vs.iter()),
+            Val::Bytes(b) => seq(f, "[", "]", b.iter().map(|b| Val::U8(*b)).collect::<Vec<_>>().iter()),
             Val::Tuple(vs) => seq(f, "(", ")", vs.iter()),
             Val::Record(fields) => {
                 f.write_str("{")?;

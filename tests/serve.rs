@@ -342,3 +342,15 @@ fn serve_refuses_a_component_that_is_not_a_proxy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not export `wasi:http/incoming-handler`"), "{err}");
 }
+
+#[test]
+fn serve_c_needs_endpoints() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(["serve", "--addr", "127.0.0.1:0", "-c"])
+        .arg(root().join("examples/registry"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no `http.endpoint` entries"), "{err}");
+}

@@ -39,6 +39,10 @@ pub fn store<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, ptr: u32) -> Result<(
             let (begin, len) = store_list_into_range(cx, vs, e)?;
             store_pair(cx, ptr, begin, len)?;
         }
+        (Type::List(e), Val::Bytes(b)) if **e == Type::U8 => {
+            let (begin, len) = store_bytes_into_range(cx, b)?;
+            store_pair(cx, ptr, begin, len)?;
+        }
         (Type::Map(k, val_t), Val::Map(entries)) => {
             let (begin, len) = store_map_into_range(cx, entries, k, val_t)?;
             store_pair(cx, ptr, begin, len)?;
@@ -154,6 +158,17 @@ fn pack_flags(names: &[String], set: &[String]) -> Result<u32, wasmi::Error> {
     Ok(bits)
 }
 
+/// Copies a compact `list<u8>` into fresh guest memory.
+pub fn store_bytes_into_range<T>(cx: &mut Cx<'_, '_, T>, bytes: &[u8]) -> Result<(u32, u32), wasmi::Error> {
+    if bytes.len() as u64 > MAX_LIST_BYTE_LENGTH {
+        return Err(trap!("list too long to lower").into());
+    }
+    let ptr = cx.allocate(1, bytes.len() as u32)?;
+    cx.check_alloc(ptr, 1, bytes.len() as u64, "list")?;
+    cx.write(ptr, bytes)?;
+    Ok((ptr, bytes.len() as u32))
+}
+
 pub fn store_list_into_range<T>(cx: &mut Cx<'_, '_, T>, vs: &[Val], e: &Type) -> Result<(u32, u32), wasmi::Error> {
     let size = elem_size(e);
     let byte_len = vs.len() as u64 * size as u64;
@@ -263,6 +278,10 @@ pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u6
             let (p, n) = store_list_into_range(cx, vs, e)?;
             out.extend([p as u64, n as u64]);
         }
+        (Type::List(e), Val::Bytes(b)) if **e == Type::U8 => {
+            let (p, n) = store_bytes_into_range(cx, b)?;
+            out.extend([p as u64, n as u64]);
+        }
         (Type::Map(k, vt), Val::Map(entries)) => {
             let (p, n) = store_map_into_range(cx, entries, k, vt)?;
             out.extend([p as u64, n as u64]);
@@ -368,6 +387,7 @@ pub fn type_check(v: &Val, t: &Type) -> Result<(), Trap> {
         | (Type::Char, Val::Char(_))
         | (Type::String, Val::String(_)) => true,
         (Type::List(e), Val::List(vs)) => return vs.iter().try_for_each(|v| type_check(v, e)),
+        (Type::List(e), Val::Bytes(_)) => **e == Type::U8,
         (Type::FixedList(e, n), Val::List(vs)) => {
             if vs.len() != *n as usize {
                 return Err(trap!("expected {n} elements for {t}, found {}", vs.len()));

@@ -235,6 +235,7 @@ pub(crate) fn u64_arg(v: &Val) -> Result<u64> {
 
 pub(crate) fn bytes_arg(v: &Val) -> Result<Vec<u8>> {
     match v {
+        Val::Bytes(b) => Ok(b.clone()),
         Val::List(items) => items
             .iter()
             .map(|b| match b {
@@ -246,8 +247,9 @@ pub(crate) fn bytes_arg(v: &Val) -> Result<Vec<u8>> {
     }
 }
 
+/// Bytes for the guest, in the compact form that lowers with one copy.
 pub(crate) fn bytes_val(bytes: Vec<u8>) -> Val {
-    Val::List(bytes.into_iter().map(Val::U8).collect())
+    Val::Bytes(bytes)
 }
 
 #[cfg(test)]
