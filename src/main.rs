@@ -58,6 +58,9 @@ enum Command {
         /// At most N instances of the component at once.
         #[arg(long, value_name = "N")]
         max_instances: Option<usize>,
+        /// Stop a request's guest call after MS milliseconds.
+        #[arg(long, value_name = "MS")]
+        max_execution_ms: Option<u64>,
         #[command(flatten)]
         guest: GuestFlags,
         #[command(flatten)]
@@ -119,10 +122,18 @@ fn main() -> ExitCode {
             addr,
             config,
             max_instances,
+            max_execution_ms,
             guest,
             net,
             component,
-        } => serve(&addr, config, max_instances, &guest, &net, component),
+        } => serve(
+            &addr,
+            config,
+            (max_instances, max_execution_ms),
+            &guest,
+            &net,
+            component,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -206,7 +217,7 @@ fn run(
 fn serve(
     addr: &str,
     config: Option<std::path::PathBuf>,
-    max_instances: Option<usize>,
+    (max_instances, max_execution_ms): (Option<usize>, Option<u64>),
     guest: &GuestFlags,
     net: &NetFlags,
     component: Option<std::path::PathBuf>,
@@ -231,6 +242,7 @@ fn serve(
         dirs: guest.dirs()?,
         network,
         max_instances,
+        max_execution: max_execution_ms.map(std::time::Duration::from_millis),
     };
     let component = component.ok_or_else(|| anyhow::anyhow!("serve: give a component, or -c CONFIG"))?;
     wippy_wasm::serve::serve_component(&component, addr, config)?;

@@ -176,6 +176,9 @@ pub struct InstanceConfig {
     pub network: crate::wasi::sockets::NetworkPolicy,
     /// Largest number of instances at once (default 64).
     pub max_instances: Option<usize>,
+    /// A request's guest call that runs longer is stopped (its instance
+    /// discarded): a 500 if no response started, else a cut body.
+    pub max_execution: Option<std::time::Duration>,
 }
 
 /// A warm instance of a proxy component.
@@ -283,7 +286,11 @@ impl ProxyHandler {
                 &self.name,
                 true,
                 || self.instantiate(),
-                async |w: &mut Warm| self.types.call(&mut w.store, &w.handle, req, slot).await,
+                async |w: &mut Warm| {
+                    let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);
+                    w.store.set_deadline(deadline);
+                    self.types.call(&mut w.store, &w.handle, req, slot).await
+                },
             )
             .await
     }

@@ -55,11 +55,15 @@ fn c_proxy() -> Arc<ProxyHandler> {
     Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), InstanceConfig::default()).unwrap())
 }
 
-fn python_proxy() -> Option<Arc<ProxyHandler>> {
-    let dir = std::env::temp_dir().join(format!("wippy-pyhttp-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm"))?;
-    Some(Arc::new(ProxyHandler::load(&path, InstanceConfig::default()).unwrap()))
+/// The Python proxy, built once per test binary (`None`: skipped).
+fn python_proxy(config: InstanceConfig) -> Option<Arc<ProxyHandler>> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let path = BUILT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wippy-pyhttp-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm"))
+    });
+    Some(Arc::new(ProxyHandler::load(path.as_ref()?, config).unwrap()))
 }
 
 /// `total` requests from `clients` threads, alternating a GET of `/hello`
@@ -103,7 +107,9 @@ fn a_c_proxy_serves_1000_requests_from_32_clients() {
 
 #[test]
 fn a_python_proxy_serves_1000_requests_from_32_clients() {
-    let Some(handler) = python_proxy() else { return };
+    let Some(handler) = python_proxy(InstanceConfig::default()) else {
+        return;
+    };
     let server = start(handler.clone());
     load(server.addr, 32, 1000, "hello from python");
     // A trap answers 500 and costs that instance only.
@@ -353,4 +359,26 @@ fn serve_c_needs_endpoints() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no `http.endpoint` entries"), "{err}");
+}
+
+#[test]
+fn a_guest_that_spins_is_stopped_at_max_execution() {
+    let config = InstanceConfig {
+        max_execution: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let Some(handler) = python_proxy(config) else { return };
+    let server = start(handler.clone());
+    let start = Instant::now();
+    let r = get(server.addr, "/spin");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("execution time limit exceeded"), "{}", r.text());
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    // The spinning instance was discarded; a fresh one serves the next request.
+    assert_eq!(get(server.addr, "/hello").text(), "hello from python");
+    let start = Instant::now();
+    while handler.busy() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "a call is stuck");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

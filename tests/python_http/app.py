@@ -6,6 +6,7 @@ Served, it answers:
   GET  /fetch        fetches the URL in the `x-url` header (outgoing handler)
                      and answers with what `fetch` reports
   GET  /leak         starts a body and returns without finishing it
+  GET  /spin         never returns (the host's time limit must stop it)
   GET  /trap         fails (the host must answer 500 and go on serving)
 Exported `fetch` drives `wasi:http/outgoing-handler` for the tests.
 """
@@ -185,6 +186,9 @@ class IncomingHandler(exports.IncomingHandler):
             stream = body.write()
             stream.blocking_write_and_flush(b"partial")
             LEAKED.append((body, stream))
+        elif path == "/spin":
+            while True:
+                pass
         elif path == "/trap":
             raise RuntimeError("the guest failed on purpose")
         else:
