@@ -331,7 +331,8 @@ impl Server {
     }
 
     /// Serves until `stop` completes, on `threads` executor threads; then
-    /// stops accepting and gives requests in flight `grace` to finish.
+    /// stops accepting, closes idle connections and gives requests in
+    /// flight `grace` to finish.
     pub fn run(
         self,
         handler: Arc<dyn Handler>,
@@ -341,9 +342,12 @@ impl Server {
     ) -> Result<()> {
         let ex = self.ex;
         let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (done_tx, done_rx) = async_channel_pair();
+        // Set when the server stops: connections finish gracefully.
+        let stopping: Arc<crate::wasi::io::Signal> = Arc::default();
+        // Set when the worker threads may end.
+        let done: Arc<crate::wasi::io::Signal> = Arc::default();
         for i in 0..threads.max(1).saturating_sub(1) {
-            let done = done_rx.clone();
+            let done = done.clone();
             std::thread::Builder::new()
                 .name(format!("wippy-serve-{i}"))
                 .spawn(move || async_io::block_on(ex.run(done.wait())))?;
@@ -361,6 +365,7 @@ impl Server {
                 let _ = stream.get_ref().set_nodelay(true);
                 let handler = handler.clone();
                 let active = active.clone();
+                let stopping = stopping.clone();
                 ex.spawn(async move {
                     active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -377,12 +382,28 @@ impl Server {
                             Ok(h.handle(ex, req).await)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    let conn = hyper::server::conn::http1::Builder::new()
                         .timer(rt::Timer)
                         .header_read_timeout(std::time::Duration::from_secs(30))
                         .max_buf_size(MAX_HEAD_BYTES)
-                        .serve_connection(Io(stream), service)
-                        .await;
+                        .serve_connection(Io(stream), service);
+                    let mut conn = std::pin::pin!(conn);
+                    let ended = futures_lite::future::or(
+                        async {
+                            let _ = conn.as_mut().await;
+                            true
+                        },
+                        async {
+                            stopping.wait().await;
+                            false
+                        },
+                    )
+                    .await;
+                    if !ended {
+                        // Finish the request in flight, if any, then close.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
                     active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 })
                 .detach();
@@ -390,13 +411,14 @@ impl Server {
         };
         async_io::block_on(ex.run(futures_lite::future::or(accept, stop)));
         drop(self.listener);
+        stopping.set();
         let deadline = std::time::Instant::now() + grace;
         async_io::block_on(ex.run(async {
             while active.load(std::sync::atomic::Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
                 async_io::Timer::after(std::time::Duration::from_millis(20)).await;
             }
         }));
-        done_tx.set();
+        done.set();
         Ok(())
     }
 }
@@ -406,12 +428,6 @@ fn head_size<B>(req: &http::Request<B>) -> usize {
     let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
     let headers: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     target + headers
-}
-
-/// A flag the worker threads wait on to stop.
-fn async_channel_pair() -> (Arc<crate::wasi::io::Signal>, Arc<crate::wasi::io::Signal>) {
-    let s: Arc<crate::wasi::io::Signal> = Arc::default();
-    (s.clone(), s)
 }
 
 /// Completes when the process gets SIGINT or SIGTERM.

@@ -36,6 +36,10 @@ impl<S: futures_lite::AsyncRead + Unpin> hyper::rt::Read for Io<S> {
         // SAFETY: the bytes are zeroed before the reader sees them, and
         // `advance` covers only what it wrote.
         let dst = unsafe { buf.as_mut() };
+        // At most 64 KiB a read: the zeroing below stays cheap however
+        // large hyper's buffer grows.
+        let len = dst.len().min(64 << 10);
+        let dst = &mut dst[..len];
         for b in dst.iter_mut() {
             b.write(0);
         }
