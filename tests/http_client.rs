@@ -13,16 +13,24 @@ use wippy_wasm::wasi::sockets::NetworkPolicy;
 use wippy_wasm::wasi::WasiCtx;
 use wippy_wasm::{Component, Engine, Linker, Store, Val};
 
-/// The guest, built once per test binary (`None`: skipped).
+/// The guest's file, built once per test binary (`None`: skipped).
+fn guest_path() -> Option<&'static std::path::PathBuf> {
+    static PATH: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wippy-pyhttp-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm"))
+    })
+    .as_ref()
+}
+
+/// The guest, loaded once per test binary (`None`: skipped).
 fn guest() -> Option<&'static (Engine, Component)> {
     static GUEST: OnceLock<Option<(Engine, Component)>> = OnceLock::new();
     GUEST
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("wippy-pyhttp-client-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm"))?;
             let engine = Engine::default();
-            let component = Component::from_file(&engine, &path).unwrap();
+            let component = Component::from_file(&engine, guest_path()?).unwrap();
             Some((engine, component))
         })
         .as_ref()
@@ -300,4 +308,31 @@ fn https_verifies_the_server_certificate() {
     assert_eq!(wippy_wasm::wasi::http::client::trust_pem(pem.as_bytes()).unwrap(), 1);
     let r = fetch(loopback(), get(url)).unwrap();
     assert_eq!(r.unwrap(), "200\ncontent-length: 13\n\nhello, tls!\r\n\ntrailers: ");
+}
+
+#[test]
+fn the_cli_grants_outgoing_http_with_allow_http() {
+    let Some(path) = guest_path() else { return };
+    let port = origin();
+    let call = format!("fetch(\"GET\", \"http://127.0.0.1:{port}/hello\", none, 1, none, none, none)");
+    let run = |flags: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+            .arg("run")
+            .args(flags)
+            .args(["--invoke", &call])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(run(&[]), "err(\"HttpRequestDenied\")");
+    assert_eq!(
+        run(&["--allow-http"]),
+        "ok(\"200\\ncontent-length: 5\\nx-test: yes\\n\\nhello\\ntrailers: \")"
+    );
+    assert_eq!(
+        run(&["--allow-http", "--deny-loopback"]),
+        "err(\"DestinationIpProhibited\")"
+    );
 }

@@ -342,7 +342,11 @@ fn the_cli_prints_its_address_and_stops_cleanly_on_sigint() {
     };
     assert!(status.success(), "{status:?}");
     let mut rest = Vec::new();
-    assert_eq!(std::io::Read::read_to_end(&mut reader, &mut rest).unwrap_or(0), 0, "idle connection closed");
+    assert_eq!(
+        std::io::Read::read_to_end(&mut reader, &mut rest).unwrap_or(0),
+        0,
+        "idle connection closed"
+    );
     assert!(std::net::TcpStream::connect(addr).is_err(), "still listening");
 }
 
