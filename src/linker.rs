@@ -20,6 +20,9 @@ pub(crate) struct HostFunc<T> {
     pub typed: Option<TypedLowering<T>>,
     /// For `func_async`: the form that can suspend the guest.
     pub async_: Option<AsyncHostFn<T>>,
+    /// `list<u8>` arguments arrive as `Val::Bytes` (see
+    /// [`Linker::compact_bytes`]).
+    pub compact_bytes: bool,
 }
 
 /// An async host function: starts work with the store at hand and returns a
@@ -32,6 +35,7 @@ impl<T> Clone for HostFunc<T> {
             dynamic: self.dynamic.clone(),
             typed: self.typed.clone(),
             async_: self.async_.clone(),
+            compact_bytes: self.compact_bytes,
         }
     }
 }
@@ -91,6 +95,7 @@ impl<T: 'static> LinkerInstance<T> {
                 dynamic: Arc::new(f),
                 typed: None,
                 async_: None,
+                compact_bytes: false,
             },
         );
         self
@@ -197,6 +202,19 @@ impl<T: 'static> Linker<T> {
     /// it expects), a trap in a start function, or a core link error.
     pub fn instantiate(&self, store: &mut Store<T>, component: &Component) -> Result<Instance> {
         crate::component::instantiate::instantiate_root(store, component, self)
+    }
+
+    /// Host functions of the interfaces named `prefix...` get `list<u8>`
+    /// arguments as `Val::Bytes` (one copy) instead of a `Val` per byte;
+    /// for hosts that read bytes through a helper accepting both forms.
+    pub fn compact_bytes(&mut self, prefix: &str) {
+        for (name, inst) in self.instances.iter_mut() {
+            if name.starts_with(prefix) {
+                for f in inst.funcs.values_mut() {
+                    f.compact_bytes = true;
+                }
+            }
+        }
     }
 
     pub(crate) fn root_items(&self) -> &LinkerInstance<T> {

@@ -386,9 +386,11 @@ fn lift_args<T>(
     opts: &Options,
     params: &[wasmi::Val],
     site: Site,
+    compact_bytes: bool,
 ) -> Result<(Vec<Val>, Vec<u32>), Trap> {
     let raw: Vec<u64> = params.iter().map(from_wasmi_val).collect();
     let mut cx = Cx::new(store.as_context_mut(), opts, site);
+    cx.compact_bytes = compact_bytes;
     let args = lift_flat_values(&mut cx, ty.params_spilled(), &mut FlatIter::new(&raw), ty.param_types())?;
     Ok((args, cx.lenders))
 }
@@ -450,11 +452,11 @@ pub(crate) fn call_host_lowered<T>(
     ty: &FuncType,
     func: &crate::linker::HostFn<T>,
     opts: &Options,
-    params: &[wasmi::Val],
+    (params, compact_bytes): (&[wasmi::Val], bool),
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
-    let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
+    let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host, compact_bytes)?;
     let mut vals = Vec::new();
     guarded(|| func(StoreCx(store.as_context_mut()), &args, &mut vals))?;
     lower_results(&mut store, ty, opts, &vals, retptr_of(ty, params)?, results, Site::Host)?;
@@ -470,11 +472,11 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
     ty: &std::sync::Arc<FuncType>,
     func: &crate::linker::AsyncHostFn<T>,
     opts: &Options,
-    params: &[wasmi::Val],
+    (params, compact_bytes): (&[wasmi::Val], bool),
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
-    let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host)?;
+    let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host, compact_bytes)?;
     let fut = guarded(|| func(StoreCx(store.as_context_mut()), &args))?;
     // A host future that panics becomes an error too.
     let fut: crate::dispatch::HostFuture = Box::pin(async move {
@@ -523,7 +525,7 @@ pub(crate) fn adapter_lower_args<T>(
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, caller_opts.instance)?;
-    let (args, lenders) = lift_args(&mut store, &callee.ty, caller_opts, params, Site::Adapter)?;
+    let (args, lenders) = lift_args(&mut store, &callee.ty, caller_opts, params, Site::Adapter, false)?;
     let (core_args, frame) = lift_enter(&mut store, callee, Some(caller_opts.instance), Site::Adapter, |cx| {
         lower_args(cx, &callee.ty, &args)
     })?;

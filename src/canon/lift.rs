@@ -54,6 +54,10 @@ pub fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, t: &Type) -> Result<Val, Trap> 
             let (begin, units) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
             Val::String(load_string_from_range(cx, begin, units)?)
         }
+        Type::List(e) if cx.compact_bytes && **e == Type::U8 => {
+            let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
+            Val::Bytes(load_bytes_from_range(cx, begin, len)?)
+        }
         Type::List(e) => {
             let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
             Val::List(load_list_from_range(cx, begin, len, e)?)
@@ -170,6 +174,15 @@ pub fn convert_i32_to_char(i: u32) -> Result<char, Trap> {
     char::from_u32(i).ok_or_else(|| trap!("invalid `char` bit pattern"))
 }
 
+/// A `list<u8>` as bytes, with the checks of [`load_list_from_range`].
+pub fn load_bytes_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32) -> Result<Vec<u8>, Trap> {
+    if len as u64 > MAX_LIST_BYTE_LENGTH {
+        return Err(trap!("list byte length {len} exceeds the maximum"));
+    }
+    cx.check_range(ptr, 1, len as u64, "list")?;
+    Ok(cx.mem()?[ptr as usize..ptr as usize + len as usize].to_vec())
+}
+
 pub fn load_list_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32, e: &Type) -> Result<Vec<Val>, Trap> {
     let size = elem_size(e) as u64;
     let byte_len = len as u64 * size;
@@ -241,6 +254,10 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
         Type::String => {
             let (ptr, units) = (vi.next_i32()?, vi.next_i32()?);
             Val::String(load_string_from_range(cx, ptr, units)?)
+        }
+        Type::List(e) if cx.compact_bytes && **e == Type::U8 => {
+            let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);
+            Val::Bytes(load_bytes_from_range(cx, ptr, len)?)
         }
         Type::List(e) => {
             let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);

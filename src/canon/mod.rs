@@ -75,6 +75,8 @@ pub struct Cx<'a, 'o, T> {
     pub lenders: Vec<u32>,
     /// The task that borrows lowered by `lower_borrow` are scoped to.
     pub borrow_scope: Option<usize>,
+    /// Lift `list<u8>` as `Val::Bytes` (for host functions that opted in).
+    pub compact_bytes: bool,
 }
 
 pub const MAX_STRING_BYTE_LENGTH: u64 = (1 << 28) - 1;
@@ -88,6 +90,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
             site,
             lenders: Vec::new(),
             borrow_scope: None,
+            compact_bytes: false,
         }
     }
 

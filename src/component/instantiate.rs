@@ -293,12 +293,20 @@ fn step<T: 'static>(
             let opts = options_of(s, options)?;
             let f = match &*callee {
                 FuncDef::Host { ty, func } if func.async_.is_some() => {
+                    let compact = func.compact_bytes;
                     let (ty, func) = (Arc::new(ty.clone()), func.async_.clone().expect("checked"));
                     wasmi::Func::new(
                         store.as_context_mut(),
                         lowered_core_type(&ty),
                         move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                            call_host_lowered_async(caller.as_context_mut(), &ty, &func, &opts, params, results)
+                            call_host_lowered_async(
+                                caller.as_context_mut(),
+                                &ty,
+                                &func,
+                                &opts,
+                                (params, compact),
+                                results,
+                            )
                         },
                     )
                 }
@@ -308,12 +316,20 @@ fn step<T: 'static>(
                         (t.lower)(store.as_context_mut(), opts)
                     }
                     _ => {
+                        let compact = func.compact_bytes;
                         let (ty, func) = (ty.clone(), func.dynamic.clone());
                         wasmi::Func::new(
                             store.as_context_mut(),
                             lowered_core_type(&ty),
                             move |mut caller: Caller<'_, StoreData<T>>, params, results| {
-                                call_host_lowered(caller.as_context_mut(), &ty, &func, &opts, params, results)
+                                call_host_lowered(
+                                    caller.as_context_mut(),
+                                    &ty,
+                                    &func,
+                                    &opts,
+                                    (params, compact),
+                                    results,
+                                )
                             },
                         )
                     }

@@ -148,4 +148,5 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallCtx>) {
             )])
         }))
     });
+    linker.compact_bytes(INTERFACE);
 }

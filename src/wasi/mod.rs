@@ -172,6 +172,8 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
     random::add_to_linker(linker);
     sockets::add_to_linker(linker, &types);
     http::add_to_linker(linker, &types);
+    // Every WASI host reads bytes through `bytes_arg`.
+    linker.compact_bytes("wasi:");
     Ok(())
 }
 
