@@ -55,12 +55,8 @@ enum Command {
         /// Serve a registry's endpoints instead of one component.
         #[arg(short = 'c', long = "config", conflicts_with = "component")]
         config: Option<std::path::PathBuf>,
-        /// At most N instances of the component at once.
-        #[arg(long, value_name = "N")]
-        max_instances: Option<usize>,
-        /// Stop a request's guest call after MS milliseconds.
-        #[arg(long, value_name = "MS")]
-        max_execution_ms: Option<u64>,
+        #[command(flatten)]
+        instances: InstanceFlags,
         #[command(flatten)]
         guest: GuestFlags,
         #[command(flatten)]
@@ -121,19 +117,11 @@ fn main() -> ExitCode {
         Command::Serve {
             addr,
             config,
-            max_instances,
-            max_execution_ms,
+            instances,
             guest,
             net,
             component,
-        } => serve(
-            &addr,
-            config,
-            (max_instances, max_execution_ms),
-            &guest,
-            &net,
-            component,
-        ),
+        } => serve(&addr, config, &instances, &guest, &net, component),
     };
     match result {
         Ok(code) => code,
@@ -217,7 +205,7 @@ fn run(
 fn serve(
     addr: &str,
     config: Option<std::path::PathBuf>,
-    (max_instances, max_execution_ms): (Option<usize>, Option<u64>),
+    instances: &InstanceFlags,
     guest: &GuestFlags,
     net: &NetFlags,
     component: Option<std::path::PathBuf>,
@@ -241,8 +229,9 @@ fn serve(
         env: guest.env(),
         dirs: guest.dirs()?,
         network,
-        max_instances,
-        max_execution: max_execution_ms.map(std::time::Duration::from_millis),
+        max_instances: instances.max_instances,
+        max_execution: instances.max_execution_ms.map(std::time::Duration::from_millis),
+        fresh_instances: instances.fresh_instances,
     };
     let component = component.ok_or_else(|| anyhow::anyhow!("serve: give a component, or -c CONFIG"))?;
     wippy_wasm::serve::serve_component(&component, addr, config)?;
@@ -275,6 +264,21 @@ fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         println!("{} problem(s)", problems.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// How `serve` runs instances.
+#[derive(clap::Args)]
+struct InstanceFlags {
+    /// At most N instances of the component at once.
+    #[arg(long, value_name = "N")]
+    max_instances: Option<usize>,
+    /// Stop a request's guest call after MS milliseconds.
+    #[arg(long, value_name = "MS")]
+    max_execution_ms: Option<u64>,
+    /// A fresh instance for every request (no state kept between
+    /// requests), as `wasmtime serve` does; default: pooled instances.
+    #[arg(long)]
+    fresh_instances: bool,
 }
 
 /// What the guest sees of the host: directories and environment.

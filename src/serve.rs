@@ -179,6 +179,9 @@ pub struct InstanceConfig {
     /// A request's guest call that runs longer is stopped (its instance
     /// discarded): a 500 if no response started, else a cut body.
     pub max_execution: Option<std::time::Duration>,
+    /// A fresh instance for every request, as `wasmtime serve` does: no
+    /// state survives between requests (slower for large guests).
+    pub fresh_instances: bool,
 }
 
 /// A warm instance of a proxy component.
@@ -284,7 +287,7 @@ impl ProxyHandler {
         self.pool
             .with(
                 &self.name,
-                true,
+                !self.config.fresh_instances,
                 || self.instantiate(),
                 async |w: &mut Warm| {
                     let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);

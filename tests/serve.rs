@@ -395,3 +395,19 @@ fn a_guest_that_spins_is_stopped_at_max_execution() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn fresh_instances_keep_no_instance_between_requests() {
+    let config = InstanceConfig {
+        fresh_instances: true,
+        ..Default::default()
+    };
+    let handler = Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), config).unwrap());
+    let server = start(handler.clone());
+    load(server.addr, 4, 20, "hello from c");
+    // The one made at load (to check the component) serves the first
+    // request; every other request gets its own, and none is kept.
+    let stats = handler.pool_stats();
+    assert_eq!(stats.created, 20, "{stats:?}");
+    assert_eq!(stats.live, 0, "{stats:?}");
+}
