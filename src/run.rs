@@ -107,12 +107,7 @@ pub fn invoke(engine: &Engine, component: &Component, ctx: WasiCtx, call: &str) 
 
 /// Instantiates a command component with WASI and calls `wasi:cli/run#run`.
 pub fn run_component(engine: &Engine, component: &Component, ctx: WasiCtx) -> Result<i32> {
-    let exports_run = component
-        .def
-        .exports
-        .iter()
-        .any(|(name, _, _)| crate::linker::split_version(name).0 == "wasi:cli/run");
-    if !exports_run {
+    if !component.exports_interface("wasi:cli/run") {
         bail!("the component does not export `wasi:cli/run`: it is not a command");
     }
     let mut store = Store::new(engine, ctx);

@@ -40,12 +40,19 @@ pub const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// A plain-text response (errors).
 pub fn text_response(status: u16, text: impl Into<String>) -> http::Response<PipeBody> {
-    let mut r = http::Response::new(PipeBody::new(Pipe::full(bytes::Bytes::from(text.into() + "\n"))));
+    whole_response(status, text.into() + "\n", "text/plain; charset=utf-8")
+}
+
+/// A response with a whole body of type `content_type`.
+pub fn whole_response(
+    status: u16,
+    body: impl Into<bytes::Bytes>,
+    content_type: &'static str,
+) -> http::Response<PipeBody> {
+    let mut r = http::Response::new(PipeBody::new(Pipe::full(body.into())));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
 
@@ -70,14 +77,14 @@ pub fn incoming_request(ex: Executor, req: http::Request<hyper::body::Incoming>)
             .and_then(|h| h.to_str().ok())
             .map(String::from)
     });
-    IncomingRequest {
+    IncomingRequest(crate::wasi::http::types::Request {
         method: parts.method,
         scheme: Some(parts.uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP)),
         authority,
         path_with_query: Some(parts.uri.path_and_query().map_or("/".into(), |p| p.to_string())),
         headers: parts.headers,
         body: Some(pipe),
-    }
+    })
 }
 
 /// The resource types a host needs to call `incoming-handler.handle`.
@@ -203,12 +210,7 @@ pub struct ProxyHandler {
 
 impl ProxyHandler {
     pub fn new(name: &str, engine: &Engine, component: Component, config: InstanceConfig) -> Result<Self> {
-        let exports = component
-            .def
-            .exports
-            .iter()
-            .any(|(n, _, _)| crate::linker::split_version(n).0 == "wasi:http/incoming-handler");
-        if !exports {
+        if !component.exports_interface("wasi:http/incoming-handler") {
             anyhow::bail!("{name} does not export `wasi:http/incoming-handler`: it is not an HTTP proxy component");
         }
         let mut linker = Linker::default();

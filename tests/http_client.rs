@@ -178,19 +178,7 @@ fn a_stalled_body_hits_the_between_bytes_timeout() {
 #[test]
 fn a_stalled_connect_hits_the_connect_timeout() {
     // A listener whose accept queue is full drops new SYNs.
-    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    full.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
-    full.listen(0).unwrap();
-    let addr = full.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&addr.into());
-        fillers.push(s);
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    let (addr, _held) = common::full_listener();
     let call = Call {
         connect_ms: Some(300),
         ..get(format!("http://{addr}/"))

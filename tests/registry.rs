@@ -792,19 +792,7 @@ fn socket_timeouts_end_a_silent_read_and_a_stalled_connect() {
 
     // A listener whose accept queue is full drops new SYNs: the connect
     // stalls until the timeout (timeout is code 5: -6).
-    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    full.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
-    full.listen(0).unwrap();
-    let addr = full.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&addr.into());
-        fillers.push(s);
-    }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (addr, _held) = common::full_listener();
     let start = std::time::Instant::now();
     assert_eq!(r.call_json("t:echo", &[json!(addr.port())]).unwrap(), json!(-6));
     assert!(

@@ -352,26 +352,26 @@ fn the_cli_prints_its_address_and_stops_cleanly_on_sigint() {
 
 #[test]
 fn serve_refuses_a_component_that_is_not_a_proxy() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .arg(root().join("examples/registry/bin/hello.wasm"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&["examples/registry/bin/hello.wasm"]);
     assert!(err.contains("does not export `wasi:http/incoming-handler`"), "{err}");
 }
 
 #[test]
 fn serve_c_needs_endpoints() {
+    let err = serve_fails(&["-c", "examples/registry"]);
+    assert!(err.contains("no `http.endpoint` entries"), "{err}");
+}
+
+/// `wippy-wasm serve ARGS` (paths relative to the crate) must fail: its stderr.
+fn serve_fails(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
-        .args(["serve", "--addr", "127.0.0.1:0", "-c"])
-        .arg(root().join("examples/registry"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(root())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no `http.endpoint` entries"), "{err}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -56,6 +56,15 @@ impl Component {
         Self::new(engine, &bytes).with_context(|| format!("cannot load {}", path.display()))
     }
 
+    /// Whether the component exports interface `name` (`ns:pkg/iface`, at
+    /// any version).
+    pub fn exports_interface(&self, name: &str) -> bool {
+        self.def
+            .exports
+            .iter()
+            .any(|(n, _, _)| crate::linker::split_version(n).0 == name)
+    }
+
     /// The validator's type information for the root component.
     pub fn types(&self) -> &wasmparser::types::Types {
         &self.def.types

@@ -120,6 +120,15 @@ pub(crate) fn suspend_or_block<T: 'static>(
     Ok(())
 }
 
+/// `op`, or `None` once `timeout` passes.
+pub async fn within<R>(timeout: std::time::Duration, op: impl Future<Output = R>) -> Option<R> {
+    futures_lite::future::or(async { Some(op.await) }, async {
+        async_io::Timer::after(timeout).await;
+        None
+    })
+    .await
+}
+
 /// Runs a future to completion on this thread, driving timers and I/O.
 pub fn block_on<F: Future>(f: F) -> F::Output {
     async_io::block_on(f)

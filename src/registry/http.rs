@@ -10,8 +10,8 @@
 
 use super::config::{Entry, HttpEndpoint};
 use super::{Inner, Registry};
-use crate::serve::{proxy_response, text_response, Executor, Handler, HandlerTypes};
-use crate::wasi::http::pipe::{Pipe, PipeBody};
+use crate::serve::{proxy_response, text_response, whole_response, Executor, Handler, HandlerTypes};
+use crate::wasi::http::pipe::PipeBody;
 use crate::wasi::http::types::{IncomingRequest, Response, Slot};
 use crate::Val;
 use anyhow::{anyhow, bail, Result};
@@ -203,22 +203,8 @@ impl Registry {
             Err(e) => super::funcs::Input::Bytes(e.into_bytes()),
         };
         match super::funcs::call(self.clone(), id.to_string(), input, 0).await {
-            Ok(super::funcs::Input::Text(t)) => {
-                let mut r = http::Response::new(PipeBody::new(Pipe::full(t.into())));
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                r
-            }
-            Ok(super::funcs::Input::Bytes(b)) => {
-                let mut r = http::Response::new(PipeBody::new(Pipe::full(b.into())));
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/octet-stream"),
-                );
-                r
-            }
+            Ok(super::funcs::Input::Text(t)) => whole_response(200, t, "text/plain; charset=utf-8"),
+            Ok(super::funcs::Input::Bytes(b)) => whole_response(200, b, "application/octet-stream"),
             Err(e) => {
                 eprintln!("error: `{id}`: {e:#}");
                 text_response(500, format!("`{id}` failed: {e:#}"))

@@ -96,10 +96,7 @@ impl<W> Pool<W> {
             Some(w) => w,
             None => {
                 let w = make()?;
-                let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                s.created += 1;
-                s.live += 1;
-                s.peak = s.peak.max(s.live);
+                self.count_created();
                 w
             }
         };
@@ -130,11 +127,7 @@ impl<W> Pool<W> {
 
     /// Adds an instance made ahead of time (to check that it can be made).
     pub fn put_back(&self, w: W) {
-        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        s.created += 1;
-        s.live += 1;
-        s.peak = s.peak.max(s.live);
-        drop(s);
+        self.count_created();
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -152,6 +145,13 @@ impl<W> Pool<W> {
             }
         }
         idle.pop().map(|(w, _)| w)
+    }
+
+    fn count_created(&self) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.created += 1;
+        s.live += 1;
+        s.peak = s.peak.max(s.live);
     }
 
     fn retire(&self, n: usize) {

@@ -369,13 +369,9 @@ async fn within<R>(
 ) -> std::io::Result<R> {
     match timeout {
         None => op.await,
-        Some(t) => {
-            futures_lite::future::or(op, async move {
-                async_io::Timer::after(t).await;
-                Err(std::io::ErrorKind::TimedOut.into())
-            })
+        Some(t) => crate::dispatch::within(t, op)
             .await
-        }
+            .unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into())),
     }
 }
 

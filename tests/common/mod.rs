@@ -58,3 +58,23 @@ pub fn pong_server(connections: usize) -> u16 {
     });
     port
 }
+
+/// A loopback listener whose accept queue is full, so it drops new SYNs:
+/// a connect to its address stalls. Keep the sockets alive meanwhile.
+pub fn full_listener() -> (std::net::SocketAddr, Vec<socket2::Socket>) {
+    use socket2::{Domain, Socket, Type};
+    let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    full.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let mut held = vec![full];
+    for _ in 0..4 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        held.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    (addr, held)
+}

@@ -2,9 +2,10 @@
 //! (HTTP/1.1, and HTTPS through rustls with the webpki roots).
 
 use super::pipe::{pump, Pipe, PipeBody};
-use super::rt::{self, within, Io};
+use super::rt::{self, Io};
 use super::types::{OutgoingRequest, RequestOptions, Response, Slot};
 use super::HttpError;
+use crate::dispatch::within;
 use crate::wasi::sockets::NetworkPolicy;
 use futures_rustls::rustls;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -28,6 +29,7 @@ pub struct Outgoing {
 impl Outgoing {
     /// Checks a guest's request: `Err` is the `error-code` `handle` returns.
     pub fn new(req: OutgoingRequest, policy: &NetworkPolicy) -> Result<Self, HttpError> {
+        let req = req.0;
         if !policy.http {
             return Err(HttpError::Code("HTTP-request-denied"));
         }

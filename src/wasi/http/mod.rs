@@ -79,6 +79,45 @@ fn fields_val<T: WasiView>(cx: &mut crate::StoreCx<'_, T>, ty: &HttpTypes, map: 
     )
 }
 
+/// `consume`'s result: the body the first time, `err` after.
+fn incoming_body_val<T: WasiView>(
+    cx: &mut crate::StoreCx<'_, T>,
+    ty: &HttpTypes,
+    pipe: Option<std::sync::Arc<pipe::Pipe>>,
+) -> Result<Val> {
+    Ok(match pipe {
+        Some(pipe) => {
+            let body = IncomingBody {
+                pipe,
+                stream_taken: false,
+            };
+            ok(Some(push(cx, &ty.incoming_body, body)?))
+        }
+        None => Val::Result(Err(None)),
+    })
+}
+
+/// `body`'s result for a request or (with `response`) a response: the
+/// body the first time, `err` after.
+fn outgoing_body_val<T: WasiView>(
+    cx: &mut crate::StoreCx<'_, T>,
+    ty: &HttpTypes,
+    pipe: Option<std::sync::Arc<pipe::Pipe>>,
+    response: bool,
+) -> Result<Val> {
+    Ok(match pipe {
+        Some(pipe) => {
+            let body = OutgoingBody {
+                pipe,
+                stream_taken: false,
+                response,
+            };
+            ok(Some(push(cx, &ty.outgoing_body, body)?))
+        }
+        None => Val::Result(Err(None)),
+    })
+}
+
 /// Defines `wasi:http/types` and `wasi:http/outgoing-handler`.
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, io: &Types) -> HttpTypes {
     let inst = linker.instance(&iface("wasi:http/types"));
@@ -204,77 +243,32 @@ fn add_fields<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes) 
     });
 }
 
-/// The request parts both request resources answer for.
-trait RequestParts {
-    fn parts(
-        &self,
-    ) -> (
-        &http::Method,
-        &Option<http::uri::Scheme>,
-        &Option<String>,
-        &Option<String>,
-    );
-    fn headers(&self) -> &http::HeaderMap;
-}
-
-impl RequestParts for IncomingRequest {
-    fn parts(
-        &self,
-    ) -> (
-        &http::Method,
-        &Option<http::uri::Scheme>,
-        &Option<String>,
-        &Option<String>,
-    ) {
-        (&self.method, &self.scheme, &self.authority, &self.path_with_query)
-    }
-    fn headers(&self) -> &http::HeaderMap {
-        &self.headers
-    }
-}
-
-impl RequestParts for OutgoingRequest {
-    fn parts(
-        &self,
-    ) -> (
-        &http::Method,
-        &Option<http::uri::Scheme>,
-        &Option<String>,
-        &Option<String>,
-    ) {
-        (&self.method, &self.scheme, &self.authority, &self.path_with_query)
-    }
-    fn headers(&self) -> &http::HeaderMap {
-        &self.headers
-    }
-}
-
 /// Getters shared by `incoming-request` and `outgoing-request`.
-fn add_request_getters<T: WasiView, R: RequestParts + 'static>(
+fn add_request_getters<T: WasiView, R: AsRef<Request> + 'static>(
     inst: &mut crate::LinkerInstance<T>,
     ty: &HttpTypes,
     resource: &str,
 ) {
     inst.func_new(&format!("[method]{resource}.method"), |mut cx, args, out| {
-        out.push(method_val(get::<T, R>(&mut cx, &args[0])?.parts().0));
+        out.push(method_val(&get::<T, R>(&mut cx, &args[0])?.as_ref().method));
         Ok(())
     });
     inst.func_new(&format!("[method]{resource}.scheme"), |mut cx, args, out| {
-        let s = get::<T, R>(&mut cx, &args[0])?.parts().1;
+        let s = &get::<T, R>(&mut cx, &args[0])?.as_ref().scheme;
         out.push(Val::Option(s.as_ref().map(|s| Box::new(scheme_val(s)))));
         Ok(())
     });
     inst.func_new(&format!("[method]{resource}.authority"), |mut cx, args, out| {
-        out.push(opt_string(get::<T, R>(&mut cx, &args[0])?.parts().2));
+        out.push(opt_string(&get::<T, R>(&mut cx, &args[0])?.as_ref().authority));
         Ok(())
     });
     inst.func_new(&format!("[method]{resource}.path-with-query"), |mut cx, args, out| {
-        out.push(opt_string(get::<T, R>(&mut cx, &args[0])?.parts().3));
+        out.push(opt_string(&get::<T, R>(&mut cx, &args[0])?.as_ref().path_with_query));
         Ok(())
     });
     let t = ty.clone();
     inst.func_new(&format!("[method]{resource}.headers"), move |mut cx, args, out| {
-        let map = get::<T, R>(&mut cx, &args[0])?.headers().clone();
+        let map = get::<T, R>(&mut cx, &args[0])?.as_ref().headers.clone();
         out.push(fields_val(&mut cx, &t, &map)?);
         Ok(())
     });
@@ -285,64 +279,41 @@ fn add_requests<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes
     add_request_getters::<T, OutgoingRequest>(inst, ty, "outgoing-request");
     let t = ty.clone();
     inst.func_new("[method]incoming-request.consume", move |mut cx, args, out| {
-        let body = get_mut::<T, IncomingRequest>(&mut cx, &args[0])?.body.take();
-        out.push(match body {
-            Some(pipe) => ok(Some(push(
-                &mut cx,
-                &t.incoming_body,
-                IncomingBody {
-                    pipe,
-                    stream_taken: false,
-                },
-            )?)),
-            None => Val::Result(Err(None)),
-        });
+        let body = get_mut::<T, IncomingRequest>(&mut cx, &args[0])?.0.body.take();
+        out.push(incoming_body_val(&mut cx, &t, body)?);
         Ok(())
     });
 
     let t = ty.clone();
     inst.func_new("[constructor]outgoing-request", move |mut cx, args, out| {
         let headers = take::<T, Fields>(&mut cx, &args[0])?.map;
-        let req = OutgoingRequest {
+        let req = OutgoingRequest(Request {
             method: http::Method::GET,
             scheme: None,
             authority: None,
             path_with_query: None,
             headers,
             body: None,
-            body_taken: false,
-        };
+        });
         out.push(push(&mut cx, &t.outgoing_request, req)?);
         Ok(())
     });
     let t = ty.clone();
     inst.func_new("[method]outgoing-request.body", move |mut cx, args, out| {
-        let req = get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?;
-        if req.body_taken {
-            out.push(Val::Result(Err(None)));
-            return Ok(());
-        }
-        // A malformed content-length fails when the request is sent.
-        let pipe = body_pipe(&req.headers).unwrap_or_else(|| pipe::Pipe::new(None));
-        req.body_taken = true;
-        req.body = Some(pipe.clone());
-        let body = OutgoingBody {
-            pipe,
-            stream_taken: false,
-            response: false,
-        };
-        out.push(ok(Some(push(&mut cx, &t.outgoing_body, body)?)));
+        let req = &mut get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?.0;
+        let pipe = open_body(&mut req.body, &req.headers);
+        out.push(outgoing_body_val(&mut cx, &t, pipe, false)?);
         Ok(())
     });
     inst.func_new("[method]outgoing-request.set-method", |mut cx, args, out| {
         let m = method_arg(&args[1])?;
-        let req = get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?;
+        let req = &mut get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?.0;
         out.push(unit_result(m.map(|m| req.method = m).is_some()));
         Ok(())
     });
     inst.func_new("[method]outgoing-request.set-scheme", |mut cx, args, out| {
         let s = option_arg(&args[1])?.map(scheme_arg).transpose()?;
-        let req = get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?;
+        let req = &mut get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?.0;
         out.push(unit_result(match s {
             None => {
                 req.scheme = None;
@@ -364,7 +335,7 @@ fn add_requests<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes
             let v = option_arg(&args[1])?.map(string_arg).transpose()?;
             let good = v.is_none_or(valid);
             let v = v.map(str::to_string);
-            let req = get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?;
+            let req = &mut get_mut::<T, OutgoingRequest>(&mut cx, &args[0])?.0;
             if good {
                 if name == "set-authority" {
                     req.authority = v;
@@ -447,17 +418,7 @@ fn add_responses<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpType
     let t = ty.clone();
     inst.func_new("[method]incoming-response.consume", move |mut cx, args, out| {
         let body = get_mut::<T, IncomingResponse>(&mut cx, &args[0])?.body.take();
-        out.push(match body {
-            Some(pipe) => ok(Some(push(
-                &mut cx,
-                &t.incoming_body,
-                IncomingBody {
-                    pipe,
-                    stream_taken: false,
-                },
-            )?)),
-            None => Val::Result(Err(None)),
-        });
+        out.push(incoming_body_val(&mut cx, &t, body)?);
         Ok(())
     });
 
@@ -468,7 +429,6 @@ fn add_responses<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpType
             status: 200,
             headers,
             body: None,
-            body_taken: false,
         };
         out.push(push(&mut cx, &t.outgoing_response, r)?);
         Ok(())
@@ -498,19 +458,8 @@ fn add_responses<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpType
     let t = ty.clone();
     inst.func_new("[method]outgoing-response.body", move |mut cx, args, out| {
         let r = get_mut::<T, OutgoingResponse>(&mut cx, &args[0])?;
-        if r.body_taken {
-            out.push(Val::Result(Err(None)));
-            return Ok(());
-        }
-        let pipe = body_pipe(&r.headers).unwrap_or_else(|| pipe::Pipe::new(None));
-        r.body_taken = true;
-        r.body = Some(pipe.clone());
-        let body = OutgoingBody {
-            pipe,
-            stream_taken: false,
-            response: true,
-        };
-        out.push(ok(Some(push(&mut cx, &t.outgoing_body, body)?)));
+        let pipe = open_body(&mut r.body, &r.headers);
+        out.push(outgoing_body_val(&mut cx, &t, pipe, true)?);
         Ok(())
     });
 }
@@ -671,7 +620,7 @@ fn add_outgoing_handler<T: WasiView>(linker: &mut Linker<T>, ty: &HttpTypes) {
             };
             let policy = cx.data_mut().wasi().network.clone();
             // A body sized by a malformed content-length cannot be sent.
-            let bad_length = req.body.is_some() && body_pipe(&req.headers).is_none();
+            let bad_length = req.0.body.is_some() && body_pipe(&req.0.headers).is_none();
             let outgoing = if bad_length {
                 Err(HttpError::BodySize(None))
             } else {

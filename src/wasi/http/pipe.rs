@@ -40,6 +40,17 @@ struct State {
     trailers_sent: bool,
 }
 
+impl State {
+    fn readable(&self) -> bool {
+        !self.chunks.is_empty() || self.end.is_some()
+    }
+
+    /// Room for the writer, or nothing left to wait for.
+    fn writable(&self) -> bool {
+        self.reader_gone || self.end.is_some() || self.buffered < CAPACITY
+    }
+}
+
 /// One body's bytes in flight.
 #[derive(Default)]
 pub struct Pipe {
@@ -111,19 +122,12 @@ impl Pipe {
 
     /// Whether a read would not wait.
     pub fn readable(&self) -> bool {
-        let s = self.lock();
-        !s.chunks.is_empty() || s.end.is_some()
+        State::readable(&self.lock())
     }
 
     /// Waits until a read would not wait.
     pub async fn wait_readable(&self) {
-        self.wait_until(|s| !s.chunks.is_empty() || s.end.is_some()).await
-    }
-
-    /// Reads up to `len` bytes, waiting for some.
-    pub async fn read(&self, len: usize) -> Read {
-        self.wait_readable().await;
-        self.read_now(len)
+        self.wait_until(State::readable).await
     }
 
     /// The reader is gone: later bytes are dropped, and the writer never
@@ -186,20 +190,17 @@ impl Pipe {
 
     /// Appends `data`, waiting while the pipe is full.
     pub async fn push(&self, data: Bytes) -> Result<(), HttpError> {
-        self.wait_until(|s| s.reader_gone || s.end.is_some() || s.buffered < CAPACITY)
-            .await;
+        self.wait_writable().await;
         self.push_now(data)
     }
 
     /// Whether the writer may write without waiting.
     pub fn writable(&self) -> bool {
-        let s = self.lock();
-        s.reader_gone || s.end.is_some() || s.buffered < CAPACITY
+        State::writable(&self.lock())
     }
 
     pub async fn wait_writable(&self) {
-        self.wait_until(|s| s.reader_gone || s.end.is_some() || s.buffered < CAPACITY)
-            .await
+        self.wait_until(State::writable).await
     }
 
     /// Ends the body (the first end wins). A finished body shorter than
@@ -319,7 +320,7 @@ pub async fn pump(mut body: hyper::body::Incoming, pipe: Arc<Pipe>, between_byte
     use http_body_util::BodyExt;
     loop {
         let frame = match between_bytes {
-            Some(t) => match super::rt::within(t, body.frame()).await {
+            Some(t) => match crate::dispatch::within(t, body.frame()).await {
                 Some(f) => f,
                 None => {
                     let _ = pipe.finish(End::Failed(HttpError::Code("connection-read-timeout")));

@@ -92,12 +92,3 @@ impl hyper::rt::Timer for Timer {
         *sleep = self.sleep_until(new_deadline);
     }
 }
-
-/// `op`, or `None` once `timeout` passes.
-pub async fn within<R>(timeout: Duration, op: impl Future<Output = R>) -> Option<R> {
-    futures_lite::future::or(async { Some(op.await) }, async {
-        async_io::Timer::after(timeout).await;
-        None
-    })
-    .await
-}

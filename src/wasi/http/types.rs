@@ -50,26 +50,34 @@ pub fn field(name: &str, value: Option<&[u8]>) -> Result<(HeaderName, Option<Hea
     Ok((name, value))
 }
 
-/// `incoming-request`: a request a served component handles.
-pub struct IncomingRequest {
+/// What both request resources hold.
+pub struct Request {
     pub method: Method,
     pub scheme: Option<http::uri::Scheme>,
     pub authority: Option<String>,
     pub path_with_query: Option<String>,
     pub headers: HeaderMap,
+    /// The body's pipe: an incoming body until `consume` takes it; an
+    /// outgoing one once `body` made it.
     pub body: Option<Arc<Pipe>>,
 }
 
+/// `incoming-request`: a request a served component handles.
+pub struct IncomingRequest(pub Request);
+
 /// `outgoing-request`: what a guest builds to send.
-pub struct OutgoingRequest {
-    pub method: Method,
-    pub scheme: Option<http::uri::Scheme>,
-    pub authority: Option<String>,
-    pub path_with_query: Option<String>,
-    pub headers: HeaderMap,
-    /// The body's pipe once `body` was called.
-    pub body: Option<Arc<Pipe>>,
-    pub body_taken: bool,
+pub struct OutgoingRequest(pub Request);
+
+impl AsRef<Request> for IncomingRequest {
+    fn as_ref(&self) -> &Request {
+        &self.0
+    }
+}
+
+impl AsRef<Request> for OutgoingRequest {
+    fn as_ref(&self) -> &Request {
+        &self.0
+    }
 }
 
 /// `request-options`.
@@ -160,8 +168,8 @@ pub struct FutureTrailers {
 pub struct OutgoingResponse {
     pub status: u16,
     pub headers: HeaderMap,
+    /// The body's pipe once `body` made it.
     pub body: Option<Arc<Pipe>>,
-    pub body_taken: bool,
 }
 
 /// `outgoing-body`: the writing end of a request's or response's body.
@@ -188,6 +196,18 @@ pub struct ResponseOutparam {
     /// The body of the response set, so the host can end it if the guest
     /// returns without finishing it.
     pub body: Arc<Mutex<Option<Arc<Pipe>>>>,
+}
+
+/// `body` of an outgoing request or response: a new pipe in `slot` the
+/// first time (a malformed `content-length` fails when the message is
+/// sent), `None` after.
+pub fn open_body(slot: &mut Option<Arc<Pipe>>, headers: &HeaderMap) -> Option<Arc<Pipe>> {
+    if slot.is_some() {
+        return None;
+    }
+    let pipe = body_pipe(headers).unwrap_or_else(|| Pipe::new(None));
+    *slot = Some(pipe.clone());
+    Some(pipe)
 }
 
 /// The body pipe for a message with `headers`, sized by its `content-length`
