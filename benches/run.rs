@@ -51,7 +51,7 @@ fn main() {
     for (name, file, args) in cases {
         let core = std::fs::read(fixture(file)).unwrap();
         let component = dir.join(file);
-        std::fs::write(&component, wippy_wasm::component::adapt_preview1(&core).unwrap()).unwrap();
+        std::fs::write(&component, wippy_wasm::component::wrap::adapt_preview1(&core).unwrap()).unwrap();
         let run = |bin: &Path, extra: &[&str]| {
             let mut c = Command::new(bin);
             c.arg("run").args(extra).arg(&component).args(args);

@@ -112,7 +112,7 @@ fn run_one(wasm: &Path, scratch: &Path) -> Result<(), String> {
     let bytes = std::fs::read(wasm).map_err(|e| e.to_string())?;
     let engine = wippy_wasm::Engine::default();
     let component = wippy_wasm::Component::from_program(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
-    let status = wippy_wasm::run::run_component(&engine, &component, ctx).map_err(|e| format!("{e:#}"))?;
+    let status = wippy_wasm::wasi::command::run_component(&engine, &component, ctx).map_err(|e| format!("{e:#}"))?;
     let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
     if status != spec.exit_code {
         return Err(format!(

@@ -28,32 +28,25 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+// The engine, bottom-up: values, the canonical ABI, the dispatcher,
+// component instantiation, the embedding API.
 pub mod canon;
 pub mod component;
 pub mod dispatch;
-pub mod engine;
-pub mod error;
-pub mod host;
-pub mod inspect;
-pub mod limits;
-pub mod linker;
-pub mod registry;
-pub mod run;
-pub mod serve;
-pub mod store;
-pub mod typed;
-pub mod types;
-pub mod val;
-pub mod wasi;
-pub mod wast;
-pub mod wave;
+pub mod runtime;
+pub mod values;
 
-pub use component::instance::{Func, Instance, TypedFunc};
-pub use component::Component;
-pub use engine::{Config, Engine};
+// Hosts and services built on the engine.
+pub mod host;
+pub mod registry;
+pub mod serve;
+pub mod wasi;
+
+// The `wippy-wasm` command line (nothing above uses it).
+pub mod cli;
+
+pub use canon::limits::Limits;
+pub use canon::state::StoreCx;
 pub use host::table::{Resource, ResourceTable, TableError};
-pub use limits::Limits;
-pub use linker::{Linker, LinkerInstance};
-pub use store::{Store, StoreCx};
-pub use types::{FuncType, ResourceType, Type};
-pub use val::{ResourceAny, Val};
+pub use runtime::{Component, Config, Engine, Func, Instance, Linker, LinkerInstance, Store, TypedFunc};
+pub use values::{FuncType, ResourceAny, ResourceType, Type, Val};

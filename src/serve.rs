@@ -90,8 +90,8 @@ pub fn incoming_request(ex: Executor, req: http::Request<hyper::body::Incoming>)
 /// The resource types a host needs to call `incoming-handler.handle`.
 #[derive(Clone)]
 pub struct HandlerTypes {
-    incoming_request: crate::types::ResourceType,
-    response_outparam: crate::types::ResourceType,
+    incoming_request: crate::values::ResourceType,
+    response_outparam: crate::values::ResourceType,
 }
 
 impl HandlerTypes {
@@ -100,7 +100,7 @@ impl HandlerTypes {
         let ty = |name: &str| {
             linker
                 .lookup_instance(&crate::wasi::iface("wasi:http/types"))
-                .and_then(|i| i.resources.get(name).cloned())
+                .and_then(|i| i.defs.resources.get(name).cloned())
                 .ok_or_else(|| anyhow!("the linker defines no wasi:http/types {name}"))
         };
         Ok(HandlerTypes {
@@ -179,7 +179,7 @@ pub async fn proxy_response(
 #[derive(Clone, Default)]
 pub struct InstanceConfig {
     pub env: Vec<(String, String)>,
-    pub dirs: Vec<crate::run::DirMount>,
+    pub dirs: Vec<crate::wasi::DirMount>,
     pub network: crate::wasi::sockets::NetworkPolicy,
     /// Largest number of instances at once (default 64).
     pub max_instances: Option<usize>,

@@ -46,7 +46,7 @@ fn component_model_reference_scripts() {
         .collect();
     let mut files = Vec::new();
     scripts(&test_dir, &mut files);
-    let mut total = wippy_wasm::wast::Summary::default();
+    let mut total = wippy_wasm::cli::wast::Summary::default();
     let mut unexpected = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&test_dir).unwrap().display().to_string();
@@ -56,7 +56,7 @@ fn component_model_reference_scripts() {
         }
         let text = std::fs::read_to_string(&file).unwrap();
         let mut lines = Vec::new();
-        let sum = wippy_wasm::wast::run_script(&rel, &text, &mut |l| lines.push(l)).unwrap();
+        let sum = wippy_wasm::cli::wast::run_script(&rel, &text, &mut |l| lines.push(l)).unwrap();
         eprintln!(
             "{rel}: {} passed, {} failed, {} skipped",
             sum.passed, sum.failed, sum.skipped

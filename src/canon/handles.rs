@@ -1,8 +1,8 @@
 //! Per-component-instance state: the handle table (CanonicalABI.md "Table
 //! State", "Resource State") and the `may_enter` / `may_leave` flags.
 
-use super::{trap, Trap};
-use crate::types::ResourceType;
+use super::trap::{trap, Trap};
+use crate::values::ResourceType;
 
 /// One resource handle in a component instance's table.
 #[derive(Clone, Debug)]

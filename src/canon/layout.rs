@@ -1,7 +1,7 @@
 //! Alignment, size and flattening of types (CanonicalABI.md "Alignment",
 //! "Element Size", "Flattening"). 32-bit memories only: `ptr_type` is i32.
 
-use crate::types::Type;
+use crate::values::{FuncType, Type};
 
 pub const MAX_FLAT_PARAMS: usize = 16;
 pub const MAX_FLAT_RESULTS: usize = 1;
@@ -189,6 +189,28 @@ fn join(a: Flat, b: Flat) -> Flat {
     }
 }
 
+impl FuncType {
+    /// A function type, with its flat core value counts.
+    pub fn new(params: Vec<(String, Type)>, result: Option<Type>) -> Self {
+        FuncType {
+            flat_params: flatten_types(params.iter().map(|(_, t)| t)).len(),
+            flat_results: flatten_types(result.iter()).len(),
+            params: params.into(),
+            result,
+        }
+    }
+
+    /// Whether the parameters travel through memory (more than 16 flat values).
+    pub fn params_spilled(&self) -> bool {
+        self.flat_params > MAX_FLAT_PARAMS
+    }
+
+    /// Whether the result travels through memory (more than 1 flat value).
+    pub fn result_spilled(&self) -> bool {
+        self.flat_results > MAX_FLAT_RESULTS
+    }
+}
+
 pub fn flatten_types<'a>(ts: impl Iterator<Item = &'a Type>) -> Vec<Flat> {
     let mut out = Vec::new();
     for t in ts {
@@ -199,7 +221,7 @@ pub fn flatten_types<'a>(ts: impl Iterator<Item = &'a Type>) -> Vec<Flat> {
 
 /// The core signature of a function, for `canon lift` (`lower == false`) or
 /// `canon lower` (`lower == true`).
-pub fn flatten_functype(ft: &crate::types::FuncType, lower: bool) -> (Vec<Flat>, Vec<Flat>) {
+pub fn flatten_functype(ft: &FuncType, lower: bool) -> (Vec<Flat>, Vec<Flat>) {
     let mut params = flatten_types(ft.param_types());
     let mut results = flatten_types(ft.result.iter());
     if params.len() > MAX_FLAT_PARAMS {
@@ -230,7 +252,7 @@ pub fn needs_memory(t: &Type) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Case, Field};
+    use crate::values::{Case, Field};
     use std::sync::Arc;
 
     fn record(ts: &[Type]) -> Type {
@@ -308,10 +330,10 @@ mod tests {
     #[test]
     fn sixteen_flat_params_then_a_pointer() {
         let params: Vec<(String, Type)> = (0..17).map(|i| (format!("p{i}"), Type::U32)).collect();
-        let ft = crate::types::FuncType::new(params[..16].to_vec(), Some(Type::String));
+        let ft = FuncType::new(params[..16].to_vec(), Some(Type::String));
         assert_eq!(flatten_functype(&ft, false), (vec![Flat::I32; 16], vec![Flat::I32]));
         assert_eq!(flatten_functype(&ft, true), (vec![Flat::I32; 17], vec![]));
-        let ft = crate::types::FuncType::new(params, None);
+        let ft = FuncType::new(params, None);
         assert_eq!(flatten_functype(&ft, false).0, vec![Flat::I32]);
     }
 }

@@ -8,8 +8,8 @@ use super::layout::{
 };
 use super::strings::load_string_from_range;
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
-use crate::types::{ResourceType, Type};
-use crate::val::{ResourceAny, Val};
+use crate::values::{ResourceAny, Val};
+use crate::values::{ResourceType, Type};
 
 /// Flat core values as raw bits (i32/f32 in the low 32 bits): joined variant
 /// slots then need no coercion beyond truncation.

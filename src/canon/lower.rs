@@ -10,8 +10,8 @@ use super::layout::{
 use super::lift::check_tuple_ptr;
 use super::strings::store_string_into_range;
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
-use crate::types::{ResourceType, Type};
-use crate::val::Val;
+use crate::values::Val;
+use crate::values::{ResourceType, Type};
 
 fn mismatch(t: &Type, v: &Val) -> wasmi::Error {
     trap!("type mismatch: expected {t}, found {} value", v.kind()).into()

@@ -1,38 +1,24 @@
-//! The canonical ABI (design/mvp/CanonicalABI.md): layout, lifting and
-//! lowering of values, string transcoding, handle tables, and the call
-//! protocols of `canon lift` / `canon lower` / `resource.*`.
+//! The canonical ABI (design/mvp/CanonicalABI.md), the second layer: layout
+//! and flattening, lifting and lowering of values, string transcoding,
+//! handle tables, and the per-store state these rules read and write
+//! ([`state`]: component instance states, tasks, [`limits`]). Built on
+//! [`crate::values`] only; the call protocols that use it (`canon lift`,
+//! `canon lower`, `resource.*`) are in [`crate::component::calls`].
 
-pub mod adapter;
-pub mod calls;
 pub mod handles;
 pub mod layout;
 pub mod lift;
+pub mod limits;
 pub mod lower;
+pub mod state;
 pub mod strings;
+pub mod trap;
 
-use crate::store::StoreData;
-use std::fmt;
+pub(crate) use trap::trap;
+pub use trap::Trap;
+
+use state::StoreData;
 use wasmi::{AsContext, AsContextMut, Func, Memory, StoreContextMut};
-
-/// A trap raised by a rule of the canonical ABI (or a guest-visible runtime
-/// rule). Carries the message the spec tests match on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trap(pub String);
-
-impl fmt::Display for Trap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Trap {}
-impl wasmi::errors::HostError for Trap {}
-
-/// Builds a [`Trap`] from a format string.
-macro_rules! trap {
-    ($($arg:tt)*) => { $crate::canon::Trap(format!($($arg)*)) };
-}
-pub(crate) use trap;
 
 /// `string-encoding=` of a lift or lower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -162,7 +148,7 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
         self.inst().may_leave = false;
         let mut out = [wasmi::Val::I32(0)];
         let args = [old, old_size, align, new_size].map(|v| wasmi::Val::I32(v as i32));
-        let r = calls::with_nested_fuel(&mut self.store, |store| realloc.call(store, &args, &mut out));
+        let r = state::with_nested_fuel(&mut self.store, |store| realloc.call(store, &args, &mut out));
         self.inst().may_leave = true;
         r?;
         Ok(out[0].i32().unwrap_or(0) as u32)
@@ -205,17 +191,5 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
             });
         }
         Ok(())
-    }
-}
-
-/// Converts any error raised inside wasm execution into a `wasmi::Error`
-/// that host functions can return.
-pub fn to_wasmi(t: Trap) -> wasmi::Error {
-    wasmi::Error::host(t)
-}
-
-impl From<Trap> for wasmi::Error {
-    fn from(t: Trap) -> Self {
-        wasmi::Error::host(t)
     }
 }

@@ -2,19 +2,21 @@
 //! per-instance index spaces, as the spec's linking semantics describe.
 //! Nested components are instantiated recursively at runtime.
 
-use super::parse::{ComponentDef, Item};
-use super::typeconv::{func_type, Bindings};
-use super::Component;
-use crate::canon::adapter::AdapterShape;
-use crate::canon::calls::{
+use super::adapter::{AdapterCache, AdapterShape};
+use super::calls::{
     adapter_lower_args, adapter_lower_results, call_host_lowered, call_host_lowered_async, core_type,
     lowered_core_type, resource_drop, resource_new, resource_rep,
 };
+use super::func::{ComponentValue, Export, FuncDef, InstanceValue, Lifted, Outer};
+use super::host::HostImports;
+use super::names::split_version;
+use super::parse::{ComponentDef, Item};
+use super::typeconv::{func_type, Bindings};
 use crate::canon::handles::InstanceState;
+use crate::canon::state::StoreData;
+use crate::canon::trap::from_wasmi;
 use crate::canon::{Options, StringEncoding};
-use crate::linker::{HostFunc, Linker};
-use crate::store::{Store, StoreData};
-use crate::types::{FuncType, ResourceType};
+use crate::values::ResourceType;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,86 +25,13 @@ use wasmparser::component_types::{ComponentAnyTypeId, ComponentEntityType, Compo
 use wasmparser::types::Types;
 use wasmparser::{CanonicalOption, ComponentExternalKind, ComponentOuterAliasKind, ComponentTypeRef, ExternalKind};
 
-/// A function lifted from core wasm by `canon lift`.
-pub(crate) struct Lifted {
-    pub ty: FuncType,
-    pub core: wasmi::Func,
-    pub opts: Options,
-    /// The core signature of `core` (the flattened lift signature).
-    pub core_params: Vec<crate::canon::layout::Flat>,
-    pub core_results: Vec<crate::canon::layout::Flat>,
-}
-
-/// A component function value.
-pub(crate) enum FuncDef<T> {
-    Lifted(Lifted),
-    Host { ty: FuncType, func: HostFunc<T> },
-}
-
-impl<T> FuncDef<T> {
-    pub fn ty(&self) -> &FuncType {
-        match self {
-            FuncDef::Lifted(l) => &l.ty,
-            FuncDef::Host { ty, .. } => ty,
-        }
-    }
-}
-
-/// A value in one of the component index spaces, as exported or imported.
-pub(crate) enum Export<T> {
-    Func(Arc<FuncDef<T>>),
-    Instance(Arc<InstanceValue<T>>),
-    /// A type export: resources carry their runtime type.
-    Type(Option<ResourceType>),
-    Module(wasmi::Module),
-    Component(ComponentValue),
-}
-
-impl<T> Clone for Export<T> {
-    fn clone(&self) -> Self {
-        match self {
-            Export::Func(f) => Export::Func(f.clone()),
-            Export::Instance(i) => Export::Instance(i.clone()),
-            Export::Type(t) => Export::Type(t.clone()),
-            Export::Module(m) => Export::Module(m.clone()),
-            Export::Component(c) => Export::Component(c.clone()),
-        }
-    }
-}
-
-/// A component instance's exports, in order.
-pub(crate) struct InstanceValue<T> {
-    pub exports: Vec<(String, Export<T>)>,
-}
-
-impl<T> InstanceValue<T> {
-    pub fn get(&self, name: &str) -> Option<&Export<T>> {
-        self.exports.iter().find(|(n, _)| n == name).map(|(_, e)| e)
-    }
-}
-
-/// A component definition together with the outer scopes its `alias outer`
-/// items refer to.
-#[derive(Clone)]
-pub(crate) struct ComponentValue {
-    pub def: Arc<ComponentDef>,
-    pub outer: Option<Arc<Outer>>,
-}
-
-/// Snapshot of an enclosing component's module and component index spaces.
-pub(crate) struct Outer {
-    modules: Vec<wasmi::Module>,
-    components: Vec<ComponentValue>,
-    parent: Option<Arc<Outer>>,
-}
-
 enum CoreInstance {
     Real(wasmi::Instance),
     Exports(Vec<(String, Extern)>),
 }
 
 enum Imports<'a, T> {
-    Linker(&'a Linker<T>),
+    Host(&'a dyn HostImports<T>),
     Args(HashMap<String, Export<T>>),
 }
 
@@ -127,21 +56,19 @@ fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
         .ok_or_else(|| anyhow!("{what} index {i} out of bounds"))
 }
 
+/// Instantiates a root component, resolving its imports against `host`;
+/// returns the new component instance's id and exports.
 pub(crate) fn instantiate_root<T: 'static>(
-    store: &mut Store<T>,
-    component: &Component,
-    linker: &Linker<T>,
-) -> Result<crate::Instance> {
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    def: &Arc<ComponentDef>,
+    adapters: &AdapterCache,
+    host: &dyn HostImports<T>,
+) -> Result<(usize, InstanceValue<T>)> {
     let value = ComponentValue {
-        def: component.def.clone(),
+        def: def.clone(),
         outer: None,
     };
-    let mut cx = store.ctx();
-    let (id, inst) = instantiate(&mut cx, &value, Imports::Linker(linker), None)?;
-    Ok(crate::Instance {
-        id,
-        exports: Arc::new(inst),
-    })
+    instantiate(store, &value, Imports::Host(host), None, adapters)
 }
 
 fn instantiate<T: 'static>(
@@ -149,6 +76,7 @@ fn instantiate<T: 'static>(
     comp: &ComponentValue,
     imports: Imports<'_, T>,
     parent: Option<usize>,
+    adapters: &AdapterCache,
 ) -> Result<(usize, InstanceValue<T>)> {
     let id = store.data().rt.instances.len();
     store.data_mut().rt.instances.push(InstanceState::new(parent));
@@ -168,7 +96,7 @@ fn instantiate<T: 'static>(
     };
     let types = &comp.def.types;
     for item in &comp.def.items {
-        step(store, comp, &imports, &mut s, types, item)?;
+        step(store, comp, &imports, &mut s, types, item, adapters)?;
     }
     Ok((id, InstanceValue { exports: s.exports }))
 }
@@ -180,6 +108,7 @@ fn step<T: 'static>(
     s: &mut Scope<T>,
     types: &Types,
     item: &Item,
+    adapters: &AdapterCache,
 ) -> Result<()> {
     match item {
         Item::Module(m) => s.core_modules.push(m.clone()),
@@ -214,7 +143,7 @@ fn step<T: 'static>(
                 })?;
                 externs.push(e);
             }
-            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(crate::error::from_wasmi)?;
+            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(from_wasmi)?;
             s.core_instances.push(CoreInstance::Real(inst));
         }
         Item::CoreFromExports(exports) => {
@@ -334,7 +263,7 @@ fn step<T: 'static>(
                         )
                     }
                 },
-                FuncDef::Lifted(_) => adapter(store, callee.clone(), opts)?,
+                FuncDef::Lifted(_) => adapter(store, adapters, callee.clone(), opts)?,
             };
             s.core_funcs.push(f);
         }
@@ -379,7 +308,7 @@ fn step<T: 'static>(
         }
         Item::Import { name, ty, type_index } => {
             let e = match imports {
-                Imports::Linker(l) => import_from_linker(l, name, *ty, *type_index, types, s)?,
+                Imports::Host(h) => import_from_host(*h, name, *ty, *type_index, types, s)?,
                 Imports::Args(args) => {
                     let e = args
                         .get(name)
@@ -411,7 +340,7 @@ fn step<T: 'static>(
             for (name, kind, index) in args {
                 map.insert(name.clone(), item_at(s, types, *kind, *index)?);
             }
-            let (_, iv) = instantiate(store, &c, Imports::Args(map), Some(s.id))?;
+            let (_, iv) = instantiate(store, &c, Imports::Args(map), Some(s.id), adapters)?;
             push_instance(s, types, Arc::new(iv));
         }
         Item::FromExports(exports) => {
@@ -427,9 +356,10 @@ fn step<T: 'static>(
 
 /// Builds the core function a caller imports for a function lifted by another
 /// component: an instance of the generated adapter module (see
-/// [`crate::canon::adapter`]).
+/// [`super::adapter`]).
 fn adapter<T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
+    adapters: &AdapterCache,
     callee: Arc<FuncDef<T>>,
     opts: Options,
 ) -> Result<wasmi::Func> {
@@ -438,12 +368,7 @@ fn adapter<T: 'static>(
     };
     let shape = AdapterShape::of(&l.ty);
     let engine = store.engine().clone();
-    let module = store
-        .data()
-        .rt
-        .adapters
-        .module(&engine, &shape)
-        .map_err(crate::error::from_wasmi)?;
+    let module = adapters.module(&engine, &shape).map_err(from_wasmi)?;
     let core = l.core;
     let (c1, o1) = (callee.clone(), opts.clone());
     let lower_args = wasmi::Func::new(
@@ -472,7 +397,7 @@ fn adapter<T: 'static>(
             Extern::Func(lower_results),
         ],
     )
-    .map_err(crate::error::from_wasmi)?;
+    .map_err(from_wasmi)?;
     inst.get_func(&*store, "adapter")
         .ok_or_else(|| anyhow!("internal: adapter export missing"))
 }
@@ -606,10 +531,10 @@ fn options_of<T>(s: &Scope<T>, options: &[CanonicalOption]) -> Result<Options> {
     Ok(o)
 }
 
-/// Resolves a root import against the linker. Errors name the import and the
+/// Resolves a root import against the host. Errors name the import and the
 /// type the guest expects.
-fn import_from_linker<T: 'static>(
-    linker: &Linker<T>,
+fn import_from_host<T: 'static>(
+    linker: &dyn HostImports<T>,
     name: &str,
     ty: ComponentTypeRef,
     type_index: Option<u32>,
@@ -623,7 +548,7 @@ fn import_from_linker<T: 'static>(
             };
             let fty = func_type(types, fid, &s.bindings)?;
             let func = linker
-                .root_items()
+                .root()
                 .funcs
                 .get(name)
                 .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a function of type {fty}"))?;
@@ -634,7 +559,7 @@ fn import_from_linker<T: 'static>(
         }
         ComponentTypeRef::Type(wasmparser::TypeBounds::SubResource) => {
             let rt = linker
-                .root_items()
+                .root()
                 .resources
                 .get(name)
                 .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a resource type"))?;
@@ -648,10 +573,11 @@ fn import_from_linker<T: 'static>(
             let ComponentAnyTypeId::Instance(id) = types.component_any_type_at(t) else {
                 bail!("import `{name}`: not an instance type");
             };
-            let host = linker.lookup_instance(name).ok_or_else(|| {
+            let host = linker.lookup(name).ok_or_else(|| {
                 let similar: Vec<&str> = linker
-                    .instance_names()
-                    .filter(|n| crate::linker::split_version(n).0 == crate::linker::split_version(name).0)
+                    .names()
+                    .into_iter()
+                    .filter(|n| split_version(n).0 == split_version(name).0)
                     .collect();
                 let hint = if similar.is_empty() {
                     String::new()

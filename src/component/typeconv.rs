@@ -1,7 +1,7 @@
 //! Converting the validator's types into runtime [`Type`]s, with resource ids
 //! replaced by the runtime resource types bound in the current instance.
 
-use crate::types::{Case, Field, FuncType, ResourceType, Type};
+use crate::values::{Case, Field, FuncType, ResourceType, Type};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 use std::sync::Arc;

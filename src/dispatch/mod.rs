@@ -14,8 +14,8 @@
 //! synchronous call such as `Func::call` or a destructor), the future is
 //! driven to completion in place.
 
-use crate::store::StoreData;
-use crate::val::Val;
+use crate::canon::state::{StoreCx, StoreData};
+use crate::values::Val;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -37,10 +37,10 @@ pub(crate) type Completion<T> = Box<
 /// table, say, after a wait that failed.
 pub struct Deferred<T>(Mutex<Option<DeferredFn<T>>>);
 
-type DeferredFn<T> = Box<dyn FnOnce(crate::StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send>;
+type DeferredFn<T> = Box<dyn FnOnce(StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send>;
 
 impl<T: 'static> Deferred<T> {
-    pub fn new(f: impl FnOnce(crate::StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send + 'static) -> Self {
+    pub fn new(f: impl FnOnce(StoreCx<'_, T>) -> anyhow::Result<Vec<Val>> + Send + 'static) -> Self {
         Deferred(Mutex::new(Some(Box::new(f))))
     }
 

@@ -3,8 +3,8 @@
 //! callee's call is the host future), and every failure is `err(message)`.
 
 use super::{CallCtx, Registry, MAX_CALL_DEPTH};
-use crate::types::Type;
-use crate::val::Val;
+use crate::values::Type;
+use crate::values::Val;
 use crate::Linker;
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value as Json;

@@ -84,9 +84,9 @@ fn split(path: &str) -> Vec<String> {
 }
 
 fn is_proxy_method(method: &str) -> bool {
-    method
-        .split_once('#')
-        .is_some_and(|(i, f)| crate::linker::split_version(i).0 == "wasi:http/incoming-handler" && f == "handle")
+    method.split_once('#').is_some_and(|(i, f)| {
+        crate::component::names::split_version(i).0 == "wasi:http/incoming-handler" && f == "handle"
+    })
 }
 
 /// Serves a registry's endpoints.

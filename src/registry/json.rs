@@ -3,8 +3,8 @@
 //! (records as objects, `null` for `none`, `{"ok": …}`/`{"err": …}`,
 //! `{"case": payload}`, enums as names, flags as lists of names).
 
-use crate::types::{FuncType, Type};
-use crate::val::Val;
+use crate::values::Val;
+use crate::values::{FuncType, Type};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value as Json};
 

@@ -25,7 +25,7 @@ pub struct Function {
     component: Component,
     /// The method's type (`None` if it involves resources, which JSON and
     /// `funcs` cannot carry).
-    ty: Option<crate::types::FuncType>,
+    ty: Option<crate::values::FuncType>,
     pool: pool::Pool<Warm>,
 }
 
@@ -283,7 +283,7 @@ impl Registry {
     }
 
     /// The component type of function `id`.
-    pub fn func_type(&self, id: &str) -> Result<crate::types::FuncType> {
+    pub fn func_type(&self, id: &str) -> Result<crate::values::FuncType> {
         let f = self
             .inner
             .functions
@@ -413,7 +413,8 @@ impl Inner {
                     "missing: a core module needs the WIT signature of its exports",
                 ));
             };
-            crate::component::componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
+            crate::component::wrap::componentize_core(&core, wit)
+                .map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
         } else {
             bytes
         };
@@ -548,7 +549,7 @@ fn is_core(bytes: &[u8]) -> bool {
 
 /// The type of export `f` or `iface#f` (version-tolerant): `None` if there
 /// is no such function, `Some(None)` if its type involves resources.
-fn export_type(component: &Component, method: &str) -> Option<Option<crate::types::FuncType>> {
+fn export_type(component: &Component, method: &str) -> Option<Option<crate::values::FuncType>> {
     use wasmparser::component_types::ComponentEntityType as E;
     let types = component.types();
     let fid = match method.split_once('#') {
@@ -557,7 +558,9 @@ fn export_type(component: &Component, method: &str) -> Option<Option<crate::type
             _ => return None,
         },
         Some((iface, f)) => component.def.exports.iter().find_map(|(n, _, _)| {
-            if n != iface && crate::linker::split_version(n).0 != crate::linker::split_version(iface).0 {
+            if n != iface
+                && crate::component::names::split_version(n).0 != crate::component::names::split_version(iface).0
+            {
                 return None;
             }
             match types.component_item_for_export(n).map(|i| i.ty) {

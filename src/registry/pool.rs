@@ -110,17 +110,20 @@ impl<W> Pool<W> {
             }
             self.busy.fetch_add(1, Ordering::SeqCst);
             let _busy = Busy(&self.busy);
-            call(&mut w).await
+            let result = call(&mut w).await;
+            // Settled before the call stops counting as busy, so an idle
+            // pool's statistics are final.
+            match &result {
+                Ok(_) if reuse => self
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((w, Instant::now())),
+                // A failed call may leave the instance poisoned: replace it.
+                _ => self.retire(1),
+            }
+            result
         };
-        match &result {
-            Ok(_) if reuse => self
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((w, Instant::now())),
-            // A failed call may leave the instance poisoned: replace it.
-            _ => self.retire(1),
-        }
         drop(permit);
         result
     }

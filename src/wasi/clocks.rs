@@ -3,7 +3,7 @@
 
 use super::io::Pollable;
 use super::{iface, own, Types, WasiView};
-use crate::val::Val;
+use crate::values::Val;
 use crate::Linker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,7 +59,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
             anyhow::bail!("expected an instant")
         };
         let ctx = cx.data_mut().wasi();
-        let p = ctx.table.push(Pollable::Deadline(ctx.clocks.at(when)))?;
+        let p = ctx.table.push(Pollable::at(ctx.clocks.at(when)))?;
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });
@@ -72,7 +72,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         let deadline = Instant::now()
             .checked_add(Duration::from_nanos(d))
             .unwrap_or_else(far_future);
-        let p = ctx.table.push(Pollable::Deadline(deadline))?;
+        let p = ctx.table.push(Pollable::at(deadline))?;
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });

@@ -5,11 +5,14 @@
 //! and symlinks cannot leave a mount, however they are combined. A read-only
 //! mount refuses every mutation with `not-permitted`, as wasmtime does.
 
-use super::io::{InputStream, IoError, OutputStream};
+use super::io::{
+    HostInputStream, HostOutputStream, InputStream, IoError, OutputStream, Read, StreamError, StreamResult,
+    WRITE_BUDGET,
+};
 use super::{bytes_arg, bytes_val, err, get, get_mut, iface, ok, own, rep, table_resource, u64_arg, Types, WasiView};
 use crate::host::table::Resource;
-use crate::types::ResourceType;
-use crate::val::Val;
+use crate::values::ResourceType;
+use crate::values::Val;
 use crate::{Linker, StoreCx};
 use anyhow::{anyhow, Result};
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OsMetadataExt, SystemTimeSpec};
@@ -378,17 +381,20 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let st = t.clone();
     fs.func_new(&format!("{m}read-via-stream"), move |mut cx, args, out| {
         let offset = u64_arg(&args[1])?;
-        let r = readable_file(descriptor(&mut cx, &args[0])?).map(|file| InputStream::File { file, pos: offset });
+        let r = readable_file(descriptor(&mut cx, &args[0])?)
+            .map(|file| InputStream::new(FileReader { file, pos: offset }));
         out.push(push_stream(&mut cx, r, &st.input_stream, &args[0])?);
         Ok(())
     });
     let st = t.clone();
     fs.func_new(&format!("{m}write-via-stream"), move |mut cx, args, out| {
         let offset = u64_arg(&args[1])?;
-        let r = writable_file(descriptor(&mut cx, &args[0])?).map(|file| OutputStream::File {
-            file,
-            pos: offset,
-            append: false,
+        let r = writable_file(descriptor(&mut cx, &args[0])?).map(|file| {
+            OutputStream::new(FileWriter {
+                file,
+                pos: offset,
+                append: false,
+            })
         });
         out.push(push_stream(&mut cx, r, &st.output_stream, &args[0])?);
         Ok(())
@@ -398,11 +404,11 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         let r = writable_file(descriptor(&mut cx, &args[0])?).and_then(|file| {
             // Appends go through an O_APPEND handle of the same file.
             let f = reopen_append(&file)?;
-            Ok(OutputStream::File {
+            Ok(OutputStream::new(FileWriter {
                 file: Arc::new(f),
                 pos: 0,
                 append: true,
-            })
+            }))
         });
         out.push(push_stream(&mut cx, r, &st.output_stream, &args[0])?);
         Ok(())
@@ -645,10 +651,14 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         Ok(())
     });
     fs.func_new("filesystem-error-code", |mut cx, args, out| {
-        let code = match &get::<T, IoError>(&mut cx, &args[0])?.1 {
-            Some(super::io::ErrorCode::Filesystem(c)) => Some(Box::new(Val::Enum(c.to_string()))),
-            _ => None,
-        };
+        // A file stream's error carries its `Code`; other I/O failures
+        // (stdio) their `io::Error`.
+        let e = get::<T, IoError>(&mut cx, &args[0])?;
+        let code = e
+            .code::<Code>()
+            .map(|c| c.0)
+            .or_else(|| e.code::<io::Error>().map(error_code));
+        let code = code.map(|c| Box::new(Val::Enum(c.to_string())));
         out.push(Val::Option(code));
         Ok(())
     });
@@ -694,6 +704,63 @@ fn reopen_append(file: &std::fs::File) -> Res<std::fs::File> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", file.as_raw_fd());
     Ok(std::fs::OpenOptions::new().append(true).open(path)?)
+}
+
+/// A file's `read-via-stream`: read from `pos` on.
+struct FileReader {
+    file: Arc<std::fs::File>,
+    pos: u64,
+}
+
+/// A file stream's failure, with its `error-code`.
+fn stream_error(e: io::Error) -> StreamError {
+    StreamError::Failed(IoError::with_code(e.to_string(), Code(error_code(&e))))
+}
+
+impl HostInputStream for FileReader {
+    fn read(&mut self, len: u64, _: bool) -> Read {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; len.min(1 << 20) as usize];
+        Read::Now(match self.file.read_at(&mut buf, self.pos) {
+            Ok(0) if !buf.is_empty() => Err(StreamError::Closed),
+            Ok(n) => {
+                buf.truncate(n);
+                self.pos += n as u64;
+                Ok(buf)
+            }
+            Err(e) => Err(stream_error(e)),
+        })
+    }
+}
+
+/// A file's `write-via-stream` (at `pos`) or `append-via-stream`.
+struct FileWriter {
+    file: Arc<std::fs::File>,
+    pos: u64,
+    append: bool,
+}
+
+impl HostOutputStream for FileWriter {
+    fn check_write(&mut self) -> StreamResult<u64> {
+        Ok(WRITE_BUDGET)
+    }
+
+    fn write(&mut self, data: &[u8]) -> StreamResult<()> {
+        use std::io::Write;
+        use std::os::unix::fs::FileExt;
+        let r = if self.append {
+            (&*self.file).write_all(data)
+        } else {
+            self.file
+                .write_all_at(data, self.pos)
+                .map(|()| self.pos += data.len() as u64)
+        };
+        r.map_err(stream_error)
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
 }
 
 /// Pushes a stream opened from a descriptor as its child, or the error.

@@ -8,46 +8,53 @@
 
 pub mod cli;
 pub mod clocks;
+pub mod command;
 pub mod filesystem;
 pub mod http;
 pub mod io;
 pub mod random;
 pub mod sockets;
+pub(crate) mod vals;
+
+pub use cli::{Sink, Source};
+pub use vals::VERSION;
+
+pub(crate) use io::{get, get_mut, table_resource, IoView, Types};
+pub(crate) use vals::{bytes_arg, bytes_val, err, iface, ok, own, rep, u64_arg};
 
 use crate::host::table::ResourceTable;
-use crate::types::ResourceType;
-use crate::val::{ResourceAny, Val};
 use crate::Linker;
-use anyhow::{anyhow, Result};
-use std::sync::{Arc, Mutex};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The WASI version whose WIT the hosts implement; guests importing any
-/// semver-compatible `0.2.x` link to it.
-pub const VERSION: &str = "0.2.12";
-
-/// `ns:pkg/iface@VERSION`.
-pub(crate) fn iface(name: &str) -> String {
-    format!("{name}@{VERSION}")
+/// A host directory given to the guest.
+#[derive(Clone, Debug)]
+pub struct DirMount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
 }
 
-/// Where a guest's standard output or error goes.
-#[derive(Clone, Debug)]
-pub enum Sink {
-    /// The host process's own stream.
-    Inherit,
-    /// An in-memory buffer the embedder can read.
-    Capture(Arc<Mutex<Vec<u8>>>),
-    /// Discard.
-    Null,
-}
-
-/// Where a guest's standard input comes from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    Inherit,
-    Bytes(Arc<Vec<u8>>),
-    /// Immediately at end of stream.
-    Null,
+impl DirMount {
+    /// Parses `HOST[::GUEST]` (the guest path defaults to the host path).
+    pub fn parse(spec: &str, read_only: bool) -> Result<Self> {
+        let (host, guest) = match spec.split_once("::") {
+            Some((h, g)) => (h, g),
+            None => (spec, spec),
+        };
+        if host.is_empty() || guest.is_empty() {
+            bail!("invalid directory mapping `{spec}`: expected HOST[::GUEST]");
+        }
+        if !Path::new(host).is_dir() {
+            bail!("--dir {spec}: host directory `{host}` does not exist");
+        }
+        Ok(DirMount {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        })
+    }
 }
 
 /// A guest called `wasi:cli/exit`: the process exit status it asked for.
@@ -154,13 +161,10 @@ impl WasiView for WasiCtx {
     }
 }
 
-/// The host resource types shared between interfaces (`use`d types).
-#[derive(Clone)]
-pub(crate) struct Types {
-    pub error: ResourceType,
-    pub pollable: ResourceType,
-    pub input_stream: ResourceType,
-    pub output_stream: ResourceType,
+impl<T: WasiView> IoView for T {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.wasi().table
+    }
 }
 
 /// Defines every WASI 0.2 interface implemented so far in `linker`.
@@ -175,83 +179,6 @@ pub fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) -> Result<()> {
     // Every WASI host reads bytes through `bytes_arg`.
     linker.compact_bytes("wasi:");
     Ok(())
-}
-
-// Small helpers for the dynamic host functions.
-
-/// Defines resource type `name` whose objects (of type `R`) live in the
-/// context's table and are deleted when the guest drops its handle.
-pub(crate) fn table_resource<T: WasiView, R: Send + 'static>(
-    inst: &mut crate::LinkerInstance<T>,
-    name: &str,
-) -> ResourceType {
-    inst.resource(name, |mut cx, rep| {
-        cx.data_mut().wasi().table.delete(crate::Resource::<R>::new(rep))?;
-        Ok(())
-    })
-}
-
-/// The table object behind a handle argument.
-pub(crate) fn get<'a, T: WasiView, R: 'static>(cx: &'a mut crate::StoreCx<'_, T>, v: &Val) -> Result<&'a R> {
-    Ok(cx.data_mut().wasi().table.get(&crate::Resource::<R>::new(rep(v)?))?)
-}
-
-/// The table object behind a handle argument, mutably.
-pub(crate) fn get_mut<'a, T: WasiView, R: 'static>(cx: &'a mut crate::StoreCx<'_, T>, v: &Val) -> Result<&'a mut R> {
-    Ok(cx
-        .data_mut()
-        .wasi()
-        .table
-        .get_mut(&crate::Resource::<R>::new(rep(v)?))?)
-}
-
-pub(crate) fn rep(v: &Val) -> Result<u32> {
-    match v {
-        Val::Resource(r) => Ok(r.rep),
-        other => Err(anyhow!("expected a resource handle, got {}", other.kind())),
-    }
-}
-
-pub(crate) fn own(ty: &ResourceType, rep: u32) -> Val {
-    Val::Resource(ResourceAny {
-        ty: ty.clone(),
-        rep,
-        own: true,
-    })
-}
-
-pub(crate) fn ok(v: Option<Val>) -> Val {
-    Val::Result(Ok(v.map(Box::new)))
-}
-
-pub(crate) fn err(v: Val) -> Val {
-    Val::Result(Err(Some(Box::new(v))))
-}
-
-pub(crate) fn u64_arg(v: &Val) -> Result<u64> {
-    match v {
-        Val::U64(x) => Ok(*x),
-        other => Err(anyhow!("expected u64, got {}", other.kind())),
-    }
-}
-
-pub(crate) fn bytes_arg(v: &Val) -> Result<Vec<u8>> {
-    match v {
-        Val::Bytes(b) => Ok(b.clone()),
-        Val::List(items) => items
-            .iter()
-            .map(|b| match b {
-                Val::U8(b) => Ok(*b),
-                other => Err(anyhow!("expected u8, got {}", other.kind())),
-            })
-            .collect(),
-        other => Err(anyhow!("expected list<u8>, got {}", other.kind())),
-    }
-}
-
-/// Bytes for the guest, in the compact form that lowers with one copy.
-pub(crate) fn bytes_val(bytes: Vec<u8>) -> Val {
-    Val::Bytes(bytes)
 }
 
 #[cfg(test)]
@@ -280,7 +207,7 @@ mod tests {
             let host = linker.lookup_instance(&name);
             for f in iface.functions.keys() {
                 checked += 1;
-                if !host.is_some_and(|h| h.funcs.contains_key(f)) {
+                if !host.is_some_and(|h| h.defs.funcs.contains_key(f)) {
                     missing.push(format!("{name}#{f}"));
                 }
             }

@@ -2,7 +2,7 @@
 //! seeded per instance; `insecure-seed` fixed per instance.
 
 use super::{bytes_val, iface, u64_arg, WasiView};
-use crate::val::Val;
+use crate::values::Val;
 use crate::Linker;
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;

@@ -15,7 +15,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Wraps a wasm32-wasip1 core module into a `wasi:cli/command` component with
 /// the preview1 command adapter, as `wasm-tools component new` does.
 pub fn componentize_command(core: &[u8]) -> Vec<u8> {
-    wippy_wasm::component::adapt_preview1(core).expect("adapt")
+    wippy_wasm::component::wrap::adapt_preview1(core).expect("adapt")
 }
 
 /// Core-module fields of a bump allocator with a memory: `(memory "mem")`

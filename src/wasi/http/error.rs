@@ -1,6 +1,6 @@
 //! `wasi:http/types.error-code`: what failed in an HTTP exchange.
 
-use crate::val::Val;
+use crate::values::Val;
 use futures_rustls::rustls;
 use std::fmt;
 

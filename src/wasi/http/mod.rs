@@ -6,6 +6,7 @@
 //! body chunk is suspended like any other wait. Serving
 //! (`wasi:http/incoming-handler`) is [`crate::serve`].
 
+mod body;
 pub mod client;
 mod error;
 pub mod pipe;
@@ -14,13 +15,14 @@ pub mod types;
 
 pub use error::HttpError;
 
-use super::io::{IoError, OutputStream, PipeReader, PipeWait, Pollable};
+use super::io::{InputStream, IoError, OutputStream, Pollable};
 use super::{err, get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
 use crate::host::table::Resource;
-use crate::types::ResourceType;
-use crate::val::Val;
+use crate::values::ResourceType;
+use crate::values::Val;
 use crate::Linker;
 use anyhow::{bail, Context, Result};
+use body::{BodyReader, BodyWriter, PipeReady, PipeWait};
 use std::time::Duration;
 use types::*;
 
@@ -475,7 +477,7 @@ fn add_bodies<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes, 
             return Ok(());
         }
         body.stream_taken = true;
-        let stream = super::io::InputStream::Pipe(PipeReader(body.pipe.clone()));
+        let stream = InputStream::new(BodyReader(body.pipe.clone()));
         let s = table.push_child(stream, &body_res)?;
         out.push(ok(Some(own(&i.input_stream, s.rep()))));
         Ok(())
@@ -494,10 +496,7 @@ fn add_bodies<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes, 
     let i = io.clone();
     inst.func_new("[method]future-trailers.subscribe", move |mut cx, args, out| {
         let f = get::<T, FutureTrailers>(&mut cx, &args[0])?;
-        let p = Pollable::Pipe {
-            pipe: f.pipe.clone(),
-            wait: PipeWait::End,
-        };
+        let p = PipeReady::pollable(f.pipe.clone(), PipeWait::End);
         let parent = Resource::<FutureTrailers>::new(rep(&args[0])?);
         let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
         out.push(own(&i.pollable, p.rep()));
@@ -536,7 +535,7 @@ fn add_bodies<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes, 
             return Ok(());
         }
         body.stream_taken = true;
-        let stream = OutputStream::Pipe(body.pipe.clone());
+        let stream = OutputStream::new(BodyWriter(body.pipe.clone()));
         let s = table.push_child(stream, &body_res)?;
         out.push(ok(Some(own(&i.output_stream, s.rep()))));
         Ok(())
@@ -566,7 +565,7 @@ fn add_bodies<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes, 
                 .data_mut()
                 .wasi()
                 .table
-                .push_child(Pollable::Signal(signal), &parent)?;
+                .push_child(Pollable::signal(signal), &parent)?;
             out.push(own(&i.pollable, p.rep()));
             Ok(())
         },
@@ -599,10 +598,8 @@ fn add_bodies<T: WasiView>(inst: &mut crate::LinkerInstance<T>, ty: &HttpTypes, 
     });
 
     inst.func_new("http-error-code", |mut cx, args, out| {
-        let code = match &get::<T, IoError>(&mut cx, &args[0])?.1 {
-            Some(super::io::ErrorCode::Http(e)) => Some(Box::new(e.to_val())),
-            _ => None,
-        };
+        let code = get::<T, IoError>(&mut cx, &args[0])?.code::<HttpError>();
+        let code = code.map(|e| Box::new(e.to_val()));
         out.push(Val::Option(code));
         Ok(())
     });

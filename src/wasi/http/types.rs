@@ -2,7 +2,7 @@
 
 use super::pipe::{End, Pipe};
 use super::HttpError;
-use crate::val::Val;
+use crate::values::Val;
 use anyhow::{anyhow, bail, Result};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::sync::{Arc, Mutex};

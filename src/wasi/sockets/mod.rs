@@ -1,13 +1,16 @@
 //! `wasi:sockets`: `network`, `instance-network` and `ip-name-lookup` here,
 //! TCP in [`tcp`], UDP in [`udp`], all under a per-instance [`NetworkPolicy`].
 
+mod streams;
 pub mod tcp;
 pub mod udp;
 
-use super::io::{Pollable, Signal};
+pub(crate) use streams::{socket_ready, Socket, SocketReady};
+
+use super::io::{IoError, Pollable, Signal};
 use super::{err, get, get_mut, iface, ok, own, table_resource, Types, WasiView};
 use crate::host::table::Resource;
-use crate::val::Val;
+use crate::values::Val;
 use crate::Linker;
 use anyhow::{anyhow, bail, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
@@ -283,7 +286,7 @@ fn family_arg(v: &Val) -> Result<bool> {
 
 /// A new non-blocking socket of `ty` registered with the reactor; IPv6
 /// sockets are IPv6-only, as WASI requires.
-pub(crate) fn open_socket(v6: bool, ty: socket2::Type, proto: socket2::Protocol) -> std::io::Result<super::io::Socket> {
+pub(crate) fn open_socket(v6: bool, ty: socket2::Type, proto: socket2::Protocol) -> std::io::Result<Socket> {
     let domain = if v6 {
         socket2::Domain::IPV6
     } else {
@@ -347,7 +350,7 @@ pub(crate) fn define_create<T: WasiView, S: Send + 'static>(
     linker: &mut Linker<T>,
     interface: &str,
     func: &str,
-    ty: crate::types::ResourceType,
+    ty: crate::values::ResourceType,
     open: impl Fn(bool, SocketSlot) -> std::io::Result<S> + Send + Sync + 'static,
 ) {
     linker
@@ -363,6 +366,9 @@ pub(crate) fn define_create<T: WasiView, S: Send + 'static>(
             Ok(())
         });
 }
+
+/// A socket stream's `network-error-code`, carried by its `wasi:io` errors.
+pub struct NetworkCode(pub &'static str);
 
 /// The WIT error code for an OS socket error.
 pub(crate) fn io_code(e: &std::io::Error) -> &'static str {
@@ -426,10 +432,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let net = linker.instance(&iface("wasi:sockets/network"));
     let network_ty = table_resource::<T, Network>(net, "network");
     net.func_new("network-error-code", |mut cx, args, out| {
-        let code = match &get::<T, super::io::IoError>(&mut cx, &args[0])?.1 {
-            Some(super::io::ErrorCode::Network(c)) => Some(Box::new(Val::Enum(c.to_string()))),
-            _ => None,
-        };
+        let code = get::<T, IoError>(&mut cx, &args[0])?.code::<NetworkCode>();
+        let code = code.map(|c| Box::new(Val::Enum(c.0.to_string())));
         out.push(Val::Option(code));
         Ok(())
     });
@@ -493,7 +497,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     lookup.func_new("[method]resolve-address-stream.subscribe", move |mut cx, args, out| {
         let done = get::<T, ResolveStream>(&mut cx, &args[0])?.done.clone();
         let parent = Resource::<ResolveStream>::new(super::rep(&args[0])?);
-        let p = cx.data_mut().wasi().table.push_child(Pollable::Signal(done), &parent)?;
+        let p = cx.data_mut().wasi().table.push_child(Pollable::signal(done), &parent)?;
         out.push(own(&pt, p.rep()));
         Ok(())
     });

@@ -3,14 +3,16 @@
 //! Nothing here blocks: waiting happens through pollables and the blocking
 //! stream operations, which suspend the guest.
 
+use super::streams::{TcpReader, TcpWriter};
 use super::{
     buffer_size, code, code_result as res, family_ok, hop_limit, io_code, open_socket, os, os_addr, set_buffer_size,
     set_hop_limit, socket_addr_arg, socket_addr_val, Network, SocketSlot,
 };
+use super::{socket_ready, Socket, SocketReady};
 use crate::host::table::Resource;
-use crate::types::ResourceType;
-use crate::val::Val;
-use crate::wasi::io::{socket_ready, InputStream, OutputStream, Pollable, Socket};
+use crate::values::ResourceType;
+use crate::values::Val;
+use crate::wasi::io::{InputStream, OutputStream, Pollable};
 use crate::wasi::{get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
 use crate::Linker;
 use anyhow::{bail, Result};
@@ -73,15 +75,19 @@ fn streams<T: WasiView>(
     parent: &Resource<TcpSocket>,
     sock: &Socket,
 ) -> Result<Val> {
-    let table = &mut cx.data_mut().wasi().table;
-    let input = table.push_child(InputStream::Tcp(sock.clone()), parent)?;
-    let output = table.push_child(
-        OutputStream::Tcp {
-            sock: sock.clone(),
-            pending: Vec::new(),
-        },
-        parent,
-    )?;
+    let ctx = cx.data_mut().wasi();
+    let timeout = ctx.network.timeout;
+    let input = InputStream::new(TcpReader {
+        sock: sock.clone(),
+        timeout,
+    });
+    let output = OutputStream::new(TcpWriter {
+        sock: sock.clone(),
+        pending: Vec::new(),
+        timeout,
+    });
+    let input = ctx.table.push_child(input, parent)?;
+    let output = ctx.table.push_child(output, parent)?;
     Ok(Val::Tuple(vec![
         own(&types.input_stream, input.rep()),
         own(&types.output_stream, output.rep()),
@@ -318,13 +324,13 @@ fn add_state_machine<T: WasiView>(tcp: &mut crate::LinkerInstance<T>, types: &Ty
     tcp.func_new("[method]tcp-socket.subscribe", move |mut cx, args, out| {
         let s = get::<T, TcpSocket>(&mut cx, &args[0])?;
         let p = match s.state {
-            State::Listening => Pollable::socket(s.sock.clone(), false),
-            State::Connecting => Pollable::Socket {
+            State::Listening => SocketReady::pollable(s.sock.clone(), false),
+            State::Connecting => Pollable::new(SocketReady {
                 sock: s.sock.clone(),
                 write: true,
                 until: s.connect_deadline,
-            },
-            _ => Pollable::Ready,
+            }),
+            _ => Pollable::ready(),
         };
         let parent = Resource::<TcpSocket>::new(rep(&args[0])?);
         let p = cx.data_mut().wasi().table.push_child(p, &parent)?;

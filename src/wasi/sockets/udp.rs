@@ -6,10 +6,11 @@ use super::{
     buffer_size, code, code_result as result, family_ok, hop_limit, io_code, open_socket, os_addr, set_buffer_size,
     set_hop_limit, socket_addr_arg, socket_addr_val, Code, Network, SocketSlot,
 };
+use super::{socket_ready, Socket, SocketReady};
 use crate::host::table::Resource;
-use crate::types::ResourceType;
-use crate::val::Val;
-use crate::wasi::io::{socket_ready, Pollable, Socket};
+use crate::values::ResourceType;
+use crate::values::Val;
+use crate::wasi::io::Pollable;
 use crate::wasi::{bytes_arg, bytes_val, get, get_mut, iface, ok, own, rep, table_resource, Types, WasiView};
 use crate::Linker;
 use anyhow::{anyhow, bail, Result};
@@ -229,7 +230,7 @@ fn add_socket<T: WasiView>(
     udp.func_new("[method]udp-socket.subscribe", move |mut cx, args, out| {
         get::<T, UdpSocket>(&mut cx, &args[0])?;
         let parent = Resource::<UdpSocket>::new(rep(&args[0])?);
-        let p = cx.data_mut().wasi().table.push_child(Pollable::Ready, &parent)?;
+        let p = cx.data_mut().wasi().table.push_child(Pollable::ready(), &parent)?;
         out.push(own(&pt, p.rep()));
         Ok(())
     });
@@ -307,7 +308,7 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, IncomingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<IncomingStream>::new(rep(&args[0])?);
-            let p = Pollable::socket(sock, false);
+            let p = SocketReady::pollable(sock, false);
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())
@@ -380,7 +381,7 @@ fn add_streams<T: WasiView>(udp: &mut crate::LinkerInstance<T>, types: &Types) {
         move |mut cx, args, out| {
             let sock = get::<T, OutgoingStream>(&mut cx, &args[0])?.sock.clone();
             let parent = Resource::<OutgoingStream>::new(rep(&args[0])?);
-            let p = Pollable::socket(sock, true);
+            let p = SocketReady::pollable(sock, true);
             let p = cx.data_mut().wasi().table.push_child(p, &parent)?;
             out.push(own(&pt, p.rep()));
             Ok(())

@@ -1,6 +1,6 @@
 //! The engine: a configured wasmi engine shared by components and stores.
 
-use crate::canon::adapter::AdapterCache;
+use crate::component::adapter::AdapterCache;
 use std::sync::Arc;
 
 /// Engine settings.

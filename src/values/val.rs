@@ -1,6 +1,6 @@
 //! Dynamic component values.
 
-use crate::types::ResourceType;
+use super::types::ResourceType;
 use std::fmt;
 
 /// A component-model value, as seen by the host.

@@ -2,8 +2,8 @@
 //! parsing a call like `add(1, 2)` against an export's type, and printing
 //! results.
 
-use crate::types::{FuncType, Type};
-use crate::val::Val;
+use crate::values::Val;
+use crate::values::{FuncType, Type};
 use anyhow::{anyhow, bail, Result};
 use std::borrow::Cow;
 use wasm_wave::value::{Type as WType, Value};

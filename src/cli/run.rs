@@ -1,38 +1,10 @@
 //! Running a `wasi:cli/command` program, as `wippy-wasm run` does.
 
-use crate::wasi::{self, Exit, WasiCtx};
-use crate::{Component, Engine, Linker, Store, Val};
-use anyhow::{anyhow, bail, Context, Result};
-use std::path::{Path, PathBuf};
-
-/// A host directory given to the guest.
-#[derive(Clone, Debug)]
-pub struct DirMount {
-    pub host: PathBuf,
-    pub guest: String,
-    pub read_only: bool,
-}
-
-impl DirMount {
-    /// Parses `HOST[::GUEST]` (the guest path defaults to the host path).
-    pub fn parse(spec: &str, read_only: bool) -> Result<Self> {
-        let (host, guest) = match spec.split_once("::") {
-            Some((h, g)) => (h, g),
-            None => (spec, spec),
-        };
-        if host.is_empty() || guest.is_empty() {
-            bail!("invalid directory mapping `{spec}`: expected HOST[::GUEST]");
-        }
-        if !Path::new(host).is_dir() {
-            bail!("--dir {spec}: host directory `{host}` does not exist");
-        }
-        Ok(DirMount {
-            host: host.into(),
-            guest: guest.into(),
-            read_only,
-        })
-    }
-}
+use crate::wasi::command::run_component;
+use crate::wasi::{self, DirMount, Exit, WasiCtx};
+use crate::{Component, Engine, Linker, Store};
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
 
 /// What to run and with what.
 #[derive(Clone, Debug, Default)]
@@ -79,7 +51,7 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
 
 /// Calls one export with WAVE-encoded arguments and prints its result.
 pub fn invoke(engine: &Engine, component: &Component, ctx: WasiCtx, call: &str) -> Result<i32> {
-    let name = crate::wave::call_name(call)?;
+    let name = super::wave::call_name(call)?;
     let mut store = Store::new(engine, ctx);
     let mut linker = Linker::default();
     wasi::add_to_linker(&mut linker)?;
@@ -87,11 +59,11 @@ pub fn invoke(engine: &Engine, component: &Component, ctx: WasiCtx, call: &str) 
     let func = instance
         .get_func(&store, &name)
         .ok_or_else(|| anyhow!("the component has no exported function `{name}`"))?;
-    let args = crate::wave::call_args(call, func.ty())?;
+    let args = super::wave::call_args(call, func.ty())?;
     match crate::dispatch::block_on(func.call_async(&mut store, &args)) {
         Ok(results) => {
             if let (Some(v), Some(t)) = (results.first(), func.ty().result.as_ref()) {
-                println!("{}", crate::wave::format(v, t)?);
+                println!("{}", super::wave::format(v, t)?);
             }
             Ok(0)
         }
@@ -103,30 +75,4 @@ pub fn invoke(engine: &Engine, component: &Component, ctx: WasiCtx, call: &str) 
             }
         },
     }
-}
-
-/// Instantiates a command component with WASI and calls `wasi:cli/run#run`.
-pub fn run_component(engine: &Engine, component: &Component, ctx: WasiCtx) -> Result<i32> {
-    if !component.exports_interface("wasi:cli/run") {
-        bail!("the component does not export `wasi:cli/run`: it is not a command");
-    }
-    let mut store = Store::new(engine, ctx);
-    let mut linker = Linker::default();
-    wasi::add_to_linker(&mut linker)?;
-    let instance = linker.instantiate(&mut store, component)?;
-    let run = instance
-        .get_func(&store, "wasi:cli/run#run")
-        .ok_or_else(|| anyhow!("the component does not export `wasi:cli/run` (is it a command?)"))?;
-    let result = crate::dispatch::block_on(run.call_async(&mut store, &[]));
-    Ok(match result {
-        Ok(v) if v == [Val::Result(Ok(None))] => 0,
-        Ok(_) => 1,
-        Err(e) => match e.downcast_ref::<Exit>() {
-            Some(Exit(code)) => *code,
-            None => {
-                eprintln!("error: {e:#}");
-                134
-            }
-        },
-    })
 }

@@ -1,35 +1,16 @@
-//! The store: wasmi's store plus the component runtime state (component
-//! instance states, the task stack) and the embedder's data.
+//! The store: wasmi's store holding the embedder's data beside the
+//! component runtime state ([`crate::canon::state`]).
+//!
+//! The one cycle left in the engine is here: a [`Store`] answers questions
+//! about an [`Instance`] (`handle_count`), and an instance's functions are
+//! called with the store. The two API types name each other, as in
+//! wasmtime's and wasmi's APIs.
 
-use crate::canon::handles::{InstanceState, Task};
-use crate::engine::Engine;
-
-/// Component runtime state kept beside the embedder's data.
-#[derive(Default)]
-pub struct Runtime {
-    pub(crate) instances: Vec<InstanceState>,
-    pub(crate) tasks: Vec<Task>,
-    /// Component-to-component calls between their adapter helpers.
-    pub(crate) frames: Vec<crate::canon::calls::AdapterFrame>,
-    pub(crate) adapters: std::sync::Arc<crate::canon::adapter::AdapterCache>,
-    /// An async driver is running the current call (it can be paused).
-    pub(crate) async_driver: bool,
-    /// Depth of synchronous wasm calls made from host code (destructors,
-    /// `Func::call` from a host function): these cannot be paused.
-    pub(crate) nested: u32,
-    /// Fuel given per time slice to async calls, when fuel is metered.
-    pub(crate) fuel_slice: Option<u64>,
-    /// When async calls must stop (checked between fuel slices and while
-    /// waiting on the host).
-    pub(crate) deadline: Option<std::time::Instant>,
-}
-
-/// What wasmi's store holds: the embedder's `T` and our runtime state.
-pub struct StoreData<T> {
-    pub user: T,
-    pub(crate) rt: Runtime,
-    limiter: crate::limits::Limiter,
-}
+use super::engine::Engine;
+use super::instance::Instance;
+use crate::canon::limits::Limits;
+use crate::canon::state::StoreData;
+use crate::values::ResourceAny;
 
 /// A store of component instances with embedder data `T`. Everything
 /// instantiated in one store shares it; separate stores share nothing.
@@ -38,27 +19,16 @@ pub struct Store<T> {
 }
 
 impl<T> Store<T> {
-    /// A new store on `engine` holding `data`.
-    /// A new store on `engine` holding `data`, with default [`Limits`](crate::Limits).
+    /// A new store on `engine` holding `data`, with default [`Limits`].
     pub fn new(engine: &Engine, data: T) -> Self {
-        let mut inner = wasmi::Store::new(
-            engine.wasmi(),
-            StoreData {
-                user: data,
-                rt: Runtime {
-                    adapters: engine.adapters(),
-                    ..Runtime::default()
-                },
-                limiter: crate::limits::Limiter::new(crate::Limits::default()),
-            },
-        );
+        let mut inner = wasmi::Store::new(engine.wasmi(), StoreData::new(data, Limits::default()));
         inner.limiter(|data| &mut data.limiter);
         Store { inner }
     }
 
     /// Replaces the store's limits; they apply to allocation and growth from
     /// now on.
-    pub fn set_limits(&mut self, limits: crate::Limits) {
+    pub fn set_limits(&mut self, limits: Limits) {
         self.inner.data_mut().limiter.limits = limits;
     }
 
@@ -100,7 +70,7 @@ impl<T> Store<T> {
 
     /// Number of live handles in a component instance's table (for tests and
     /// diagnostics).
-    pub fn handle_count(&self, instance: &crate::Instance) -> usize {
+    pub fn handle_count(&self, instance: &Instance) -> usize {
         self.inner.data().rt.instances[instance.id].handles.len()
     }
 
@@ -109,7 +79,7 @@ impl<T> Store<T> {
     ///
     /// # Errors
     /// If `r` is a borrow, or the destructor traps.
-    pub fn drop_resource(&mut self, r: &crate::ResourceAny) -> anyhow::Result<()>
+    pub fn drop_resource(&mut self, r: &ResourceAny) -> anyhow::Result<()>
     where
         T: 'static,
     {
@@ -117,22 +87,10 @@ impl<T> Store<T> {
             anyhow::bail!("cannot drop a borrowed handle to {}", r.ty.name());
         }
         let mut cx = self.ctx();
-        crate::canon::calls::drop_own(&mut cx, None, &r.ty, r.rep).map_err(crate::error::from_wasmi)
+        crate::component::calls::drop_own(&mut cx, None, &r.ty, r.rep).map_err(crate::canon::trap::from_wasmi)
     }
 
     pub(crate) fn ctx(&mut self) -> wasmi::StoreContextMut<'_, StoreData<T>> {
         wasmi::AsContextMut::as_context_mut(&mut self.inner)
-    }
-}
-
-/// The store as seen by a host function while a guest calls it.
-pub struct StoreCx<'a, T>(pub(crate) wasmi::StoreContextMut<'a, StoreData<T>>);
-
-impl<T> StoreCx<'_, T> {
-    pub fn data(&self) -> &T {
-        &self.0.data().user
-    }
-    pub fn data_mut(&mut self) -> &mut T {
-        &mut self.0.data_mut().user
     }
 }

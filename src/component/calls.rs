@@ -2,39 +2,18 @@
 //! component, `canon lower` of host and guest functions, and the resource
 //! built-ins (CanonicalABI.md "Canonical Definitions").
 
-use super::layout::{flatten_functype, Flat};
-use super::lift::{lift_flat_values, FlatIter};
-use super::lower::lower_flat_values;
-use super::{trap, Cx, Options, Site, Trap};
-use crate::component::instantiate::{FuncDef, Lifted};
-use crate::linker::HostDtor;
-use crate::store::{StoreCx, StoreData};
-use crate::types::{FuncType, ResourceKind, ResourceType, Type};
-use crate::val::Val;
+use super::func::{FuncDef, Lifted};
+use super::host::{AsyncHostFn, HostDtor, HostFn};
+use crate::canon::layout::{flatten_functype, Flat};
+use crate::canon::lift::{lift_flat_values, FlatIter};
+use crate::canon::lower::lower_flat_values;
+use crate::canon::state::{nested, with_nested_fuel, AdapterFrame, Frame, StoreCx, StoreData};
+use crate::canon::trap::{guarded, HostFault};
+use crate::canon::{trap, Cx, Options, Site, Trap};
+use crate::dispatch::{Completion, Deferred, HostFuture, Suspend, Timeout};
+use crate::values::types::ResourceKind;
+use crate::values::{FuncType, ResourceType, Type, Val};
 use wasmi::{AsContextMut, StoreContextMut};
-
-/// Runs a host function, turning its error — or a panic, e.g. from a guest
-/// importing it at an unexpected type — into a trap rather than taking the
-/// host down.
-pub(crate) fn guarded<R>(f: impl FnOnce() -> anyhow::Result<R>) -> Result<R, wasmi::Error> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r.map_err(|e| wasmi::Error::host(HostFault(e))),
-        Err(_) => Err(wasmi::Error::host(HostFault(anyhow::anyhow!(
-            "a host function panicked"
-        )))),
-    }
-}
-
-/// A host function failed: carries the host's error through wasm frames.
-#[derive(Debug)]
-pub struct HostFault(pub anyhow::Error);
-
-impl std::fmt::Display for HostFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-impl wasmi::errors::HostError for HostFault {}
 
 /// Whether `inst` is `of` or one of its ancestors.
 fn in_chain<T>(store: &StoreContextMut<'_, StoreData<T>>, inst: usize, of: usize) -> bool {
@@ -109,12 +88,6 @@ pub(crate) fn from_wasmi_val(v: &wasmi::Val) -> u64 {
     }
 }
 
-/// A call entered by `canon lift`: who called, and its task.
-pub(crate) struct Frame {
-    caller: Option<usize>,
-    task: usize,
-}
-
 /// `canon lift`, entry: enter the callee instance (`may_enter`), start a task
 /// for its borrows, and lower the arguments into the callee with `lower`.
 pub(crate) fn lift_enter<T>(
@@ -185,43 +158,6 @@ pub(crate) fn lift_finish<T>(
     Ok(())
 }
 
-/// Slices of fuel a synchronous call made from host code may use.
-const NESTED_SLICES: u64 = 1000;
-
-/// Runs a synchronous wasm call made from host code (a `realloc`, a
-/// `post-return`). It cannot yield when fuel runs out, so under time slicing
-/// it gets a budget of [`NESTED_SLICES`] slices — enough for a guest's
-/// first-use initialisation (componentize-py's `cabi_realloc` starts the
-/// interpreter), yet bounded, so a spinning `realloc` still traps. What it
-/// uses is then charged to the running slice, keeping the slices fair.
-pub(crate) fn with_nested_fuel<T, R>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R,
-) -> R {
-    let Some(slice) = store.data().rt.fuel_slice else {
-        return f(store);
-    };
-    let before = store.get_fuel().unwrap_or(0);
-    let budget = slice.saturating_mul(NESTED_SLICES);
-    let _ = store.set_fuel(budget);
-    let r = f(store);
-    let used = budget.saturating_sub(store.get_fuel().unwrap_or(0));
-    let _ = store.set_fuel(before.saturating_sub(used));
-    r
-}
-
-/// Runs a synchronous wasm call made from host code: host functions reached
-/// from it cannot pause the outer async call.
-pub(crate) fn nested<T, R>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    f: impl FnOnce(&mut StoreContextMut<'_, StoreData<T>>) -> R,
-) -> R {
-    store.data_mut().rt.nested += 1;
-    let r = with_nested_fuel(store, f);
-    store.data_mut().rt.nested -= 1;
-    r
-}
-
 /// Calls a lifted function from the host: `lower` produces the flat
 /// arguments in the callee, `lift` reads the results back.
 pub(crate) fn call_lifted<T, R>(
@@ -257,13 +193,13 @@ pub(crate) fn call_lifted<T, R>(
 /// Calls a lifted function as a resumable call: host futures suspend it,
 /// fuel exhaustion yields a time slice. See [`crate::dispatch`].
 pub(crate) async fn call_lifted_async<T: 'static>(
-    store: &mut crate::Store<T>,
+    store: &mut wasmi::Store<StoreData<T>>,
     l: &Lifted,
     args: &[Val],
 ) -> Result<Vec<Val>, wasmi::Error> {
-    let (tasks, frames) = (store.inner.data().rt.tasks.len(), store.inner.data().rt.frames.len());
+    let (tasks, frames) = (store.data().rt.tasks.len(), store.data().rt.frames.len());
     let result = drive(store, l, args).await;
-    let rt = &mut store.inner.data_mut().rt;
+    let rt = &mut store.data_mut().rt;
     rt.async_driver = false;
     if result.is_err() {
         rt.tasks.truncate(tasks);
@@ -272,68 +208,63 @@ pub(crate) async fn call_lifted_async<T: 'static>(
     result
 }
 
-async fn drive<T: 'static>(store: &mut crate::Store<T>, l: &Lifted, args: &[Val]) -> Result<Vec<Val>, wasmi::Error> {
-    let (core_args, frame) = lift_enter(&mut store.ctx(), l, None, Site::Host, |cx| lower_args(cx, &l.ty, args))?;
+async fn drive<T: 'static>(
+    store: &mut wasmi::Store<StoreData<T>>,
+    l: &Lifted,
+    args: &[Val],
+) -> Result<Vec<Val>, wasmi::Error> {
+    let (core_args, frame) = lift_enter(&mut store.as_context_mut(), l, None, Site::Host, |cx| {
+        lower_args(cx, &l.ty, args)
+    })?;
     let mut core_results: Vec<wasmi::Val> = l
         .core_results
         .iter()
         .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
         .collect();
-    let slice = store.inner.data().rt.fuel_slice;
+    let slice = store.data().rt.fuel_slice;
     if let Some(slice) = slice {
-        store.inner.set_fuel(slice)?;
+        store.set_fuel(slice)?;
     }
-    store.inner.data_mut().rt.async_driver = true;
-    let mut call = l.core.call_resumable(&mut store.inner, &core_args, &mut core_results)?;
+    store.data_mut().rt.async_driver = true;
+    let mut call = l.core.call_resumable(&mut *store, &core_args, &mut core_results)?;
     loop {
         call = match call {
             wasmi::ResumableCall::Finished => break,
             wasmi::ResumableCall::HostTrap(paused) => {
-                let Some((fut, complete)) = paused
-                    .host_error()
-                    .downcast_ref::<crate::dispatch::Suspend<T>>()
-                    .and_then(|s| s.take())
+                let Some((fut, complete)) = paused.host_error().downcast_ref::<Suspend<T>>().and_then(|s| s.take())
                 else {
                     return Err(paused.into_host_error());
                 };
-                store.inner.data_mut().rt.async_driver = false;
-                let vals = match store.inner.data().rt.deadline {
+                store.data_mut().rt.async_driver = false;
+                let vals = match store.data().rt.deadline {
                     Some(d) => {
                         futures_lite::future::or(fut, async move {
                             async_io::Timer::at(d).await;
-                            Err(anyhow::Error::new(crate::dispatch::Timeout))
+                            Err(anyhow::Error::new(Timeout))
                         })
                         .await
                     }
                     None => fut.await,
                 };
-                let inputs = complete(store.ctx(), vals)?;
-                store.inner.data_mut().rt.async_driver = true;
-                paused.resume(&mut store.inner, &inputs, &mut core_results)?
+                let inputs = complete(store.as_context_mut(), vals)?;
+                store.data_mut().rt.async_driver = true;
+                paused.resume(&mut *store, &inputs, &mut core_results)?
             }
             wasmi::ResumableCall::OutOfFuel(paused) => {
                 let Some(slice) = slice else {
                     return Err(trap!("all fuel consumed").into());
                 };
-                if store
-                    .inner
-                    .data()
-                    .rt
-                    .deadline
-                    .is_some_and(|d| std::time::Instant::now() >= d)
-                {
-                    return Err(wasmi::Error::host(HostFault(anyhow::Error::new(
-                        crate::dispatch::Timeout,
-                    ))));
+                if store.data().rt.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(wasmi::Error::host(HostFault(anyhow::Error::new(Timeout))));
                 }
                 futures_lite::future::yield_now().await;
-                store.inner.set_fuel(slice.max(paused.required_fuel()))?;
-                paused.resume(&mut store.inner, &mut core_results)?
+                store.set_fuel(slice.max(paused.required_fuel()))?;
+                paused.resume(&mut *store, &mut core_results)?
             }
         };
     }
-    store.inner.data_mut().rt.async_driver = false;
-    let mut cx = store.ctx();
+    store.data_mut().rt.async_driver = false;
+    let mut cx = store.as_context_mut();
     let results = lift_return(&mut cx, l, &frame, &core_results, Site::Host, |cx, vi| {
         lift_results(cx, &l.ty, vi)
     })?;
@@ -450,7 +381,7 @@ fn retptr_of(ty: &FuncType, params: &[wasmi::Val]) -> Result<Option<u32>, Trap> 
 pub(crate) fn call_host_lowered<T>(
     mut store: StoreContextMut<'_, StoreData<T>>,
     ty: &FuncType,
-    func: &crate::linker::HostFn<T>,
+    func: &HostFn<T>,
     opts: &Options,
     (params, compact_bytes): (&[wasmi::Val], bool),
     results: &mut [wasmi::Val],
@@ -470,7 +401,7 @@ pub(crate) fn call_host_lowered<T>(
 pub(crate) fn call_host_lowered_async<T: 'static>(
     mut store: StoreContextMut<'_, StoreData<T>>,
     ty: &std::sync::Arc<FuncType>,
-    func: &crate::linker::AsyncHostFn<T>,
+    func: &AsyncHostFn<T>,
     opts: &Options,
     (params, compact_bytes): (&[wasmi::Val], bool),
     results: &mut [wasmi::Val],
@@ -479,7 +410,7 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host, compact_bytes)?;
     let fut = guarded(|| func(StoreCx(store.as_context_mut()), &args))?;
     // A host future that panics becomes an error too.
-    let fut: crate::dispatch::HostFuture = Box::pin(async move {
+    let fut: HostFuture = Box::pin(async move {
         use futures_lite::FutureExt;
         std::panic::AssertUnwindSafe(fut)
             .catch_unwind()
@@ -488,10 +419,10 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
     });
     let retptr = retptr_of(ty, params)?;
     let (ty, opts) = (ty.clone(), opts.clone());
-    let complete: crate::dispatch::Completion<T> = Box::new(move |mut store, vals| {
+    let complete: Completion<T> = Box::new(move |mut store, vals| {
         let vals = match vals {
             Ok(vals) => vals,
-            Err(e) => match e.downcast_ref::<crate::dispatch::Deferred<T>>().and_then(|d| d.take()) {
+            Err(e) => match e.downcast_ref::<Deferred<T>>().and_then(|d| d.take()) {
                 Some(finish) => guarded(|| finish(StoreCx(store.as_context_mut())))?,
                 None => return Err(wasmi::Error::host(HostFault(e))),
             },
@@ -506,13 +437,6 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
         Ok(core)
     });
     crate::dispatch::suspend_or_block(store, fut, complete, results)
-}
-
-/// A component-to-component call in progress between the adapter's two
-/// helpers.
-pub(crate) struct AdapterFrame {
-    frame: Frame,
-    lenders: Vec<u32>,
 }
 
 /// Adapter helper before the callee runs: lift from the caller, enter the
@@ -581,7 +505,7 @@ pub(crate) fn resource_new<T>(
     if !state.may_leave {
         return Err(trap!("cannot leave component instance"));
     }
-    state.handles.add(super::handles::Handle {
+    state.handles.add(crate::canon::handles::Handle {
         rt: rt.clone(),
         rep,
         own: true,
@@ -598,7 +522,7 @@ pub(crate) fn resource_rep<T>(
     i: u32,
 ) -> Result<u32, Trap> {
     let h = store.data().rt.instances[inst].handles.get(i)?;
-    super::handles::check_type(i, h, rt)?;
+    crate::canon::handles::check_type(i, h, rt)?;
     Ok(h.rep)
 }
 
@@ -615,7 +539,7 @@ pub(crate) fn resource_drop<T: 'static>(
         return Err(trap!("cannot leave component instance").into());
     }
     let h = state.handles.get(i)?;
-    super::handles::check_type(i, h, rt)?;
+    crate::canon::handles::check_type(i, h, rt)?;
     if h.num_lends != 0 {
         return Err(trap!("cannot remove owned resource while borrowed").into());
     }

@@ -9,11 +9,11 @@
 use crate::canon::layout::{alignment, elem_size, field_offsets, flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
 use crate::canon::lift::{check_tuple_ptr, lift_flat, load, load_list_from_range, FlatIter};
 use crate::canon::lower::{lower_flat, store, store_list_into_range};
+use crate::canon::state::{StoreCx, StoreData};
 use crate::canon::strings::{load_string_from_range, store_string_into_range};
 use crate::canon::{trap, Cx, Options, Site, Trap, MAX_LIST_BYTE_LENGTH};
-use crate::store::{StoreCx, StoreData};
-use crate::types::Type;
-use crate::val::Val;
+use crate::values::Type;
+use crate::values::Val;
 use anyhow::{bail, Result};
 use std::sync::Arc;
 use wasmi::{AsContextMut, Caller, StoreContextMut};
@@ -445,7 +445,7 @@ macro_rules! params {
                     let r = (|| {
                         may_leave(&caller, instance)?;
                         let params = ($($t::from_core($c)?,)*);
-                        crate::canon::calls::guarded(|| f(StoreCx(caller.as_context_mut()), params))
+                        crate::canon::trap::guarded(|| f(StoreCx(caller.as_context_mut()), params))
                     })();
                     R::core_ret(r)
                 }))
@@ -476,17 +476,17 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
     let result_type = R::ty();
     let spilled = flatten_types(param_types.iter()).len() > MAX_FLAT_PARAMS;
     let retptr = flatten_types(result_type.iter()).len() > MAX_FLAT_RESULTS;
-    let ty = crate::types::FuncType::new(
+    let ty = crate::values::FuncType::new(
         param_types.iter().map(|t| (String::new(), t.clone())).collect(),
         result_type,
     );
-    let core_ty = crate::canon::calls::lowered_core_type(&ty);
+    let core_ty = crate::component::calls::lowered_core_type(&ty);
     wasmi::Func::new(
         store,
         core_ty,
         move |mut caller: Caller<'_, StoreData<T>>, params, results| {
             may_leave(&caller, opts.instance)?;
-            let raw: Vec<u64> = params.iter().map(crate::canon::calls::from_wasmi_val).collect();
+            let raw: Vec<u64> = params.iter().map(crate::component::calls::from_wasmi_val).collect();
             let mut vi = FlatIter::new(&raw);
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let args = if spilled {
@@ -495,7 +495,7 @@ pub(crate) fn lower_typed<T: 'static, P: ComponentParams, R: ComponentResult>(
             } else {
                 P::lift_params(&mut cx, &mut vi)?
             };
-            let r = crate::canon::calls::guarded(|| f(StoreCx(caller.as_context_mut()), args))?;
+            let r = crate::canon::trap::guarded(|| f(StoreCx(caller.as_context_mut()), args))?;
             let ret = if retptr { Some(vi.take()? as u32) } else { None };
             let mut cx = Cx::new(caller.as_context_mut(), &opts, Site::Host);
             let mut flat = Vec::new();

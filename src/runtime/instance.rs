@@ -1,11 +1,14 @@
 //! Instances and their exported functions, as the embedder sees them.
 
-use super::instantiate::{Export, FuncDef, InstanceValue};
-use crate::canon::calls::call_from_host;
-use crate::store::{Store, StoreCx, StoreData};
-use crate::typed::{ComponentParams, ComponentResult};
-use crate::types::FuncType;
-use crate::val::Val;
+use super::store::Store;
+use super::typed::{ComponentParams, ComponentResult};
+use crate::canon::layout::{flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
+use crate::canon::state::{StoreCx, StoreData};
+use crate::canon::trap::from_wasmi;
+use crate::component::calls::{call_from_host, call_lifted, call_lifted_async};
+use crate::component::func::{Export, FuncDef, InstanceValue};
+use crate::component::names::{compatible, split_version};
+use crate::values::{FuncType, Type, Val};
 use anyhow::{anyhow, Context, Result};
 use std::any::Any;
 use std::sync::Arc;
@@ -68,15 +71,13 @@ impl Instance {
             .ok_or_else(|| anyhow!("no exported function `{name}`"))?;
         let (params, result) = (P::types(), R::ty());
         if !func.ty.param_types().eq(params.iter()) || func.ty.result != result {
-            let want =
-                crate::types::FuncType::new(params.into_iter().map(|t| (String::from("_"), t)).collect(), result);
+            let want = FuncType::new(params.into_iter().map(|t| (String::from("_"), t)).collect(), result);
             return Err(anyhow!("`{name}` has type {}, not {want}", func.ty));
         }
-        let spilled =
-            |ts: Vec<&crate::types::Type>, max| crate::canon::layout::flatten_types(ts.into_iter()).len() > max;
+        let spilled = |ts: Vec<&Type>, max| flatten_types(ts.into_iter()).len() > max;
         Ok(TypedFunc {
-            params_spilled: spilled(func.ty.param_types().collect(), crate::canon::layout::MAX_FLAT_PARAMS),
-            result_spilled: spilled(func.ty.result.iter().collect(), crate::canon::layout::MAX_FLAT_RESULTS),
+            params_spilled: spilled(func.ty.param_types().collect(), MAX_FLAT_PARAMS),
+            result_spilled: spilled(func.ty.result.iter().collect(), MAX_FLAT_RESULTS),
             func,
             _marker: std::marker::PhantomData,
         })
@@ -94,16 +95,16 @@ fn find_export<'a, T>(exports: &'a InstanceValue<T>, iface: &str) -> Option<&'a 
     if let Some(e) = exports.get(iface) {
         return Some(e);
     }
-    let (base, want) = crate::linker::split_version(iface);
+    let (base, want) = split_version(iface);
     exports
         .exports
         .iter()
         .find(|(n, _)| {
-            let (b, have) = crate::linker::split_version(n);
+            let (b, have) = split_version(n);
             b == base
                 && match (&want, &have) {
                     (None, _) => true,
-                    (Some(w), Some(h)) => crate::linker::compatible(w, h),
+                    (Some(w), Some(h)) => compatible(w, h),
                     _ => false,
                 }
         })
@@ -139,11 +140,11 @@ impl Func {
             .ok_or_else(|| anyhow!("function used with a store of another data type"))?;
         self.check_args(args)?;
         let result = match def {
-            FuncDef::Lifted(l) => crate::canon::calls::call_lifted_async(store, l, args).await,
+            FuncDef::Lifted(l) => call_lifted_async(&mut store.inner, l, args).await,
             FuncDef::Host { .. } => call_from_host(&mut store.ctx(), def, args),
         };
         result
-            .map_err(crate::error::from_wasmi)
+            .map_err(from_wasmi)
             .with_context(|| format!("error while calling export `{}`", self.name))
     }
 
@@ -181,7 +182,7 @@ impl Func {
             .ok_or_else(|| anyhow!("function used with a store of another data type"))?;
         self.check_args(args)?;
         call_from_host(cx, def, args)
-            .map_err(crate::error::from_wasmi)
+            .map_err(from_wasmi)
             .with_context(|| format!("error while calling export `{}`", self.name))
     }
 }
@@ -207,7 +208,7 @@ impl<P: ComponentParams, R: ComponentResult> TypedFunc<P, R> {
             }
         };
         let spilled = self.result_spilled;
-        crate::canon::calls::call_lifted(
+        call_lifted(
             &mut store.ctx(),
             lifted,
             |cx| {
@@ -217,7 +218,7 @@ impl<P: ComponentParams, R: ComponentResult> TypedFunc<P, R> {
             },
             |cx, vi| R::lift_result(cx, vi, spilled),
         )
-        .map_err(crate::error::from_wasmi)
+        .map_err(from_wasmi)
         .with_context(|| format!("error while calling export `{}`", self.func.name))
     }
 }

@@ -59,36 +59,19 @@ pub struct Case {
 }
 
 /// A component function type: named parameters and at most one result.
+///
+/// Built with `FuncType::new` (in [`crate::canon::layout`], which counts the
+/// flat core values once, as the call paths need them on every call).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FuncType {
     pub params: Arc<[(String, Type)]>,
     pub result: Option<Type>,
     /// Number of flat core values of the parameters and of the result.
-    flat_params: usize,
-    flat_results: usize,
+    pub(crate) flat_params: usize,
+    pub(crate) flat_results: usize,
 }
 
 impl FuncType {
-    pub fn new(params: Vec<(String, Type)>, result: Option<Type>) -> Self {
-        use crate::canon::layout::flatten_types;
-        FuncType {
-            flat_params: flatten_types(params.iter().map(|(_, t)| t)).len(),
-            flat_results: flatten_types(result.iter()).len(),
-            params: params.into(),
-            result,
-        }
-    }
-
-    /// Whether the parameters travel through memory (more than 16 flat values).
-    pub fn params_spilled(&self) -> bool {
-        self.flat_params > crate::canon::layout::MAX_FLAT_PARAMS
-    }
-
-    /// Whether the result travels through memory (more than 1 flat value).
-    pub fn result_spilled(&self) -> bool {
-        self.flat_results > crate::canon::layout::MAX_FLAT_RESULTS
-    }
-
     /// Parameter types in order.
     pub fn param_types(&self) -> impl ExactSizeIterator<Item = &Type> + Clone {
         self.params.iter().map(|(_, t)| t)
@@ -116,7 +99,7 @@ pub(crate) enum ResourceKind {
     },
     /// Defined by the host through the linker.
     Host {
-        /// A `crate::linker::HostDtor<T>` for the store's `T`.
+        /// A `HostDtor<T>` (see [`crate::component::host`]) for the store's `T`.
         dtor: Option<Arc<dyn std::any::Any + Send + Sync>>,
     },
 }

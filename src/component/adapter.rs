@@ -13,12 +13,12 @@
 //! The callee runs on the same wasm stack as its caller, so the whole chain
 //! stays inside one wasmi execution and a host call deep in it can suspend the
 //! chain (resumable calls). The value transfer reuses the canonical ABI code in
-//! this module's siblings; its host helpers only call back into wasm for
+//! [`crate::canon`]; its host helpers only call back into wasm for
 //! `realloc` and `post-return`, which may not call imports (`may_leave` is
 //! cleared), so they never need to suspend.
 
-use super::layout::{flatten_functype, flatten_types, Flat, MAX_FLAT_RESULTS};
-use crate::types::FuncType;
+use crate::canon::layout::{flatten_functype, flatten_types, Flat, MAX_FLAT_RESULTS};
+use crate::values::FuncType;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use wasm_encoder::{
@@ -126,7 +126,7 @@ impl AdapterCache {
 
 #[cfg(test)]
 mod tests {
-    use crate::component::instantiate::FuncDef;
+    use crate::component::func::{Export, FuncDef, InstanceValue};
     use crate::{Component, Engine, Linker, Store};
 
     #[derive(Debug)]
@@ -172,11 +172,8 @@ mod tests {
             .func_wrap("wait", |_, ()| -> anyhow::Result<u32> { Err(Suspend.into()) });
         let mut store = Store::new(&engine, ());
         let instance = linker.instantiate(&mut store, &component).unwrap();
-        let exports = instance
-            .exports
-            .downcast_ref::<crate::component::instantiate::InstanceValue<()>>()
-            .unwrap();
-        let Some(crate::component::instantiate::Export::Func(g)) = exports.get("g") else {
+        let exports = instance.exports.downcast_ref::<InstanceValue<()>>().unwrap();
+        let Some(Export::Func(g)) = exports.get("g") else {
             panic!("no g")
         };
         let FuncDef::Lifted(g) = &**g else {
@@ -189,7 +186,7 @@ mod tests {
         };
         let fault = paused
             .host_error()
-            .downcast_ref::<crate::canon::calls::HostFault>()
+            .downcast_ref::<crate::canon::trap::HostFault>()
             .expect("host fault");
         assert!(fault.0.downcast_ref::<Suspend>().is_some());
         // Resume with the host's answer (the lowered core result of `wait`).

@@ -1,0 +1,399 @@
+//! The `wippy-wasm` command line: argument parsing and the commands, over
+//! the library. `src/main.rs` only calls [`main`]; nothing else in the crate
+//! uses this module.
+
+pub mod inspect;
+pub mod run;
+pub mod wast;
+pub mod wave;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "wippy-wasm",
+    version,
+    about = "WebAssembly Component Model runtime on the wasmi interpreter"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Component Model `.wast` scripts; ends with `N passed, M failed`.
+    Wast {
+        /// Script files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Also list skipped directives.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Run a `wasi:cli/command` component, or a wasm32-wasip1 module.
+    #[command(trailing_var_arg = true)]
+    Run {
+        #[command(flatten)]
+        guest: GuestFlags,
+        /// The guest's argv[0] (default: the file name).
+        #[arg(long)]
+        argv0: Option<String>,
+        /// Call this export instead of `wasi:cli/run`, e.g. 'greet("you")'
+        /// (arguments in WAVE), and print its result.
+        #[arg(long, value_name = "CALL")]
+        invoke: Option<String>,
+        #[command(flatten)]
+        net: NetFlags,
+        /// The program.
+        file: std::path::PathBuf,
+        /// Its arguments.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Serve a component exporting `wasi:http/incoming-handler` (the
+    /// `wasi:http/proxy` world) over HTTP, like `wasmtime serve`; or, with
+    /// `-c`, a registry's `http.endpoint` entries.
+    Serve {
+        /// Where to listen (port 0 picks a free port).
+        #[arg(long, default_value = "0.0.0.0:8080", value_name = "HOST:PORT")]
+        addr: String,
+        /// Serve a registry's endpoints instead of one component.
+        #[arg(short = 'c', long = "config", conflicts_with = "component")]
+        config: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        instances: InstanceFlags,
+        #[command(flatten)]
+        guest: GuestFlags,
+        #[command(flatten)]
+        net: NetFlags,
+        /// The component.
+        #[arg(required_unless_present = "config")]
+        component: Option<std::path::PathBuf>,
+    },
+    /// Call a registry function with JSON arguments and print the JSON result.
+    Call {
+        /// A definition file, or a folder of `_index.yaml` files.
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+        /// The function, `namespace:name`.
+        id: String,
+        /// Positional arguments, one JSON value each.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check every registry entry and list every problem found.
+    Check {
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+    },
+    /// Print a component's imports and exports in WIT-like form.
+    Inspect { file: std::path::PathBuf },
+}
+
+/// Parses the command line and runs the command; the process exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line, as for every other error; `--help` has the rest.
+            let msg = e.to_string();
+            eprintln!("{}", msg.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let result = match cli.command {
+        Command::Wast { files, verbose } => wast(&files, verbose),
+        Command::Inspect { file } => inspect(&file),
+        Command::Call { config, id, args } => call(&config, &id, &args),
+        Command::Check { config } => check(&config),
+        Command::Run {
+            guest,
+            argv0,
+            invoke,
+            net,
+            file,
+            args,
+        } => net
+            .policy()
+            .and_then(|network| run(&guest, argv0, invoke, network, file, args)),
+        Command::Serve {
+            addr,
+            config,
+            instances,
+            guest,
+            net,
+            component,
+        } => serve(&addr, config, &instances, &guest, &net, component),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wast(files: &[std::path::PathBuf], verbose: bool) -> anyhow::Result<ExitCode> {
+    let mut total = wast::Summary::default();
+    for file in files {
+        let name = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("FAIL {name}: cannot read: {e}");
+                total.failed += 1;
+                continue;
+            }
+        };
+        let mut report = |line: String| {
+            if verbose || line.starts_with("FAIL") {
+                println!("{line}");
+            }
+        };
+        match wast::run_script(&name, &text, &mut report) {
+            Ok(s) => {
+                println!(
+                    "{name}: {} passed, {} failed, {} skipped",
+                    s.passed, s.failed, s.skipped
+                );
+                total += s;
+            }
+            Err(e) => {
+                println!("FAIL {name}: {e:#}");
+                total.failed += 1;
+            }
+        }
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    Ok(if total.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn inspect(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let engine = crate::Engine::default();
+    let component = crate::Component::from_file(&engine, file)?;
+    print!("{}", inspect::describe(&component));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(
+    guest: &GuestFlags,
+    argv0: Option<String>,
+    invoke: Option<String>,
+    network: crate::wasi::sockets::NetworkPolicy,
+    file: std::path::PathBuf,
+    args: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let opts = run::RunOptions {
+        args,
+        argv0,
+        invoke,
+        network,
+        env: guest.env(),
+        dirs: guest.dirs()?,
+    };
+    let ctx = crate::wasi::WasiCtx::new().inherit_stdio();
+    let status = run::run_file(&file, &opts, ctx)?;
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+fn serve(
+    addr: &str,
+    config: Option<std::path::PathBuf>,
+    instances: &InstanceFlags,
+    guest: &GuestFlags,
+    net: &NetFlags,
+    component: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow::anyhow!("--addr {addr}: expected HOST:PORT"))?;
+    if let Some(config) = config {
+        let registry = crate::registry::Registry::load(&config)?;
+        let handler = crate::registry::http::EndpointHandler::new(&registry)?;
+        crate::serve::serve(std::sync::Arc::new(handler), addr)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut network = net.policy()?;
+    // As `wasmtime serve`: a proxy may send requests of its own.
+    network.http = true;
+    let config = crate::serve::InstanceConfig {
+        env: guest.env(),
+        dirs: guest.dirs()?,
+        network,
+        max_instances: instances.max_instances,
+        max_execution: instances.max_execution_ms.map(std::time::Duration::from_millis),
+        fresh_instances: instances.fresh_instances,
+    };
+    let component = component.ok_or_else(|| anyhow::anyhow!("serve: give a component, or -c CONFIG"))?;
+    crate::serve::serve_component(&component, addr, config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(config: &std::path::Path, id: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let registry = crate::registry::Registry::load(config)?;
+    let args = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            serde_json::from_str(a).map_err(|e| anyhow::anyhow!("argument {}: invalid JSON `{a}`: {e}", i + 1))
+        })
+        .collect::<anyhow::Result<Vec<serde_json::Value>>>()?;
+    let result = registry.call_json(id, &args)?;
+    println!("{result}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let problems = crate::registry::Registry::check(config);
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        println!("ok: no problems found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} problem(s)", problems.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// How `serve` runs instances.
+#[derive(clap::Args)]
+struct InstanceFlags {
+    /// At most N instances of the component at once.
+    #[arg(long, value_name = "N")]
+    max_instances: Option<usize>,
+    /// Stop a request's guest call after MS milliseconds.
+    #[arg(long, value_name = "MS")]
+    max_execution_ms: Option<u64>,
+    /// A fresh instance for every request (no state kept between
+    /// requests), as `wasmtime serve` does; default: pooled instances.
+    #[arg(long)]
+    fresh_instances: bool,
+}
+
+/// What the guest sees of the host: directories and environment.
+#[derive(clap::Args)]
+struct GuestFlags {
+    /// Give the guest a host directory, read-write: HOST[::GUEST].
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Give the guest a host directory, read-only: HOST[::GUEST].
+    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
+    dirs_ro: Vec<String>,
+    /// Set NAME=VALUE, or pass NAME through from the host.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+    /// Pass the whole host environment through.
+    #[arg(long)]
+    inherit_env: bool,
+}
+
+impl GuestFlags {
+    fn env(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        if self.inherit_env {
+            out.extend(std::env::vars());
+        }
+        for e in &self.env {
+            match e.split_once('=') {
+                Some((k, v)) => out.push((k.to_string(), v.to_string())),
+                None => {
+                    if let Ok(v) = std::env::var(e) {
+                        out.push((e.clone(), v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn dirs(&self) -> anyhow::Result<Vec<crate::wasi::DirMount>> {
+        use crate::wasi::DirMount;
+        let rw = self.dirs.iter().map(|d| DirMount::parse(d, false));
+        let ro = self.dirs_ro.iter().map(|d| DirMount::parse(d, true));
+        rw.chain(ro).collect()
+    }
+}
+
+/// `run`'s networking options; without any, the guest has no network.
+#[derive(clap::Args, Debug)]
+struct NetFlags {
+    /// Let the guest use the network (sockets and name lookup), as
+    /// wasmtime's `-S inherit-network`.
+    #[arg(long)]
+    inherit_network: bool,
+    /// Let the guest send HTTP requests (`wasi:http/outgoing-handler`), to
+    /// addresses the lists below permit.
+    #[arg(long)]
+    allow_http: bool,
+    /// Let the guest resolve names (`wasi:sockets/ip-name-lookup`).
+    #[arg(long)]
+    allow_ip_name_lookup: bool,
+    /// Grant TCP/UDP to these addresses only, ADDR[/LEN] (repeatable).
+    #[arg(long = "net-allow", value_name = "ADDR[/LEN]")]
+    net_allow: Vec<String>,
+    /// Never these addresses, ADDR[/LEN] (repeatable).
+    #[arg(long = "net-deny", value_name = "ADDR[/LEN]")]
+    net_deny: Vec<String>,
+    /// Refuse loopback addresses.
+    #[arg(long)]
+    deny_loopback: bool,
+    /// Refuse private and link-local addresses.
+    #[arg(long)]
+    deny_private: bool,
+    /// At most N sockets open at once (beyond: `new-socket-limit`).
+    #[arg(long, value_name = "N")]
+    max_sockets: Option<u64>,
+    /// A connect, or a blocking socket read or write, that makes no
+    /// progress for MS milliseconds fails.
+    #[arg(long, value_name = "MS")]
+    socket_timeout_ms: Option<u64>,
+}
+
+impl NetFlags {
+    fn policy(&self) -> anyhow::Result<crate::wasi::sockets::NetworkPolicy> {
+        use crate::wasi::sockets::{parse_range, NetworkPolicy};
+        let mut p = if self.inherit_network {
+            NetworkPolicy::inherit()
+        } else {
+            NetworkPolicy::default()
+        };
+        p.name_lookup |= self.allow_ip_name_lookup;
+        p.http |= self.allow_http;
+        p.allow = self
+            .net_allow
+            .iter()
+            .map(|s| parse_range(s))
+            .collect::<anyhow::Result<_>>()?;
+        p.deny = self
+            .net_deny
+            .iter()
+            .map(|s| parse_range(s))
+            .collect::<anyhow::Result<_>>()?;
+        // An allow list is a grant: networking limited to those ranges.
+        p.enabled |= !p.allow.is_empty();
+        p.deny_loopback = self.deny_loopback;
+        p.deny_private = self.deny_private;
+        p.max_sockets = self.max_sockets;
+        p.timeout = self.socket_timeout_ms.map(std::time::Duration::from_millis);
+        Ok(p)
+    }
+}

@@ -1,0 +1,17 @@
+//! The embedding API, the top layer of the engine: [`Engine`], [`Component`],
+//! [`Store`], [`Linker`], [`Instance`] and [`Func`], and typed Rust values
+//! ([`typed`]). Everything below it ([`crate::values`], [`crate::canon`],
+//! [`crate::component`]) is the machinery these types drive.
+
+pub mod component;
+pub mod engine;
+pub mod instance;
+pub mod linker;
+pub mod store;
+pub mod typed;
+
+pub use component::Component;
+pub use engine::{Config, Engine};
+pub use instance::{Func, Instance, TypedFunc};
+pub use linker::{Linker, LinkerInstance};
+pub use store::Store;
