@@ -38,6 +38,7 @@ pub mod values;
 
 // Hosts and services built on the engine.
 pub mod host;
+pub mod pool;
 pub mod registry;
 pub mod serve;
 pub mod wasi;

@@ -7,8 +7,7 @@
 //! ([`crate::registry::http`]). Requests run concurrently on pooled
 //! instances; request and response bodies stream through pipes.
 
-use crate::registry::config::PoolSpec;
-use crate::registry::pool::Pool;
+use crate::pool::{Pool, PoolKind};
 use crate::wasi::http::pipe::{pump, Pipe, PipeBody};
 use crate::wasi::http::rt::{self, Io};
 use crate::wasi::http::types::{IncomingRequest, Response, ResponseOutparam, Slot};
@@ -216,10 +215,8 @@ impl ProxyHandler {
         let mut linker = Linker::default();
         crate::wasi::add_to_linker(&mut linker)?;
         let types = HandlerTypes::of(&linker)?;
-        let pool = Pool::new(&PoolSpec {
-            kind: Some("lazy".into()),
-            max_size: Some(config.max_instances.unwrap_or(64)),
-            ..Default::default()
+        let pool = Pool::new(PoolKind::Lazy {
+            max: config.max_instances.unwrap_or(64),
         });
         let handler = ProxyHandler {
             name: name.into(),
@@ -251,7 +248,7 @@ impl ProxyHandler {
     }
 
     /// Instance counts of the pool.
-    pub fn pool_stats(&self) -> crate::registry::pool::PoolStats {
+    pub fn pool_stats(&self) -> crate::pool::PoolStats {
         self.pool.stats()
     }
 
@@ -289,13 +286,13 @@ impl ProxyHandler {
         self.pool
             .with(
                 &self.name,
-                !self.config.fresh_instances,
                 || self.instantiate(),
                 async |w: &mut Warm| {
                     let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);
                     w.store.set_deadline(deadline);
                     self.types.call(&mut w.store, &w.handle, req, slot).await
                 },
+                |_| !self.config.fresh_instances,
             )
             .await
     }
@@ -348,9 +345,9 @@ impl Server {
         let ex = self.ex;
         let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // Set when the server stops: connections finish gracefully.
-        let stopping: Arc<crate::wasi::io::Signal> = Arc::default();
+        let stopping: Arc<crate::dispatch::Signal> = Arc::default();
         // Set when the worker threads may end.
-        let done: Arc<crate::wasi::io::Signal> = Arc::default();
+        let done: Arc<crate::dispatch::Signal> = Arc::default();
         for i in 0..threads.max(1).saturating_sub(1) {
             let done = done.clone();
             std::thread::Builder::new()

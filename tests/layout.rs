@@ -66,7 +66,11 @@ fn engine_layers_only_look_down() {
             }
         }
     }
-    assert!(wrong.is_empty(), "a lower layer names a higher one:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "a lower layer names a higher one:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

@@ -7,8 +7,11 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use wippy_wasm::registry::Registry;
 
+/// A fresh folder of its own for each call (tests run in parallel).
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wippy-registry-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("wippy-registry-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -106,7 +109,7 @@ fn an_undeclared_import_is_refused_naming_the_declaration() {
     let err = format!("{:#}", Registry::load(&file).err().unwrap());
     assert!(err.contains("entry `t:prog`: field `imports`"), "{err}");
     assert!(
-        err.contains("imports `wasi:clocks/wall-clock@") && err.contains("add `wasi:clocks` to `imports`"),
+        err.contains("imports `wasi:filesystem/types@") && err.contains("add `wasi:filesystem` to `imports`"),
         "{err}"
     );
     let file = command_registry(&dir, "hello.wasm", ALL_WASI);
@@ -516,7 +519,7 @@ fn an_inline_pool_reuses_one_warm_instance() {
     assert!(results.iter().all(|r| r.is_ok()));
     assert_eq!(
         r.pool_stats("t:nap").unwrap(),
-        wippy_wasm::registry::pool::PoolStats {
+        wippy_wasm::pool::PoolStats {
             live: 1,
             peak: 1,
             created: 1

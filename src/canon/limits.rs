@@ -45,6 +45,13 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Bytes of linear memory in the store now.
+    pub fn memory_in_use(&self) -> usize {
+        self.memory_in_use
+    }
+}
+
 impl wasmi::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,

@@ -62,6 +62,10 @@ enum Command {
         /// Serve a registry's endpoints instead of one component.
         #[arg(short = 'c', long = "config", conflicts_with = "component")]
         config: Option<std::path::PathBuf>,
+        /// With `-c`: any problem in the registry (a broken entry, an
+        /// unknown field) stops the server from starting.
+        #[arg(long, requires = "config")]
+        strict: bool,
         #[command(flatten)]
         instances: InstanceFlags,
         #[command(flatten)]
@@ -82,6 +86,10 @@ enum Command {
         /// Positional arguments, one JSON value each.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+        /// Any problem in the registry (a broken entry, an unknown field)
+        /// is fatal; by default broken entries are reported and the rest run.
+        #[arg(long)]
+        strict: bool,
     },
     /// Check every registry entry and list every problem found.
     Check {
@@ -110,7 +118,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Wast { files, verbose } => wast(&files, verbose),
         Command::Inspect { file } => inspect(&file),
-        Command::Call { config, id, args } => call(&config, &id, &args),
+        Command::Call {
+            config,
+            id,
+            args,
+            strict,
+        } => call(&config, &id, &args, strict),
         Command::Check { config } => check(&config),
         Command::Run {
             guest,
@@ -125,11 +138,12 @@ pub fn main() -> ExitCode {
         Command::Serve {
             addr,
             config,
+            strict,
             instances,
             guest,
             net,
             component,
-        } => serve(&addr, config, &instances, &guest, &net, component),
+        } => serve(&addr, config, strict, &instances, &guest, &net, component),
     };
     match result {
         Ok(code) => code,
@@ -213,6 +227,7 @@ fn run(
 fn serve(
     addr: &str,
     config: Option<std::path::PathBuf>,
+    strict: bool,
     instances: &InstanceFlags,
     guest: &GuestFlags,
     net: &NetFlags,
@@ -225,7 +240,7 @@ fn serve(
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow::anyhow!("--addr {addr}: expected HOST:PORT"))?;
     if let Some(config) = config {
-        let registry = crate::registry::Registry::load(&config)?;
+        let registry = open_registry(&config, strict)?;
         let handler = crate::registry::http::EndpointHandler::new(&registry)?;
         crate::serve::serve(std::sync::Arc::new(handler), addr)?;
         return Ok(ExitCode::SUCCESS);
@@ -246,8 +261,26 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-fn call(config: &std::path::Path, id: &str, args: &[String]) -> anyhow::Result<ExitCode> {
-    let registry = crate::registry::Registry::load(config)?;
+/// Loads a registry for `call` and `serve -c`: broken entries and warnings
+/// are reported on stderr, once each, and the rest run; with `strict`
+/// any of them is fatal.
+fn open_registry(config: &std::path::Path, strict: bool) -> anyhow::Result<crate::registry::Registry> {
+    let options = crate::registry::LoadOptions {
+        keep_going: !strict,
+        strict,
+    };
+    let registry = crate::registry::Registry::load_with(config, options)?;
+    for w in registry.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for p in registry.problems() {
+        eprintln!("error: {p}");
+    }
+    Ok(registry)
+}
+
+fn call(config: &std::path::Path, id: &str, args: &[String], strict: bool) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(config, strict)?;
     let args = args
         .iter()
         .enumerate()

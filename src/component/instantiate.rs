@@ -482,6 +482,17 @@ fn bind_instance<T>(types: &Types, id: ComponentInstanceTypeId, iv: &InstanceVal
     }
 }
 
+/// Whether an imported instance of this type needs the host: it exports a
+/// function, a resource type or an instance that does. Plain types (records,
+/// enums, ...) are the guest's own definitions, not capabilities.
+pub(crate) fn needs_host(types: &Types, itype: &wasmparser::component_types::ComponentInstanceType) -> bool {
+    itype.exports.values().any(|item| match item.ty {
+        ComponentEntityType::Type { created, .. } => matches!(created, ComponentAnyTypeId::Resource(_)),
+        ComponentEntityType::Instance(sub) => needs_host(types, &types[sub]),
+        _ => true,
+    })
+}
+
 /// Adds an item to its index space (imports, aliases and exports all do).
 fn push_item<T>(
     s: &mut Scope<T>,
@@ -573,6 +584,13 @@ fn import_from_host<T: 'static>(
             let ComponentAnyTypeId::Instance(id) = types.component_any_type_at(t) else {
                 bail!("import `{name}`: not an instance type");
             };
+            let itype = &types[id];
+            if !needs_host(types, itype) {
+                // An empty instance, or one exporting only plain types (a
+                // WIT interface of type definitions): nothing to provide.
+                let exports = itype.exports.keys().map(|n| (n.clone(), Export::Type(None))).collect();
+                return Ok(Export::Instance(Arc::new(InstanceValue { exports })));
+            }
             let host = linker.lookup(name).ok_or_else(|| {
                 let similar: Vec<&str> = linker
                     .names()
@@ -586,7 +604,6 @@ fn import_from_host<T: 'static>(
                 };
                 anyhow!("import `{name}` is not defined: expected an instance{hint}")
             })?;
-            let itype = &types[id];
             let mut exports = Vec::new();
             // Resource types first: function types refer to them.
             for (ename, item) in itype.exports.iter() {

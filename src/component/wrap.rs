@@ -52,15 +52,7 @@ pub fn componentize_core(core: &[u8], signatures: &str) -> Result<Vec<u8>> {
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)?;
     let mut encoder = wit_component::ComponentEncoder::default();
     encoder.module(&module)?;
-    let imports_preview1 = wasmparser::Parser::new(0).parse_all(core).any(|p| match p {
-        Ok(wasmparser::Payload::ImportSection(s)) => s
-            .into_iter()
-            .flatten()
-            .flat_map(|group| group.into_iter())
-            .any(|i| i.is_ok_and(|(_, i)| i.module == "wasi_snapshot_preview1")),
-        _ => false,
-    });
-    if imports_preview1 {
+    if imports_preview1(core) {
         encoder.adapter(
             "wasi_snapshot_preview1",
             wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
@@ -70,4 +62,16 @@ pub fn componentize_core(core: &[u8], signatures: &str) -> Result<Vec<u8>> {
         .validate(true)
         .encode()
         .map_err(|e| anyhow::anyhow!("cannot wrap the core module with its `wit` signature: {e:#}"))
+}
+
+/// Whether a core module imports WASI preview 1 (`wasi_snapshot_preview1`).
+pub fn imports_preview1(core: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(core).any(|p| match p {
+        Ok(wasmparser::Payload::ImportSection(s)) => s
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group.into_iter())
+            .any(|i| i.is_ok_and(|(_, i)| i.module == "wasi_snapshot_preview1")),
+        _ => false,
+    })
 }

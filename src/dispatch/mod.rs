@@ -120,6 +120,35 @@ pub(crate) fn suspend_or_block<T: 'static>(
     Ok(())
 }
 
+/// A one-shot flag that background work sets (a name lookup finishing, a
+/// response arriving, a server stopping) and tasks wait on.
+#[derive(Debug, Default)]
+pub struct Signal {
+    done: std::sync::atomic::AtomicBool,
+    event: event_listener::Event,
+}
+
+impl Signal {
+    pub fn set(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        while !self.is_set() {
+            let listener = self.event.listen();
+            if self.is_set() {
+                break;
+            }
+            listener.await;
+        }
+    }
+}
+
 /// `op`, or `None` once `timeout` passes.
 pub async fn within<R>(timeout: std::time::Duration, op: impl Future<Output = R>) -> Option<R> {
     futures_lite::future::or(async { Some(op.await) }, async {

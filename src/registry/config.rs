@@ -2,6 +2,7 @@
 //! loaded from one file or a tree of `_index.yaml` files. Every error names
 //! the file, the entry and the field.
 
+use crate::pool::PoolKind;
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -134,24 +135,219 @@ pub struct NetworkSpec {
     pub name_lookup: Option<bool>,
 }
 
+/// `pool:` as written (Wippy's fields); [`PoolSpec::config`] checks it.
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct PoolSpec {
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub max_size: Option<usize>,
-    pub size: Option<usize>,
-    pub workers: Option<usize>,
-    pub buffer: Option<usize>,
+    pub size: Option<i64>,
+    pub workers: Option<i64>,
+    pub buffer: Option<i64>,
+    pub max_size: Option<i64>,
+    /// Run the calls on a dedicated pool of `workers` OS threads.
+    pub worker_class: Option<String>,
+    /// Make one instance at load instead of at the first call.
+    #[serde(default)]
+    pub warm_start: bool,
 }
 
+/// A checked `pool:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub kind: PoolKind,
+    /// `worker_class`: its name and thread count.
+    pub worker_class: Option<(String, usize)>,
+    pub warm_start: bool,
+}
+
+impl PoolSpec {
+    /// The pool this declares, Wippy's way; or the field at fault and why.
+    ///
+    /// - `inline`: one instance; `lazy` / `adaptive`: up to `max_size`
+    ///   (default 16); `static`: `workers`, else `size`, else 8, with a
+    ///   queue of `buffer` (default workers × 64).
+    /// - No `type`: `workers` picks static; `size` alone picks inline;
+    ///   otherwise lazy up to `max_size` (default 100).
+    /// - `worker_class`: calls run on `workers` dedicated threads (default
+    ///   the cores, at most 4), on a lazy pool of instances (`type` is
+    ///   ignored, as in Wippy).
+    pub fn config(&self) -> std::result::Result<PoolConfig, (String, String)> {
+        let field = |name: &str, v: Option<i64>| -> std::result::Result<usize, (String, String)> {
+            match v {
+                Some(n) if n < 0 => Err((format!("pool.{name}"), format!("must not be negative (got {n})"))),
+                Some(n) => Ok(n as usize),
+                None => Ok(0),
+            }
+        };
+        let (size, workers, buffer, max_size) = (
+            field("size", self.size)?,
+            field("workers", self.workers)?,
+            field("buffer", self.buffer)?,
+            field("max_size", self.max_size)?,
+        );
+        let or = |n: usize, default: usize| if n == 0 { default } else { n };
+        let refuse = |f: &str, why: &str| Err((format!("pool.{f}"), why.to_string()));
+        if let Some(class) = &self.worker_class {
+            if class.trim().is_empty() {
+                return refuse("worker_class", "must name a class (such as `wasm`)");
+            }
+            if buffer > 0 {
+                return refuse(
+                    "buffer",
+                    "does not apply with `worker_class` (calls wait on the threads)",
+                );
+            }
+            return Ok(PoolConfig {
+                kind: PoolKind::Lazy { max: or(max_size, 100) },
+                worker_class: Some((class.clone(), or(workers, crate::pool::workers::default_threads()))),
+                warm_start: self.warm_start,
+            });
+        }
+        let kind = match self.kind.as_deref() {
+            Some("inline") => {
+                for (f, v) in [("workers", workers), ("buffer", buffer), ("max_size", max_size)] {
+                    if v > 0 {
+                        return refuse(f, "does not apply to an inline pool (one instance)");
+                    }
+                }
+                if size > 1 {
+                    return refuse("size", "an inline pool has one instance");
+                }
+                PoolKind::Inline
+            }
+            Some(t @ ("lazy" | "adaptive")) => {
+                for (f, v) in [("workers", workers), ("buffer", buffer)] {
+                    if v > 0 {
+                        return refuse(f, &format!("applies to static pools, not to a {t} pool (use max_size)"));
+                    }
+                }
+                let max = or(max_size, 16);
+                if t == "lazy" {
+                    PoolKind::Lazy { max }
+                } else {
+                    PoolKind::Adaptive { max }
+                }
+            }
+            Some("static") => {
+                if max_size > 0 {
+                    return refuse(
+                        "max_size",
+                        "applies to lazy and adaptive pools, not to a static pool (use workers)",
+                    );
+                }
+                let workers = or(workers, or(size, 8));
+                PoolKind::Static {
+                    workers,
+                    queue: or(buffer, workers * 64),
+                }
+            }
+            Some(other) => {
+                return Err((
+                    "pool.type".into(),
+                    format!("unknown pool type `{other}` (inline, lazy, static or adaptive)"),
+                ))
+            }
+            None if workers > 0 => {
+                if max_size > 0 {
+                    return refuse(
+                        "max_size",
+                        "contradicts `workers`: workers make a static pool, max_size a lazy one",
+                    );
+                }
+                PoolKind::Static {
+                    workers,
+                    queue: or(buffer, workers * 64),
+                }
+            }
+            None if buffer > 0 => return refuse("buffer", "applies to static pools: give `workers` too"),
+            None if size > 0 && max_size == 0 => PoolKind::Inline,
+            None => PoolKind::Lazy { max: or(max_size, 100) },
+        };
+        Ok(PoolConfig {
+            kind,
+            worker_class: None,
+            warm_start: self.warm_start,
+        })
+    }
+}
+
+/// `limits:` (under `options`, or deprecated at the root).
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct LimitsSpec {
-    pub max_execution_ms: Option<u64>,
-    pub memory_bytes: Option<u64>,
-    pub max_retained_memory_bytes: Option<u64>,
-    pub retained_memory_check_interval: Option<u64>,
-    pub max_open_sockets: Option<u64>,
-    pub socket_timeout_ms: Option<u64>,
+    /// A call's wall-clock budget; 0 is none.
+    pub max_execution_ms: Option<i64>,
+    /// Linear memory an instance may have (a wippy-wasm extension).
+    pub memory_bytes: Option<i64>,
+    /// A warm instance whose linear memory is over this after a call is
+    /// retired instead of reused (default 64 MiB; 0 disables).
+    pub max_retained_memory_bytes: Option<i64>,
+    /// Calls between those checks (default 16; every call when the limit
+    /// is given).
+    pub retained_memory_check_interval: Option<i64>,
+    pub max_open_sockets: Option<i64>,
+    pub socket_timeout_ms: Option<i64>,
+}
+
+/// The default of `max_retained_memory_bytes`.
+pub const DEFAULT_MAX_RETAINED_MEMORY: u64 = 64 << 20;
+
+impl LimitsSpec {
+    fn check(&self) -> std::result::Result<(), (String, String)> {
+        for (name, v) in [
+            ("max_execution_ms", self.max_execution_ms),
+            ("memory_bytes", self.memory_bytes),
+            ("max_retained_memory_bytes", self.max_retained_memory_bytes),
+            ("retained_memory_check_interval", self.retained_memory_check_interval),
+            ("max_open_sockets", self.max_open_sockets),
+            ("socket_timeout_ms", self.socket_timeout_ms),
+        ] {
+            if let Some(n) = v.filter(|n| *n < 0) {
+                return Err((
+                    format!("options.limits.{name}"),
+                    format!("must not be negative (got {n})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(v: Option<i64>) -> Option<u64> {
+        v.map(|n| n.max(0) as u64)
+    }
+
+    /// `max_execution_ms`, if set and not 0.
+    pub fn max_execution(&self) -> Option<std::time::Duration> {
+        Self::get(self.max_execution_ms)
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis)
+    }
+
+    pub fn memory_bytes(&self) -> Option<u64> {
+        Self::get(self.memory_bytes)
+    }
+
+    pub fn max_open_sockets(&self) -> Option<u64> {
+        Self::get(self.max_open_sockets)
+    }
+
+    pub fn socket_timeout(&self) -> Option<std::time::Duration> {
+        Self::get(self.socket_timeout_ms).map(std::time::Duration::from_millis)
+    }
+
+    /// The retained-memory rule: (limit, calls between checks), or `None`
+    /// when disabled.
+    pub fn retained_memory(&self) -> Option<(u64, u64)> {
+        let limit = Self::get(self.max_retained_memory_bytes).unwrap_or(DEFAULT_MAX_RETAINED_MEMORY);
+        let default_interval = if self.max_retained_memory_bytes.is_some() {
+            1
+        } else {
+            16
+        };
+        let interval = Self::get(self.retained_memory_check_interval)
+            .filter(|n| *n > 0)
+            .unwrap_or(default_interval);
+        (limit > 0).then_some((limit, interval))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -217,33 +413,90 @@ pub fn qualify(namespace: &str, reference: &str) -> String {
     }
 }
 
-/// Loads one definition file, or every `_index.yaml` below a folder.
-pub fn load(path: &Path) -> Result<BTreeMap<String, Entry>> {
+/// A problem found while loading: the entry it breaks (when known) and a
+/// message naming the file, the entry and the field.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub id: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What reading the definition files found: the entries that parsed, the
+/// problems that broke others, and warnings (fields and kinds this runtime
+/// does not know, deprecated spellings).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub entries: BTreeMap<String, Entry>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+}
+
+/// Wippy kinds this runtime reads but does not run: no warning for them.
+const KNOWN_OTHER_KINDS: &[&str] = &[
+    "http.service",
+    "http.router",
+    "http.static",
+    "process.host",
+    "terminal.host",
+    "registry.entry",
+    "env.storage.memory",
+    "env.storage.router",
+];
+
+/// Loads one definition file, or every `_index.yaml` below a folder. Each
+/// file and each entry is read on its own: one that is broken is a
+/// [`Problem`], and the rest still load.
+///
+/// # Errors
+/// Only if `path` itself cannot be read, or a folder has no `_index.yaml`.
+pub fn load(path: &Path) -> Result<Loaded> {
     let mut files = Vec::new();
     if path.is_dir() {
         collect(path, &mut files)?;
         if files.is_empty() {
             bail!("{}: no _index.yaml files found", path.display());
         }
-    } else {
+    } else if path.is_file() {
         files.push(path.to_path_buf());
+    } else {
+        bail!("{}: no such file or folder", path.display());
     }
-    let mut entries = BTreeMap::new();
+    let mut loaded = Loaded::default();
     for f in files {
-        for e in load_file(&f)? {
-            if let Some(prev) = entries.get(&e.id) {
-                let prev: &Entry = prev;
-                bail!(
+        let entries = match load_file(&f, &mut loaded) {
+            Ok(e) => e,
+            Err(e) => {
+                loaded.problems.push(Problem {
+                    id: None,
+                    message: format!("{e:#}"),
+                });
+                continue;
+            }
+        };
+        for e in entries {
+            if let Some(prev) = loaded.entries.get(&e.id) {
+                let message = format!(
                     "{}: entry `{}` is already defined in {}",
                     f.display(),
                     e.id,
                     prev.file.display()
                 );
+                loaded.problems.push(Problem {
+                    id: Some(e.id.clone()),
+                    message,
+                });
+                continue;
             }
-            entries.insert(e.id.clone(), e);
+            loaded.entries.insert(e.id.clone(), e);
         }
     }
-    Ok(entries)
+    Ok(loaded)
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -263,90 +516,140 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn load_file(file: &Path) -> Result<Vec<Entry>> {
+/// Reads a file's entries; an entry that does not parse is a problem of
+/// its own, recorded in `loaded`.
+fn load_file(file: &Path, loaded: &mut Loaded) -> Result<Vec<Entry>> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
     let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let mut out = Vec::new();
     for (i, raw) in doc.entries.iter().enumerate() {
-        let name = raw
-            .get("name")
-            .and_then(|n| n.as_str())
-            .ok_or_else(|| anyhow!("{}: entry #{}: field `name`: missing", file.display(), i + 1))?;
+        let Some(name) = raw.get("name").and_then(|n| n.as_str()) else {
+            loaded.problems.push(Problem {
+                id: None,
+                message: format!("{}: entry #{}: field `name`: missing", file.display(), i + 1),
+            });
+            continue;
+        };
         let id = format!("{}:{name}", doc.namespace);
-        let fail = |field: &str, msg: &dyn std::fmt::Display| {
-            anyhow!("{}: entry `{id}`: field `{field}`: {msg}", file.display())
-        };
-        let kind_name = raw
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .ok_or_else(|| fail("kind", &"missing"))?;
-        let kind = match kind_name {
-            "fs.directory" => {
-                let d: FsDirectory = typed(raw, &fail)?;
-                if d.mode_bits().is_none_or(|m| m > 0o7777) {
-                    return Err(fail("mode", &"must be octal permission bits such as \"0755\""));
-                }
-                Kind::FsDirectory(d)
-            }
-            "env.variable" => Kind::EnvVariable(typed(raw, &fail)?),
-            "env.storage.os" => Kind::EnvStorage(EnvStorage::Os),
-            "env.storage.static" => {
-                #[derive(Deserialize)]
-                struct S {
-                    #[serde(default)]
-                    values: BTreeMap<String, String>,
-                }
-                let s: S = typed(raw, &fail)?;
-                Kind::EnvStorage(EnvStorage::Static(s.values))
-            }
-            "env.storage.file" => {
-                #[derive(Deserialize)]
-                struct F {
-                    file_path: String,
-                    #[serde(default)]
-                    auto_create: bool,
-                }
-                let f: F = typed(raw, &fail)?;
-                let path = file.parent().unwrap_or(Path::new(".")).join(&f.file_path);
-                Kind::EnvStorage(EnvStorage::File {
-                    path,
-                    auto_create: f.auto_create,
-                })
-            }
-            "function.wasm" | "function.wat" => {
-                let mut spec: FunctionSpec = typed(raw, &fail)?;
-                spec.wat = kind_name == "function.wat";
-                check_function(&spec, &fail)?;
-                Kind::Function(Box::new(spec))
-            }
-            "http.endpoint" => {
-                let e: HttpEndpoint = typed(raw, &fail)?;
-                if http::Method::from_bytes(e.method.to_ascii_uppercase().as_bytes()).is_err() {
-                    return Err(fail("method", &format!("`{}` is not an HTTP method", e.method)));
-                }
-                if !e.path.starts_with('/') {
-                    return Err(fail("path", &"must start with `/`"));
-                }
-                Kind::HttpEndpoint(e)
-            }
-            other => Kind::Other(other.to_string()),
-        };
-        out.push(Entry {
-            id: id.clone(),
-            namespace: doc.namespace.clone(),
-            file: file.to_path_buf(),
-            kind,
-        });
+        match entry_kind(file, &id, raw, &mut loaded.warnings) {
+            Ok(kind) => out.push(Entry {
+                id,
+                namespace: doc.namespace.clone(),
+                file: file.to_path_buf(),
+                kind,
+            }),
+            Err(e) => loaded.problems.push(Problem {
+                id: Some(id),
+                message: format!("{e:#}"),
+            }),
+        }
     }
     Ok(out)
 }
 
-/// Deserialises an entry, reporting the path of a bad field.
+fn entry_kind(file: &Path, id: &str, raw: &serde_yaml::Value, warnings: &mut Vec<String>) -> Result<Kind> {
+    let fail =
+        |field: &str, msg: &dyn std::fmt::Display| anyhow!("{}: entry `{id}`: field `{field}`: {msg}", file.display());
+    let kind_name = raw
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .ok_or_else(|| fail("kind", &"missing"))?;
+    let mut unknown = Vec::new();
+    let kind = match kind_name {
+        "fs.directory" => {
+            let d: FsDirectory = typed(raw, &fail, &mut unknown)?;
+            if d.mode_bits().is_none_or(|m| m > 0o7777) {
+                return Err(fail("mode", &"must be octal permission bits such as \"0755\""));
+            }
+            Kind::FsDirectory(d)
+        }
+        "env.variable" => Kind::EnvVariable(typed(raw, &fail, &mut unknown)?),
+        "env.storage.os" => {
+            #[derive(Deserialize)]
+            struct O {}
+            let _: O = typed(raw, &fail, &mut unknown)?;
+            Kind::EnvStorage(EnvStorage::Os)
+        }
+        "env.storage.static" => {
+            #[derive(Deserialize)]
+            struct S {
+                #[serde(default)]
+                values: BTreeMap<String, String>,
+            }
+            let s: S = typed(raw, &fail, &mut unknown)?;
+            Kind::EnvStorage(EnvStorage::Static(s.values))
+        }
+        "env.storage.file" => {
+            #[derive(Deserialize)]
+            struct F {
+                file_path: String,
+                #[serde(default)]
+                auto_create: bool,
+            }
+            let f: F = typed(raw, &fail, &mut unknown)?;
+            let path = file.parent().unwrap_or(Path::new(".")).join(&f.file_path);
+            Kind::EnvStorage(EnvStorage::File {
+                path,
+                auto_create: f.auto_create,
+            })
+        }
+        "function.wasm" | "function.wat" => {
+            let mut spec: FunctionSpec = typed(raw, &fail, &mut unknown)?;
+            spec.wat = kind_name == "function.wat";
+            check_function(&spec, &fail)?;
+            if spec.limits.is_some() {
+                warnings.push(format!(
+                    "{}: entry `{id}`: field `limits` is deprecated: use `options.limits`",
+                    file.display()
+                ));
+            }
+            Kind::Function(Box::new(spec))
+        }
+        "http.endpoint" => {
+            let e: HttpEndpoint = typed(raw, &fail, &mut unknown)?;
+            if http::Method::from_bytes(e.method.to_ascii_uppercase().as_bytes()).is_err() {
+                return Err(fail("method", &format!("`{}` is not an HTTP method", e.method)));
+            }
+            if !e.path.starts_with('/') {
+                return Err(fail("path", &"must start with `/`"));
+            }
+            Kind::HttpEndpoint(e)
+        }
+        other => {
+            if !KNOWN_OTHER_KINDS.contains(&other) {
+                warnings.push(format!(
+                    "{}: entry `{id}`: kind `{other}` is unknown to wippy-wasm (the entry is ignored)",
+                    file.display()
+                ));
+            }
+            Kind::Other(other.to_string())
+        }
+    };
+    for field in unknown {
+        warnings.push(format!(
+            "{}: entry `{id}`: field `{field}` is not a field of {kind_name} (ignored)",
+            file.display()
+        ));
+    }
+    Ok(kind)
+}
+
+/// Deserialises an entry (less `name`, `kind` and `meta`), reporting the
+/// path of a bad field, and collecting the fields the type does not have.
 fn typed<T: serde::de::DeserializeOwned>(
     raw: &serde_yaml::Value,
     fail: &dyn Fn(&str, &dyn std::fmt::Display) -> anyhow::Error,
+    unknown: &mut Vec<String>,
 ) -> Result<T> {
-    serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
+    let mut fields = raw.clone();
+    if let Some(map) = fields.as_mapping_mut() {
+        for k in ["name", "kind", "meta"] {
+            map.remove(k);
+        }
+    }
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let ignored = serde_ignored::Deserializer::new(fields, &mut note);
+    serde_path_to_error::deserialize(ignored).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde names a missing field in its message, not in the path.
@@ -416,13 +719,13 @@ fn check_function(spec: &FunctionSpec, fail: &dyn Fn(&str, &dyn std::fmt::Displa
             ));
         }
     }
-    if let Some(kind) = &spec.pool.kind {
-        if !["inline", "lazy", "static", "adaptive"].contains(&kind.as_str()) {
-            return Err(fail(
-                "pool.type",
-                &format!("unknown pool type `{kind}` (inline, lazy, static or adaptive)"),
-            ));
-        }
+    spec.pool.config().map_err(|(field, why)| fail(&field, &why))?;
+    if spec.limits.is_some() && spec.options.limits.is_some() {
+        return Err(fail(
+            "limits",
+            &"is given twice: at the root (deprecated) and in `options.limits`",
+        ));
     }
+    spec.limits().check().map_err(|(field, why)| fail(&field, &why))?;
     Ok(())
 }

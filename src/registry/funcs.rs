@@ -50,9 +50,7 @@ pub(crate) async fn call(registry: Registry, target: String, input: Input, depth
         let ty = registry.func_type(&target)?;
         let direct = match (ty.params.iter().map(|(_, t)| t).collect::<Vec<_>>().as_slice(), &input) {
             ([Type::String], Input::Text(t)) => Some(Val::String(t.clone())),
-            ([Type::List(e)], Input::Bytes(b)) if **e == Type::U8 => {
-                Some(Val::List(b.iter().map(|x| Val::U8(*x)).collect()))
-            }
+            ([Type::List(e)], Input::Bytes(b)) if **e == Type::U8 => Some(Val::Bytes(b.clone())),
             _ => None,
         };
         if let Some(arg) = direct {
@@ -130,18 +128,18 @@ fn string_arg(v: &Val) -> Result<String> {
 
 pub(crate) fn add_to_linker(linker: &mut Linker<CallCtx>) {
     let i = linker.instance(INTERFACE);
-    i.func_async("call-string", |mut cx, args| {
+    i.func_async("call-string", |cx, args| {
         let (target, input) = (string_arg(&args[0])?, string_arg(&args[1])?);
-        let (registry, depth) = (cx.data_mut().registry.clone(), cx.data().depth);
+        let (registry, depth) = (cx.data().registry()?, cx.data().depth);
         Ok(Box::pin(async move {
             Ok(vec![ok_or_err(
                 call(registry, target, Input::Text(input), depth + 1).await,
             )])
         }))
     });
-    i.func_async("call-bytes", |mut cx, args| {
+    i.func_async("call-bytes", |cx, args| {
         let (target, input) = (string_arg(&args[0])?, crate::wasi::bytes_arg(&args[1])?);
-        let (registry, depth) = (cx.data_mut().registry.clone(), cx.data().depth);
+        let (registry, depth) = (cx.data().registry()?, cx.data().depth);
         Ok(Box::pin(async move {
             Ok(vec![ok_or_err(
                 call(registry, target, Input::Bytes(input), depth + 1).await,

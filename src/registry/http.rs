@@ -9,11 +9,12 @@
 //! body — Wippy's mapping of HTTP to function arguments and results.
 
 use super::config::{Entry, HttpEndpoint};
+use super::function::{Warm, WarmCall};
 use super::{Inner, Registry};
 use crate::serve::{proxy_response, text_response, whole_response, Executor, Handler, HandlerTypes};
+use crate::values::{Type, Val};
 use crate::wasi::http::pipe::PipeBody;
 use crate::wasi::http::types::{IncomingRequest, Response, Slot};
-use crate::Val;
 use anyhow::{anyhow, bail, Result};
 use std::future::Future;
 use std::pin::Pin;
@@ -165,29 +166,24 @@ impl Registry {
         req: IncomingRequest,
         slot: Arc<Slot<Result<Response, Val>>>,
     ) -> Result<()> {
-        let f = self
-            .inner
-            .functions
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown function `{id}`"))?
-            .clone();
-        let limit = f.spec.limits().max_execution_ms;
-        f.pool
-            .with(
-                id,
-                true,
-                || self.warm(&f),
-                async |w: &mut super::Warm| {
-                    let deadline = limit.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
-                    w.store.set_deadline(deadline);
-                    types.call(&mut w.store, &w.func, req, slot).await
-                },
-            )
-            .await
+        let f = self.function(id)?;
+        let limit = f.spec.limits().max_execution();
+        let types = types.clone();
+        let call: WarmCall<()> = Box::new(move |w: &mut Warm| {
+            Box::pin(async move {
+                w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
+                types.call(&mut w.store, &w.func, req, slot).await
+            })
+        });
+        self.on_instance(f, call).await
     }
 
-    /// Calls a payload function with a request's body; its result is the
-    /// response's body.
+    /// Calls a payload function with a request's body, Wippy's way: no body
+    /// is no argument, a body is one argument (a `string` or `list<u8>`
+    /// parameter takes it as it is, other parameters JSON). The result is
+    /// the response: none is 204, a string `text/plain`, bytes
+    /// `application/octet-stream`, anything else JSON; a `result` is
+    /// unwrapped, its `err` a 500.
     async fn call_payload(&self, id: &str, req: http::Request<hyper::body::Incoming>) -> http::Response<PipeBody> {
         use http_body_util::BodyExt;
         let body = http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD_BYTES);
@@ -198,17 +194,63 @@ impl Registry {
             }
             Err(e) => return text_response(400, format!("cannot read the request body: {e}")),
         };
-        let input = match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => super::funcs::Input::Text(text),
-            Err(e) => super::funcs::Input::Bytes(e.into_bytes()),
-        };
-        match super::funcs::call(self.clone(), id.to_string(), input, 0).await {
-            Ok(super::funcs::Input::Text(t)) => whole_response(200, t, "text/plain; charset=utf-8"),
-            Ok(super::funcs::Input::Bytes(b)) => whole_response(200, b, "application/octet-stream"),
+        match self.payload_call(id, bytes.to_vec()).await {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("error: `{id}`: {e:#}");
                 text_response(500, format!("`{id}` failed: {e:#}"))
             }
         }
+    }
+
+    async fn payload_call(&self, id: &str, body: Vec<u8>) -> Result<http::Response<PipeBody>> {
+        let ty = self.func_type(id)?;
+        let params: Vec<&Type> = ty.param_types().collect();
+        let args = match (params.as_slice(), body.is_empty()) {
+            ([], _) | (_, true) => Vec::new(),
+            ([Type::String], false) => {
+                vec![Val::String(
+                    String::from_utf8(body).map_err(|_| anyhow!("the body is not UTF-8 text"))?,
+                )]
+            }
+            ([Type::List(e)], false) if **e == Type::U8 => vec![Val::Bytes(body)],
+            _ => {
+                let text = std::str::from_utf8(&body).map_err(|_| anyhow!("the body is not UTF-8 JSON"))?;
+                let json: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| anyhow!("the body is not JSON: {e}"))?;
+                let args = match json {
+                    serde_json::Value::Array(items) if params.len() != 1 => items,
+                    v => vec![v],
+                };
+                super::json::args_from_json(&ty, &args)?
+            }
+        };
+        let out = self.call_at(id, args, 0).await?;
+        let (v, t) = match (out.first(), ty.result.as_ref()) {
+            (Some(Val::Result(Err(e))), Some(Type::Result { err, .. })) => {
+                let msg = match (e, err) {
+                    (Some(e), Some(et)) => super::json::to_json(e, et)?.to_string(),
+                    _ => "error".into(),
+                };
+                bail!("{msg}");
+            }
+            (Some(Val::Result(Ok(v))), Some(Type::Result { ok, .. })) => (v.as_deref(), ok.as_deref()),
+            (v, t) => (v, t),
+        };
+        Ok(match (v, t) {
+            (None, _) | (_, None) => {
+                let mut r = whole_response(204, bytes::Bytes::new(), "text/plain; charset=utf-8");
+                r.headers_mut().remove(http::header::CONTENT_TYPE);
+                r
+            }
+            (Some(Val::String(s)), _) => whole_response(200, s.clone(), "text/plain; charset=utf-8"),
+            (Some(Val::Bytes(b)), _) => whole_response(200, b.clone(), "application/octet-stream"),
+            (Some(v), Some(Type::List(e))) if **e == Type::U8 => {
+                let bytes = super::json::to_json(v, &Type::List(e.clone()))?;
+                let bytes: Vec<u8> = serde_json::from_value(bytes)?;
+                whole_response(200, bytes, "application/octet-stream")
+            }
+            (Some(v), Some(t)) => whole_response(200, super::json::to_json(v, t)?.to_string(), "application/json"),
+        })
     }
 }

@@ -1,39 +1,30 @@
-//! The Wippy registry: definition files with `fs.directory`, `env.*` and
-//! `function.wasm` / `function.wat` entries; loading checks (hash, imports,
-//! method); and calling a function by `namespace:name` with JSON arguments.
+//! The Wippy registry: definition files with `fs.directory`, `env.*`,
+//! `function.wasm` / `function.wat` and `http.endpoint` entries; loading
+//! checks (hash, imports, method); and calling a function by
+//! `namespace:name` with JSON arguments.
+//!
+//! Each entry loads on its own: a broken one is kept apart (calling it
+//! returns its load error) and the rest are served, unless the load is
+//! strict ([`LoadOptions`]).
 
 pub mod config;
+mod context;
 pub mod funcs;
+mod function;
 pub mod http;
+pub mod imports;
 pub mod json;
-pub mod pool;
 
+pub use function::Function;
+
+use crate::pool::PoolStats;
 use crate::wasi::WasiCtx;
-use crate::{Component, Engine, Linker, Store, Val};
-use anyhow::{anyhow, Context, Result};
-use config::{Entry, EnvStorage, FunctionSpec, Kind};
-use sha2::{Digest, Sha256};
+use crate::{Engine, Linker, Val};
+use anyhow::{anyhow, bail, Context, Result};
+use config::{Entry, Kind};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// A loaded, checked function entry.
-pub struct Function {
-    pub id: String,
-    pub spec: FunctionSpec,
-    pub file: PathBuf,
-    component: Component,
-    /// The method's type (`None` if it involves resources, which JSON and
-    /// `funcs` cannot carry).
-    ty: Option<crate::values::FuncType>,
-    pool: pool::Pool<Warm>,
-}
-
-/// A warm instance: its store and the method to call.
-struct Warm {
-    store: Store<CallCtx>,
-    func: crate::Func,
-}
+use std::path::Path;
+use std::sync::{Arc, Weak};
 
 /// A registry loaded from definition files. Cheap to clone (shared).
 #[derive(Clone)]
@@ -50,7 +41,22 @@ struct Inner {
     /// `http.endpoint` routes, checked against their functions.
     endpoints: Vec<http::Endpoint>,
     functions: BTreeMap<String, Arc<Function>>,
+    /// Entries that did not load, with their error.
+    broken: BTreeMap<String, String>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
     natives: std::sync::RwLock<BTreeMap<String, NativeFn>>,
+}
+
+/// How to treat what a load finds wrong.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Keep broken entries apart and load the rest (else the first problem
+    /// fails the load).
+    pub keep_going: bool,
+    /// Warnings (unknown fields and kinds, deprecated spellings) are
+    /// problems too.
+    pub strict: bool,
 }
 
 /// A native function registered as a registry function: JSON arguments in,
@@ -62,7 +68,19 @@ pub struct CallCtx {
     pub wasi: WasiCtx,
     /// How many `funcs` calls deep this call is.
     pub depth: u32,
-    pub registry: Registry,
+    /// The registry the instance belongs to (weak: the registry's pools
+    /// hold the instances).
+    registry: Weak<Inner>,
+}
+
+impl CallCtx {
+    /// The registry that made this instance.
+    pub fn registry(&self) -> Result<Registry> {
+        self.registry
+            .upgrade()
+            .map(|inner| Registry { inner })
+            .ok_or_else(|| anyhow!("the registry is gone"))
+    }
 }
 
 impl crate::wasi::WasiView for CallCtx {
@@ -74,91 +92,143 @@ impl crate::wasi::WasiView for CallCtx {
 /// How deep `funcs` calls may nest; deeper calls (cycles) get `err`.
 pub const MAX_CALL_DEPTH: u32 = 16;
 
-/// The import groups (Wippy's profiles) an entry can declare, and the
-/// interfaces they cover; the first matching prefix wins.
-const GROUPS: &[(&str, &str)] = &[
-    ("funcs", "wippy:runtime/funcs"),
-    ("wasi:cli", "wasi:cli/"),
-    ("wasi:poll", "wasi:io/poll"),
-    ("wasi:io", "wasi:io/"),
-    ("wasi:clocks", "wasi:clocks/"),
-    ("wasi:filesystem", "wasi:filesystem/"),
-    ("wasi:random", "wasi:random/"),
-    ("wasi:sockets", "wasi:sockets/"),
-    ("wasi:http", "wasi:http/"),
-];
-
-/// The group that provides an import, if any.
-fn group_of(import: &str) -> Option<&'static str> {
-    GROUPS
-        .iter()
-        .find(|(_, prefix)| import.starts_with(prefix))
-        .map(|(g, _)| *g)
-}
+/// How often idle pooled instances past their time are dropped.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Registry {
     /// Loads a definition file or a tree of `_index.yaml` files and checks
-    /// every function entry.
+    /// every entry.
     ///
     /// # Errors
     /// The first problem found, naming the file, the entry and the field.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let (registry, problems) = Self::load_all(path.as_ref())?;
-        match problems.into_iter().next() {
-            Some(p) => Err(anyhow!(p)),
-            None => Ok(registry),
-        }
+        Self::load_with(path, LoadOptions::default())
     }
 
-    /// Loads and lists every problem instead of stopping at the first.
+    /// Loads as `options` say: with `keep_going`, broken entries are listed
+    /// in [`Registry::problems`] and calling one returns its error.
+    ///
+    /// # Errors
+    /// If the path cannot be read; without `keep_going`, the first problem.
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
+        let registry = Self::load_all(path.as_ref(), options.strict)?;
+        if !options.keep_going {
+            if let Some(p) = registry.inner.problems.first() {
+                bail!("{p}");
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Loads and lists every problem (warnings included) instead of
+    /// stopping at the first.
     pub fn check(path: impl AsRef<Path>) -> Vec<String> {
-        match Self::load_all(path.as_ref()) {
-            Ok((_, problems)) => problems,
+        match Self::load_all(path.as_ref(), true) {
+            Ok(r) => r.inner.problems.clone(),
             Err(e) => vec![format!("{e:#}")],
         }
     }
 
-    fn load_all(path: &Path) -> Result<(Self, Vec<String>)> {
-        let entries = config::load(path)?;
+    /// Entries that did not load, each once, naming file, entry and field.
+    pub fn problems(&self) -> &[String] {
+        &self.inner.problems
+    }
+
+    /// Fields and kinds this runtime does not know, and deprecated
+    /// spellings (not problems unless the load was strict).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+
+    fn load_all(path: &Path, strict: bool) -> Result<Self> {
+        let loaded = config::load(path)?;
         let mut config = crate::Config::default();
         config.consume_fuel(true);
         let mut inner = Inner {
             engine: Engine::new(&config),
             linker: linker()?,
             endpoints: Vec::new(),
-            entries,
+            entries: loaded.entries,
             functions: BTreeMap::new(),
+            broken: BTreeMap::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
             natives: Default::default(),
         };
-        let mut problems = Vec::new();
+        for p in loaded.problems {
+            inner.problem(p.id.as_deref(), p.message);
+        }
+        if strict {
+            for w in loaded.warnings {
+                inner.problem(None, w);
+            }
+        } else {
+            inner.warnings = loaded.warnings;
+        }
+        let mut compiled = function::Compiled::new();
         let ids: Vec<String> = inner.entries.keys().cloned().collect();
         for id in ids {
             let entry = inner.entries[&id].clone();
             match &entry.kind {
-                Kind::Function(spec) => match inner.prepare(&entry, spec) {
+                Kind::Function(spec) => match inner.prepare(&entry, spec, &mut compiled) {
                     Ok(f) => {
                         inner.functions.insert(id, Arc::new(f));
                     }
-                    Err(e) => problems.push(format!("{e:#}")),
+                    Err(e) => inner.problem(Some(&id), format!("{e:#}")),
                 },
                 Kind::EnvVariable(v) => {
                     if let Err(e) = inner.storage(&entry, &v.storage) {
-                        problems.push(format!("{e:#}"));
+                        inner.problem(Some(&id), format!("{e:#}"));
                     }
                 }
                 _ => {}
             }
         }
         // Endpoints last: they name functions.
+        let mut endpoints = Vec::new();
+        let mut failed = Vec::new();
         for entry in inner.entries.values() {
             if let Kind::HttpEndpoint(e) = &entry.kind {
                 match http::Endpoint::new(&inner, entry, e) {
-                    Ok(e) => inner.endpoints.push(e),
-                    Err(e) => problems.push(format!("{e:#}")),
+                    Ok(e) => endpoints.push(e),
+                    Err(e) => failed.push((entry.id.clone(), format!("{e:#}"))),
                 }
             }
         }
-        Ok((Registry { inner: Arc::new(inner) }, problems))
+        inner.endpoints = endpoints;
+        for (id, e) in failed {
+            inner.problem(Some(&id), e);
+        }
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            // `pool.warm_start`: an instance made now, not at the first call.
+            let failed: Vec<String> = inner
+                .functions
+                .values()
+                .filter(|f| f.spec.pool.warm_start)
+                .filter_map(|f| inner.warm_start(weak, f).err())
+                .map(|e| format!("{e:#}"))
+                .collect();
+            inner.problems.extend(failed);
+            inner
+        });
+        let registry = Registry { inner };
+        registry.start_trimming();
+        Ok(registry)
+    }
+
+    /// Drops idle pooled instances past their time, on a thread that ends
+    /// with the registry.
+    fn start_trimming(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let _ = std::thread::Builder::new()
+            .name("wippy-pool-trim".into())
+            .spawn(move || loop {
+                std::thread::sleep(TRIM_EVERY);
+                let Some(inner) = weak.upgrade() else { return };
+                for f in inner.functions.values() {
+                    f.pool.trim();
+                }
+            });
     }
 
     /// Function entry IDs.
@@ -195,69 +265,24 @@ impl Registry {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Val>>> + Send + '_>> {
         let id = id.to_string();
         Box::pin(async move {
-            let f = self
-                .inner
-                .functions
-                .get(&id)
-                .ok_or_else(|| anyhow!("unknown function `{id}`"))?
-                .clone();
-            let limit = f.spec.limits().max_execution_ms;
-            // A command's `run` may only be called once per instance.
-            let reuse = !f.spec.method.starts_with("wasi:cli/run");
-            f.pool
-                .with(
-                    &id,
-                    reuse,
-                    || self.warm(&f),
-                    async |w: &mut Warm| {
-                        w.store.data_mut().depth = depth;
-                        let deadline = limit.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
-                        w.store.set_deadline(deadline);
-                        match w.func.call_async(&mut w.store, &args).await {
-                            Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => {
-                                Err(e.context(format!(
-                                    "`{id}` ran longer than max_execution_ms ({} ms)",
-                                    limit.unwrap_or_default()
-                                )))
-                            }
-                            r => r.with_context(|| format!("calling `{id}`")),
-                        }
-                    },
-                )
-                .await
+            let f = self.function(&id)?;
+            self.call_wasm(f, args, depth).await
         })
     }
 
-    /// A new instance of `f` with its own store and host state.
-    fn warm(&self, f: &Function) -> Result<Warm> {
-        let ctx = CallCtx {
-            wasi: self.inner.wasi_ctx(f)?,
-            depth: 0,
-            registry: self.clone(),
-        };
-        let mut store = Store::new(&self.inner.engine, ctx);
-        store.set_fuel_slice(Some(FUEL_SLICE));
-        // Start functions run during instantiation, which is not sliced.
-        store.set_fuel(u64::MAX / 2)?;
-        if let Some(bytes) = f.spec.limits().memory_bytes {
-            store.set_limits(crate::Limits {
-                memory_bytes: bytes as usize,
-                ..Default::default()
-            });
+    /// The loaded function entry `id`, or why there is none.
+    fn function(&self, id: &str) -> Result<Arc<Function>> {
+        if let Some(f) = self.inner.functions.get(id) {
+            return Ok(f.clone());
         }
-        let instance = self
-            .inner
-            .linker
-            .instantiate(&mut store, &f.component)
-            .with_context(|| format!("instantiating `{}`", f.id))?;
-        let func = instance
-            .get_func(&store, &f.spec.method)
-            .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))?;
-        Ok(Warm { store, func })
+        match self.inner.broken.get(id) {
+            Some(e) => Err(anyhow!("`{id}` did not load: {e}")),
+            None => Err(anyhow!("unknown function `{id}`")),
+        }
     }
 
     /// Instance counts of function `id`'s pool.
-    pub fn pool_stats(&self, id: &str) -> Option<pool::PoolStats> {
+    pub fn pool_stats(&self, id: &str) -> Option<PoolStats> {
         self.inner.functions.get(id).map(|f| f.pool.stats())
     }
 
@@ -284,11 +309,7 @@ impl Registry {
 
     /// The component type of function `id`.
     pub fn func_type(&self, id: &str) -> Result<crate::values::FuncType> {
-        let f = self
-            .inner
-            .functions
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown function `{id}`"))?;
+        let f = self.function(id)?;
         f.ty.clone()
             .ok_or_else(|| anyhow!("`{id}` takes or returns resources, which cannot be passed as JSON"))
     }
@@ -304,290 +325,15 @@ impl Registry {
 }
 
 impl Inner {
-    fn fail(entry: &Entry, field: &str, msg: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!("{}: entry `{}`: field `{field}`: {msg}", entry.file.display(), entry.id)
-    }
-
-    fn entry(&self, from: &Entry, field: &str, reference: &str) -> Result<&Entry> {
-        let id = config::qualify(&from.namespace, reference);
-        self.entries
-            .get(&id)
-            .ok_or_else(|| Self::fail(from, field, format!("no entry `{id}`")))
-    }
-
-    /// The host folder of an `fs.directory` reference, and whether its mode
-    /// allows writing.
-    fn directory(&self, from: &Entry, field: &str, reference: &str) -> Result<PathBuf> {
-        Ok(self.directory_mode(from, field, reference)?.0)
-    }
-
-    fn directory_mode(&self, from: &Entry, field: &str, reference: &str) -> Result<(PathBuf, bool)> {
-        let target = self.entry(from, field, reference)?;
-        let Kind::FsDirectory(d) = &target.kind else {
-            return Err(Self::fail(
-                from,
-                field,
-                format!("`{}` is not an fs.directory", target.id),
-            ));
-        };
-        let dir = target.file.parent().unwrap_or(Path::new(".")).join(&d.directory);
-        if !dir.is_dir() {
-            if d.auto_init {
-                std::fs::create_dir_all(&dir).map_err(|e| Self::fail(target, "directory", e))?;
-            } else {
-                return Err(Self::fail(
-                    target,
-                    "directory",
-                    format!("{} does not exist", dir.display()),
-                ));
-            }
+    /// Records a problem; one naming an entry also keeps it apart.
+    fn problem(&mut self, id: Option<&str>, message: String) {
+        if let Some(id) = id {
+            self.functions.remove(id);
+            self.broken.entry(id.to_string()).or_insert_with(|| message.clone());
         }
-        Ok((dir, d.writable()))
-    }
-
-    fn storage(&self, from: &Entry, reference: &str) -> Result<&EnvStorage> {
-        let target = self.entry(from, "storage", reference)?;
-        match &target.kind {
-            Kind::EnvStorage(s) => Ok(s),
-            _ => Err(Self::fail(
-                from,
-                "storage",
-                format!("`{}` is not an env.storage.* entry", target.id),
-            )),
-        }
-    }
-
-    /// Reads the code, verifies the hash, loads the component and checks its
-    /// imports and the method.
-    fn prepare(&self, entry: &Entry, spec: &FunctionSpec) -> Result<Function> {
-        let bytes = if spec.wat {
-            let source = spec.source.as_deref().unwrap_or_default();
-            match source.strip_prefix("file://") {
-                Some(rel) => {
-                    let p = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
-                    std::fs::read(&p)
-                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))?
-                }
-                None => source.as_bytes().to_vec(),
-            }
-        } else {
-            let dir = self.directory(entry, "fs", spec.fs.as_deref().unwrap_or_default())?;
-            let path = dir.join(spec.path.as_deref().unwrap_or_default().trim_start_matches('/'));
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Self::fail(entry, "path", format!("cannot read {}: {e}", path.display())))?;
-            let want = spec
-                .hash
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches("sha256:")
-                .to_ascii_lowercase();
-            let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-            if want != got {
-                return Err(Self::fail(
-                    entry,
-                    "hash",
-                    format!("mismatch: expected sha256:{want}, actual sha256:{got}"),
-                ));
-            }
-            bytes
-        };
-        // A core module (binary or text) needs its `wit` signature.
-        let text_module = spec.wat
-            && std::str::from_utf8(&bytes).is_ok_and(|t| {
-                t.trim_start()
-                    .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
-                    .starts_with("module")
-            });
-        let bytes = if is_core(&bytes) || text_module {
-            let core = if text_module {
-                wat::parse_bytes(&bytes)
-                    .map_err(|e| Self::fail(entry, "source", e))?
-                    .into_owned()
-            } else {
-                bytes
-            };
-            let Some(wit) = &spec.wit else {
-                return Err(Self::fail(
-                    entry,
-                    "wit",
-                    "missing: a core module needs the WIT signature of its exports",
-                ));
-            };
-            crate::component::wrap::componentize_core(&core, wit)
-                .map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
-        } else {
-            bytes
-        };
-        let component = Component::new(&self.engine, &bytes)
-            .map_err(|e| Self::fail(entry, if spec.wat { "source" } else { "path" }, format!("{e:#}")))?;
-        for (name, _) in &component.def.imports {
-            match group_of(name) {
-                Some(group)
-                    if spec
-                        .imports
-                        .iter()
-                        .any(|d| d == group || (d == "wasi:poll" && name.starts_with("wasi:io/poll"))) => {}
-                Some(group) => {
-                    return Err(Self::fail(
-                        entry,
-                        "imports",
-                        format!("the component imports `{name}`; add `{group}` to `imports`"),
-                    ))
-                }
-                None => {
-                    return Err(Self::fail(
-                        entry,
-                        "imports",
-                        format!("the component imports `{name}`, which no host provides"),
-                    ))
-                }
-            }
-        }
-        let Some(ty) = export_type(&component, &spec.method) else {
-            return Err(Self::fail(
-                entry,
-                "method",
-                format!("the component exports no function `{}`", spec.method),
-            ));
-        };
-        Ok(Function {
-            id: entry.id.clone(),
-            spec: spec.clone(),
-            file: entry.file.clone(),
-            component,
-            ty,
-            pool: pool::Pool::new(&spec.pool),
-        })
-    }
-
-    /// The value of an `env.variable` entry, if set.
-    fn variable(&self, from: &Entry, field: &str, reference: &str) -> Result<Option<String>> {
-        let target = self.entry(from, field, reference)?;
-        let Kind::EnvVariable(v) = &target.kind else {
-            return Err(Self::fail(
-                from,
-                field,
-                format!("`{}` is not an env.variable", target.id),
-            ));
-        };
-        let key = v
-            .variable
-            .clone()
-            .unwrap_or_else(|| target.id.rsplit(':').next().unwrap_or_default().to_string());
-        let value = match self.storage(target, &v.storage)? {
-            EnvStorage::Os => std::env::var(&key).ok(),
-            EnvStorage::Static(values) => values.get(&key).cloned(),
-            EnvStorage::File { path, auto_create } => match std::fs::read_to_string(path) {
-                Ok(text) => parse_env_file(&text).remove(&key),
-                Err(_) if *auto_create => None,
-                Err(e) => {
-                    return Err(Self::fail(
-                        target,
-                        "storage",
-                        format!("cannot read {}: {e}", path.display()),
-                    ))
-                }
-            },
-        };
-        Ok(value.or_else(|| v.default.clone()))
-    }
-
-    /// The WASI context of one call of `f`: args, cwd, env, mounts.
-    fn wasi_ctx(&self, f: &Function) -> Result<WasiCtx> {
-        let entry = &self.entries[&f.id];
-        let spec = &f.spec;
-        let mut ctx = WasiCtx::new().args(std::iter::once(f.id.clone()).chain(spec.wasi.args.iter().cloned()));
-        if let Some(cwd) = &spec.wasi.cwd {
-            ctx = ctx.cwd(cwd);
-        }
-        for (i, m) in spec.wasi.env.iter().enumerate() {
-            let field = format!("wasi.env[{i}]");
-            match self.variable(entry, &field, &m.id)? {
-                Some(v) => ctx = ctx.env(&m.name, v),
-                None if m.required => {
-                    return Err(Self::fail(
-                        entry,
-                        &field,
-                        format!("required variable `{}` ({}) is not set", m.id, m.name),
-                    ))
-                }
-                None => {}
-            }
-        }
-        for (i, m) in spec.wasi.mounts.iter().enumerate() {
-            let (dir, writable) = self.directory_mode(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
-            ctx = ctx.preopen_dir(&dir, &m.guest, m.read_only || !writable)?;
-        }
-        if spec.imports.iter().any(|i| i == "wasi:sockets") {
-            ctx = ctx.network(network_policy(spec)?);
-        }
-        Ok(ctx)
+        self.problems.push(message);
     }
 }
-
-/// The network an entry importing `wasi:sockets` gets (see [`NetworkSpec`]).
-fn network_policy(spec: &config::FunctionSpec) -> Result<crate::wasi::sockets::NetworkPolicy> {
-    use crate::wasi::sockets::parse_range;
-    let net = spec.network.clone().unwrap_or_default();
-    let ranges = |list: &[String]| list.iter().map(|r| parse_range(r)).collect::<Result<Vec<_>>>();
-    Ok(crate::wasi::sockets::NetworkPolicy {
-        enabled: true,
-        name_lookup: net.name_lookup.unwrap_or(true),
-        allow: ranges(&net.allow)?,
-        deny: ranges(&net.deny)?,
-        deny_loopback: !net.allow_loopback,
-        deny_private: !net.allow_private,
-        max_sockets: spec.limits().max_open_sockets,
-        timeout: spec.limits().socket_timeout_ms.map(std::time::Duration::from_millis),
-        http: true,
-    })
-}
-
-fn is_core(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
-}
-
-/// The type of export `f` or `iface#f` (version-tolerant): `None` if there
-/// is no such function, `Some(None)` if its type involves resources.
-fn export_type(component: &Component, method: &str) -> Option<Option<crate::values::FuncType>> {
-    use wasmparser::component_types::ComponentEntityType as E;
-    let types = component.types();
-    let fid = match method.split_once('#') {
-        None => match types.component_item_for_export(method).map(|i| i.ty) {
-            Some(E::Func(fid)) => fid,
-            _ => return None,
-        },
-        Some((iface, f)) => component.def.exports.iter().find_map(|(n, _, _)| {
-            if n != iface
-                && crate::component::names::split_version(n).0 != crate::component::names::split_version(iface).0
-            {
-                return None;
-            }
-            match types.component_item_for_export(n).map(|i| i.ty) {
-                Some(E::Instance(id)) => match types[id].exports.get(f).map(|i| i.ty) {
-                    Some(E::Func(fid)) => Some(fid),
-                    _ => None,
-                },
-                _ => None,
-            }
-        })?,
-    };
-    Some(crate::component::typeconv::func_type(types, fid, &Default::default()).ok())
-}
-
-/// `KEY=VALUE` lines; `#` starts a comment.
-fn parse_env_file(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or_default().trim())
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
-/// Fuel per time slice of a registry call: a busy guest yields to the
-/// executor after this much work.
-const FUEL_SLICE: u64 = 200_000;
 
 /// WASI and `funcs`, for registry calls.
 fn linker() -> Result<Linker<CallCtx>> {

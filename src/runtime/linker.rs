@@ -170,6 +170,12 @@ impl<T: 'static> Linker<T> {
         }
     }
 
+    /// Whether interface `base` (a name without version) is defined here,
+    /// at any version.
+    pub fn defines(&self, base: &str) -> bool {
+        self.instances.keys().any(|n| split_version(n).0 == base)
+    }
+
     /// Finds the host interface for a guest import name: exact, else the
     /// highest semver-compatible version.
     pub(crate) fn lookup_instance(&self, name: &str) -> Option<&LinkerInstance<T>> {

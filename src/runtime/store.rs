@@ -32,6 +32,11 @@ impl<T> Store<T> {
         self.inner.data_mut().limiter.limits = limits;
     }
 
+    /// Bytes of linear memory the store's instances hold now.
+    pub fn memory_bytes(&self) -> usize {
+        self.inner.data().limiter.memory_in_use()
+    }
+
     pub fn data(&self) -> &T {
         &self.inner.data().user
     }

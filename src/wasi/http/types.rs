@@ -99,7 +99,7 @@ pub struct Response {
 /// A value that arrives later, with a signal pollables wait on.
 pub struct Slot<T> {
     value: Mutex<Option<T>>,
-    pub signal: Arc<crate::wasi::io::Signal>,
+    pub signal: Arc<crate::dispatch::Signal>,
 }
 
 impl<T> Default for Slot<T> {

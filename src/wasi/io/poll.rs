@@ -6,11 +6,11 @@
 //! readiness, an HTTP body pipe).
 
 use super::table::{get, table_resource, IoView};
+pub use crate::dispatch::Signal;
 use crate::host::table::Resource;
 use crate::values::{ResourceType, Val};
 use crate::Linker;
 use anyhow::{bail, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,35 +83,6 @@ impl Subscribe for Deadline {
         Box::pin(async move {
             async_io::Timer::at(at).await;
         })
-    }
-}
-
-/// A one-shot readiness flag that background host work sets (a name lookup
-/// finishing, a response arriving) and pollables wait on.
-#[derive(Debug, Default)]
-pub struct Signal {
-    done: AtomicBool,
-    event: event_listener::Event,
-}
-
-impl Signal {
-    pub fn set(&self) {
-        self.done.store(true, Ordering::SeqCst);
-        self.event.notify(usize::MAX);
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.done.load(Ordering::SeqCst)
-    }
-
-    pub async fn wait(&self) {
-        while !self.is_set() {
-            let listener = self.event.listen();
-            if self.is_set() {
-                break;
-            }
-            listener.await;
-        }
     }
 }
 

@@ -1,0 +1,309 @@
+//! Instance pools: warm instances kept and reused between calls, as the
+//! registry's `pool:` and `serve` use them. A call that fails (a trap, a
+//! timeout) discards its instance, and so does one whose instance the
+//! caller says not to keep (a run-once command, memory retained past a
+//! limit).
+//!
+//! - [`PoolKind::Inline`]: one warm instance, calls serialised.
+//! - [`PoolKind::Lazy`]: an instance per concurrent call, up to `max`; idle
+//!   ones are dropped after [`IDLE_TIMEOUT`].
+//! - [`PoolKind::Static`]: `workers` instances and a bounded queue of
+//!   waiting calls; a full queue is an overload error.
+//! - [`PoolKind::Adaptive`]: grows by one instance while calls queue (wait
+//!   [`SCALE_UP_AFTER`] with none free), up to `max`, and shrinks back to
+//!   one after [`SCALE_DOWN_AFTER`] of idleness.
+//!
+//! [`workers::WorkerPool`] runs calls on dedicated OS threads (Wippy's
+//! `worker_class`).
+
+pub mod workers;
+
+use anyhow::{bail, Result};
+use async_lock::Semaphore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a `lazy` pool keeps an idle instance.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a call to an `adaptive` pool waits for a busy instance to come
+/// free before the pool grows.
+pub const SCALE_UP_AFTER: Duration = Duration::from_millis(2);
+/// How long an `adaptive` pool keeps an idle instance beyond its first.
+pub const SCALE_DOWN_AFTER: Duration = Duration::from_secs(1);
+
+/// How a pool keeps its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Inline,
+    Lazy { max: usize },
+    Static { workers: usize, queue: usize },
+    Adaptive { max: usize },
+}
+
+impl PoolKind {
+    /// `inline`, `lazy`, `static` or `adaptive`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PoolKind::Inline => "inline",
+            PoolKind::Lazy { .. } => "lazy",
+            PoolKind::Static { .. } => "static",
+            PoolKind::Adaptive { .. } => "adaptive",
+        }
+    }
+
+    /// The most instances alive at once.
+    pub fn max_instances(&self) -> usize {
+        match *self {
+            PoolKind::Inline => 1,
+            PoolKind::Lazy { max } | PoolKind::Adaptive { max } => max.max(1),
+            PoolKind::Static { workers, .. } => workers.max(1),
+        }
+    }
+}
+
+/// Counters of a pool, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Instances alive now (busy or idle).
+    pub live: usize,
+    /// The most that were ever alive at once.
+    pub peak: usize,
+    /// Instances created so far.
+    pub created: usize,
+}
+
+/// A pool of warm `W`s (an instance with its store).
+pub struct Pool<W> {
+    kind: PoolKind,
+    /// One permit per instance that may exist at once.
+    permits: Semaphore,
+    idle: Mutex<Vec<(W, Instant)>>,
+    /// An instance went back idle (adaptive pools wait for this).
+    returned: event_listener::Event,
+    /// Calls waiting for a permit (bounded for `static`).
+    waiting: AtomicUsize,
+    /// Calls running now.
+    busy: AtomicUsize,
+    stats: Mutex<PoolStats>,
+}
+
+impl<W> Pool<W> {
+    pub fn new(kind: PoolKind) -> Self {
+        Pool {
+            kind,
+            permits: Semaphore::new(kind.max_instances()),
+            idle: Mutex::new(Vec::new()),
+            returned: event_listener::Event::new(),
+            waiting: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            stats: Mutex::new(PoolStats::default()),
+        }
+    }
+
+    pub fn kind(&self) -> PoolKind {
+        self.kind
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `call` with a warm instance (or one made by `make`), waiting for
+    /// a free slot. After a successful call the instance goes back to the
+    /// pool if `keep` says so.
+    pub async fn with<R>(
+        &self,
+        id: &str,
+        make: impl FnOnce() -> Result<W>,
+        call: impl AsyncFnOnce(&mut W) -> Result<R>,
+        keep: impl FnOnce(&mut W) -> bool,
+    ) -> Result<R> {
+        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        if let PoolKind::Static { queue, .. } = self.kind {
+            if queued >= queue && self.permits.try_acquire().is_none() {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                bail!("`{id}` is overloaded: its static pool's queue of {queue} waiting calls is full");
+            }
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut w = match self.take_or_wait().await {
+            Some(w) => w,
+            None => {
+                let w = make()?;
+                self.count_created();
+                w
+            }
+        };
+        let result = {
+            // Counted down even if the call is dropped half-way.
+            struct Busy<'a>(&'a AtomicUsize);
+            impl Drop for Busy<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            let _busy = Busy(&self.busy);
+            let result = call(&mut w).await;
+            // Settled before the call stops counting as busy, so an idle
+            // pool's statistics are final.
+            if result.is_ok() && keep(&mut w) {
+                self.put_idle(w);
+            } else {
+                // A failed call may leave the instance poisoned: replace it.
+                self.retire(1);
+            }
+            result
+        };
+        drop(permit);
+        result
+    }
+
+    /// Adds an instance made ahead of time (to check that it can be made).
+    pub fn put_back(&self, w: W) {
+        self.count_created();
+        self.put_idle(w);
+    }
+
+    fn put_idle(&self, w: W) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((w, Instant::now()));
+        self.returned.notify(1);
+    }
+
+    /// An idle instance; an adaptive pool with instances alive but none
+    /// idle first waits a moment for one to come back rather than grow.
+    async fn take_or_wait(&self) -> Option<W> {
+        self.trim();
+        if let Some(w) = self.take_idle() {
+            return Some(w);
+        }
+        if !matches!(self.kind, PoolKind::Adaptive { .. }) || self.stats().live == 0 {
+            return None;
+        }
+        let deadline = Instant::now() + SCALE_UP_AFTER;
+        loop {
+            let listener = self.returned.listen();
+            if let Some(w) = self.take_idle() {
+                return Some(w);
+            }
+            let timer = async {
+                async_io::Timer::at(deadline).await;
+            };
+            if futures_lite::future::or(async { Some(listener.await) }, async {
+                timer.await;
+                None
+            })
+            .await
+            .is_none()
+            {
+                return self.take_idle();
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<W> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .map(|(w, _)| w)
+    }
+
+    /// Drops instances idle for longer than the pool keeps them: 30 s for
+    /// `lazy`, and for `adaptive` 1 s for all but the newest. The pools'
+    /// owner calls this now and then; calls do too.
+    pub fn trim(&self) {
+        let (timeout, keep) = match self.kind {
+            PoolKind::Lazy { .. } => (IDLE_TIMEOUT, 0),
+            PoolKind::Adaptive { .. } => (SCALE_DOWN_AFTER, 1),
+            _ => return,
+        };
+        let expired: Vec<W> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // Newest last: keep the `keep` newest whatever their age.
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < idle.len().saturating_sub(keep) {
+                if idle[i].1.elapsed() >= timeout {
+                    out.push(idle.remove(i).0);
+                } else {
+                    i += 1;
+                }
+            }
+            out
+        };
+        if !expired.is_empty() {
+            self.retire(expired.len());
+        }
+        // Dropped outside the lock: an instance's destructors may take time.
+        drop(expired);
+    }
+
+    fn count_created(&self) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.created += 1;
+        s.live += 1;
+        s.peak = s.peak.max(s.live);
+    }
+
+    fn retire(&self, n: usize) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.live = s.live.saturating_sub(n);
+    }
+
+    /// Calls running now.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(p: &Pool<u32>) -> Result<u32> {
+        crate::dispatch::block_on(p.with("t:x", || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
+    }
+
+    #[test]
+    fn lazy_pools_drop_idle_instances_after_the_timeout() {
+        let pool: Pool<u32> = Pool::new(PoolKind::Lazy { max: 16 });
+        run(&pool).unwrap();
+        run(&pool).unwrap();
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                live: 1,
+                peak: 1,
+                created: 1
+            },
+            "reused while fresh"
+        );
+        // Age the idle instance past the timeout.
+        pool.idle.lock().unwrap()[0].1 -= IDLE_TIMEOUT;
+        pool.trim();
+        assert_eq!(pool.stats().live, 0, "the idle one was dropped");
+        run(&pool).unwrap();
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                live: 1,
+                peak: 1,
+                created: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_instance_not_kept_is_retired() {
+        let pool: Pool<u32> = Pool::new(PoolKind::Inline);
+        let r = crate::dispatch::block_on(pool.with("t:x", || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!((pool.stats().created, pool.stats().live), (1, 0));
+    }
+}

@@ -1,0 +1,323 @@
+//! `function.wasm` / `function.wat` entries: loading (the code, its hash,
+//! one compiled component per distinct binary, the import check, the
+//! method's type), warm instances, and calls on the entry's pool — on the
+//! caller's executor, or on the entry's own worker threads.
+
+use super::config::{Entry, FunctionSpec};
+use super::imports::{self, Grants};
+use super::{CallCtx, Inner, Registry};
+use crate::component::wrap::{componentize_core, imports_preview1, is_core_module};
+use crate::pool::workers::WorkerPool;
+use crate::pool::Pool;
+use crate::values::FuncType;
+use crate::{Component, Func, Store, Val};
+use anyhow::{anyhow, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+/// A loaded, checked function entry.
+pub struct Function {
+    pub id: String,
+    pub spec: FunctionSpec,
+    pub file: PathBuf,
+    component: Component,
+    /// The method's type (`None` if it involves resources, which JSON and
+    /// `funcs` cannot carry).
+    pub(super) ty: Option<FuncType>,
+    pub(super) pool: Pool<Warm>,
+    /// `pool.worker_class`: the threads its calls run on.
+    workers: Option<WorkerPool>,
+    /// Retire a warm instance whose memory is over the limit, checked
+    /// every so many calls.
+    retained: Option<(u64, u64)>,
+}
+
+/// A warm instance: its store, the method to call, and calls made so far.
+pub(super) struct Warm {
+    pub store: Store<CallCtx>,
+    pub func: Func,
+    calls: u64,
+}
+
+/// Components compiled during one load, by the sha256 of their bytes:
+/// entries on the same binary share one.
+pub(super) type Compiled = HashMap<[u8; 32], Component>;
+
+/// Fuel per time slice of a registry call: a busy guest yields to the
+/// executor after this much work.
+const FUEL_SLICE: u64 = 200_000;
+
+impl Inner {
+    /// Reads the code, verifies the hash, loads the component (or reuses
+    /// the one compiled from the same bytes) and checks its imports and
+    /// the method.
+    pub(super) fn prepare(&self, entry: &Entry, spec: &FunctionSpec, compiled: &mut Compiled) -> Result<Function> {
+        let bytes = self.code(entry, spec)?;
+        // A core module (binary or text) needs its `wit` signature.
+        let text_module = spec.wat
+            && std::str::from_utf8(&bytes).is_ok_and(|t| {
+                t.trim_start()
+                    .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+                    .starts_with("module")
+            });
+        let mut adapted = false;
+        let bytes = if is_core_module(&bytes) || text_module {
+            let core = if text_module {
+                wat::parse_bytes(&bytes)
+                    .map_err(|e| Self::fail(entry, "source", e))?
+                    .into_owned()
+            } else {
+                bytes
+            };
+            let Some(wit) = &spec.wit else {
+                return Err(Self::fail(
+                    entry,
+                    "wit",
+                    "missing: a core module needs the WIT signature of its exports",
+                ));
+            };
+            adapted = imports_preview1(&core);
+            componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
+        } else {
+            bytes
+        };
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let component = match compiled.get(&digest) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Component::new(&self.engine, &bytes)
+                    .map_err(|e| Self::fail(entry, if spec.wat { "source" } else { "path" }, format!("{e:#}")))?;
+                compiled.insert(digest, c.clone());
+                c
+            }
+        };
+        self.check_imports(entry, spec, &component, adapted)?;
+        let Some(ty) = export_type(&component, &spec.method) else {
+            return Err(Self::fail(
+                entry,
+                "method",
+                format!("the component exports no function `{}`", spec.method),
+            ));
+        };
+        let pool = spec
+            .pool
+            .config()
+            .map_err(|(field, why)| Self::fail(entry, &field, why))?;
+        let workers = match &pool.worker_class {
+            Some((class, threads)) => {
+                Some(WorkerPool::new(class, *threads).map_err(|e| Self::fail(entry, "pool.worker_class", e))?)
+            }
+            None => None,
+        };
+        Ok(Function {
+            id: entry.id.clone(),
+            spec: spec.clone(),
+            file: entry.file.clone(),
+            component,
+            ty,
+            pool: Pool::new(pool.kind),
+            workers,
+            retained: spec.limits().retained_memory(),
+        })
+    }
+
+    /// The entry's code: the file (hash checked), or the inline source.
+    fn code(&self, entry: &Entry, spec: &FunctionSpec) -> Result<Vec<u8>> {
+        if spec.wat {
+            let source = spec.source.as_deref().unwrap_or_default();
+            return match source.strip_prefix("file://") {
+                Some(rel) => {
+                    let p = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
+                    std::fs::read(&p)
+                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))
+                }
+                None => Ok(source.as_bytes().to_vec()),
+            };
+        }
+        let dir = self.directory(entry, "fs", spec.fs.as_deref().unwrap_or_default())?;
+        let path = dir.join(spec.path.as_deref().unwrap_or_default().trim_start_matches('/'));
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Self::fail(entry, "path", format!("cannot read {}: {e}", path.display())))?;
+        let want = spec
+            .hash
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches("sha256:")
+            .to_ascii_lowercase();
+        let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if want != got {
+            return Err(Self::fail(
+                entry,
+                "hash",
+                format!("mismatch: expected sha256:{want}, actual sha256:{got}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Every import the component makes must be granted by `imports:`;
+    /// types and type-only instances need nothing.
+    fn check_imports(&self, entry: &Entry, spec: &FunctionSpec, component: &Component, adapted: bool) -> Result<()> {
+        use wasmparser::component_types::ComponentAnyTypeId;
+        use wasmparser::{ComponentTypeRef, TypeBounds};
+        let grants = Grants::resolve(&spec.imports, |iface| self.linker.defines(iface))
+            .map_err(|e| Self::fail(entry, "imports", e))?;
+        let types = component.types();
+        for (name, ty) in &component.def.imports {
+            let needs_host = match ty {
+                ComponentTypeRef::Type(TypeBounds::Eq(_)) => false,
+                ComponentTypeRef::Instance(t) => match types.component_any_type_at(*t) {
+                    ComponentAnyTypeId::Instance(id) => crate::component::instantiate::needs_host(types, &types[id]),
+                    _ => true,
+                },
+                _ => true,
+            };
+            if !needs_host || grants.allows(name, adapted) {
+                continue;
+            }
+            let msg = match imports::hint(name, adapted) {
+                Some(group) => format!("the component imports `{name}`; add `{group}` to `imports`"),
+                None => format!("the component imports `{name}`, which no host provides"),
+            };
+            return Err(Self::fail(entry, "imports", msg));
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// A new instance of `f` with its own store and host state; `registry`
+    /// is this registry, for `funcs`.
+    pub(super) fn instantiate(&self, registry: &Weak<Inner>, f: &Function) -> Result<Warm> {
+        let ctx = CallCtx {
+            wasi: self.wasi_ctx(&f.id, &f.spec)?,
+            depth: 0,
+            registry: registry.clone(),
+        };
+        let mut store = Store::new(&self.engine, ctx);
+        store.set_fuel_slice(Some(FUEL_SLICE));
+        // Start functions run during instantiation, which is not sliced.
+        store.set_fuel(u64::MAX / 2)?;
+        if let Some(bytes) = f.spec.limits().memory_bytes() {
+            store.set_limits(crate::Limits {
+                memory_bytes: bytes as usize,
+                ..Default::default()
+            });
+        }
+        let instance = self
+            .linker
+            .instantiate(&mut store, &f.component)
+            .with_context(|| format!("instantiating `{}`", f.id))?;
+        let func = instance
+            .get_func(&store, &f.spec.method)
+            .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))?;
+        Ok(Warm { store, func, calls: 0 })
+    }
+
+    /// Makes an instance of `f` now (`pool.warm_start`).
+    pub(super) fn warm_start(&self, registry: &Weak<Inner>, f: &Function) -> Result<()> {
+        f.pool.put_back(self.instantiate(registry, f)?);
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// A new instance of `f`.
+    pub(super) fn warm(&self, f: &Function) -> Result<Warm> {
+        self.inner.instantiate(&Arc::downgrade(&self.inner), f)
+    }
+
+    /// Runs `call` on a warm instance of `f`, on `f`'s worker threads if it
+    /// has them (the caller is suspended meanwhile).
+    pub(super) async fn on_instance<R: Send + 'static>(&self, f: Arc<Function>, call: WarmCall<R>) -> Result<R> {
+        let run = {
+            let registry = self.clone();
+            let f = f.clone();
+            async move {
+                // A command's `run` may only be called once per instance.
+                let reuse = !f.spec.method.starts_with("wasi:cli/run");
+                f.pool
+                    .with(
+                        &f.id,
+                        || registry.warm(&f),
+                        async |w: &mut Warm| call(w).await,
+                        |w| reuse && f.keeps(w),
+                    )
+                    .await
+            }
+        };
+        match &f.workers {
+            None => run.await,
+            Some(workers) => workers.spawn(run).await,
+        }
+    }
+
+    /// Calls function entry `f` with dynamic values.
+    pub(super) async fn call_wasm(&self, f: Arc<Function>, args: Vec<Val>, depth: u32) -> Result<Vec<Val>> {
+        let limit = f.spec.limits().max_execution();
+        let id = f.id.clone();
+        let call: WarmCall<Vec<Val>> = Box::new(move |w: &mut Warm| {
+            Box::pin(async move {
+                w.store.data_mut().depth = depth;
+                w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
+                match w.func.call_async(&mut w.store, &args).await {
+                    Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => Err(e.context(format!(
+                        "`{id}` ran longer than max_execution_ms ({} ms)",
+                        limit.unwrap_or_default().as_millis()
+                    ))),
+                    r => r.with_context(|| format!("calling `{id}`")),
+                }
+            })
+        });
+        self.on_instance(f, call).await
+    }
+}
+
+/// What to do with a warm instance: a boxed closure, so that the call can
+/// move to another thread.
+pub(super) type WarmCall<R> =
+    Box<dyn for<'a> FnOnce(&'a mut Warm) -> Pin<Box<dyn Future<Output = Result<R>> + Send + 'a>> + Send>;
+
+impl Function {
+    /// Whether a warm instance may serve another call: not if its linear
+    /// memory grew past `max_retained_memory_bytes` (checked every
+    /// `retained_memory_check_interval` calls).
+    fn keeps(&self, w: &mut Warm) -> bool {
+        w.calls += 1;
+        match self.retained {
+            Some((limit, every)) if w.calls % every == 0 => w.store.memory_bytes() as u64 <= limit,
+            _ => true,
+        }
+    }
+}
+
+/// The type of export `f` or `iface#f` (version-tolerant): `None` if there
+/// is no such function, `Some(None)` if its type involves resources.
+fn export_type(component: &Component, method: &str) -> Option<Option<FuncType>> {
+    use crate::component::names::split_version;
+    use wasmparser::component_types::ComponentEntityType as E;
+    let types = component.types();
+    let fid = match method.split_once('#') {
+        None => match types.component_item_for_export(method).map(|i| i.ty) {
+            Some(E::Func(fid)) => fid,
+            _ => return None,
+        },
+        Some((iface, f)) => component.def.exports.iter().find_map(|(n, _, _)| {
+            if n != iface && split_version(n).0 != split_version(iface).0 {
+                return None;
+            }
+            match types.component_item_for_export(n).map(|i| i.ty) {
+                Some(E::Instance(id)) => match types[id].exports.get(f).map(|i| i.ty) {
+                    Some(E::Func(fid)) => Some(fid),
+                    _ => None,
+                },
+                _ => None,
+            }
+        })?,
+    };
+    Some(crate::component::typeconv::func_type(types, fid, &Default::default()).ok())
+}
