@@ -191,16 +191,15 @@ impl<W> Pool<W> {
             if let Some(w) = self.take_idle() {
                 return Some(w);
             }
-            let timer = async {
-                async_io::Timer::at(deadline).await;
+            let returned = async {
+                listener.await;
+                true
             };
-            if futures_lite::future::or(async { Some(listener.await) }, async {
-                timer.await;
-                None
-            })
-            .await
-            .is_none()
-            {
+            let timed_out = async {
+                async_io::Timer::at(deadline).await;
+                false
+            };
+            if !futures_lite::future::or(returned, timed_out).await {
                 return self.take_idle();
             }
         }

@@ -289,7 +289,7 @@ impl Function {
     fn keeps(&self, w: &mut Warm) -> bool {
         w.calls += 1;
         match self.retained {
-            Some((limit, every)) if w.calls % every == 0 => w.store.memory_bytes() as u64 <= limit,
+            Some((limit, every)) if w.calls.is_multiple_of(every) => w.store.memory_bytes() as u64 <= limit,
             _ => true,
         }
     }
