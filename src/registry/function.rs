@@ -56,7 +56,7 @@ impl Inner {
     /// the one compiled from the same bytes) and checks its imports and
     /// the method.
     pub(super) fn prepare(&self, entry: &Entry, spec: &FunctionSpec, compiled: &mut Compiled) -> Result<Function> {
-        let bytes = self.code(entry, spec)?;
+        let (bytes, file_digest) = self.code(entry, spec)?;
         // A core module (binary or text) needs its `wit` signature.
         let text_module = spec.wat
             && std::str::from_utf8(&bytes).is_ok_and(|t| {
@@ -65,7 +65,7 @@ impl Inner {
                     .starts_with("module")
             });
         let mut adapted = false;
-        let bytes = if is_core_module(&bytes) || text_module {
+        let (bytes, digest) = if is_core_module(&bytes) || text_module {
             let core = if text_module {
                 wat::parse_bytes(&bytes)
                     .map_err(|e| Self::fail(entry, "source", e))?
@@ -81,11 +81,12 @@ impl Inner {
                 ));
             };
             adapted = imports_preview1(&core);
-            componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?
+            let wrapped = componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?;
+            let digest = Sha256::digest(&wrapped).into();
+            (wrapped, digest)
         } else {
-            bytes
+            (bytes, file_digest)
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let component = match compiled.get(&digest) {
             Some(c) => c.clone(),
             None => {
@@ -125,18 +126,21 @@ impl Inner {
         })
     }
 
-    /// The entry's code: the file (hash checked), or the inline source.
-    fn code(&self, entry: &Entry, spec: &FunctionSpec) -> Result<Vec<u8>> {
+    /// The entry's code (the file, hash checked, or the inline source) and
+    /// its sha256.
+    fn code(&self, entry: &Entry, spec: &FunctionSpec) -> Result<(Vec<u8>, [u8; 32])> {
         if spec.wat {
             let source = spec.source.as_deref().unwrap_or_default();
-            return match source.strip_prefix("file://") {
+            let bytes = match source.strip_prefix("file://") {
                 Some(rel) => {
                     let p = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
                     std::fs::read(&p)
-                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))
+                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))?
                 }
-                None => Ok(source.as_bytes().to_vec()),
+                None => source.as_bytes().to_vec(),
             };
+            let digest = Sha256::digest(&bytes).into();
+            return Ok((bytes, digest));
         }
         let dir = self.directory(entry, "fs", spec.fs.as_deref().unwrap_or_default())?;
         let path = dir.join(spec.path.as_deref().unwrap_or_default().trim_start_matches('/'));
@@ -148,7 +152,8 @@ impl Inner {
             .unwrap_or_default()
             .trim_start_matches("sha256:")
             .to_ascii_lowercase();
-        let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let got: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         if want != got {
             return Err(Self::fail(
                 entry,
@@ -156,7 +161,7 @@ impl Inner {
                 format!("mismatch: expected sha256:{want}, actual sha256:{got}"),
             ));
         }
-        Ok(bytes)
+        Ok((bytes, digest))
     }
 
     /// Every import the component makes must be granted by `imports:`;

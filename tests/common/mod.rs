@@ -78,3 +78,69 @@ pub fn full_listener() -> (std::net::SocketAddr, Vec<socket2::Socket>) {
     std::thread::sleep(std::time::Duration::from_millis(100));
     (addr, held)
 }
+
+/// Runs `wippy-wasm ARGS`: (exit status, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `wippy-wasm serve ARGS` as a child process on a free loopback port;
+/// killed when dropped.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    pub fn start(args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+        let (err_pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line.trim().strip_prefix("Serving HTTP on http://") else {
+            let _ = child.wait();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            panic!("serve did not start: {line}{}", stderr.lock().unwrap());
+        };
+        let addr = url.trim_end_matches('/').parse().unwrap();
+        Served { addr, child, stderr }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
