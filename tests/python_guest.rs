@@ -111,6 +111,8 @@ fn the_product_pages_python_world_runs_through_call_and_serve() {
 /// Peak RSS (KiB) and wall time of `wippy-wasm check -c DIR`.
 fn check_cost(dir: &Path) -> (u64, std::time::Duration) {
     let start = std::time::Instant::now();
+    // Reaped by wait4 below, which also reports its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
         .args(["check", "-c", dir.to_str().unwrap()])
         .stdout(std::process::Stdio::null())

@@ -187,8 +187,10 @@ const SPEC: &[(&str, &[&str])] = &[
 
 /// Every interface of the vendored WIT, and ours.
 fn all_interfaces() -> Vec<String> {
-    let mut resolve = wit_parser::Resolve::default();
-    resolve.all_features = true;
+    let mut resolve = wit_parser::Resolve {
+        all_features: true,
+        ..Default::default()
+    };
     resolve.push_dir(root().join("tests/c_http/wit")).unwrap();
     let mut names: Vec<String> = resolve
         .interfaces
