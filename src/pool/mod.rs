@@ -78,7 +78,8 @@ pub struct Pool<W> {
     kind: PoolKind,
     /// One permit per instance that may exist at once.
     permits: Semaphore,
-    idle: Mutex<Vec<(W, Instant)>>,
+    /// Boxed, so taking and returning one moves a pointer, not a store.
+    idle: Mutex<Vec<(Box<W>, Instant)>>,
     /// An instance went back idle (adaptive pools wait for this).
     returned: event_listener::Event,
     /// Calls waiting for a permit (bounded for `static`).
@@ -131,7 +132,7 @@ impl<W> Pool<W> {
         let mut w = match self.take_or_wait().await {
             Some(w) => w,
             None => {
-                let w = make()?;
+                let w = Box::new(make()?);
                 self.count_created();
                 w
             }
@@ -164,10 +165,10 @@ impl<W> Pool<W> {
     /// Adds an instance made ahead of time (to check that it can be made).
     pub fn put_back(&self, w: W) {
         self.count_created();
-        self.put_idle(w);
+        self.put_idle(Box::new(w));
     }
 
-    fn put_idle(&self, w: W) {
+    fn put_idle(&self, w: Box<W>) {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -177,7 +178,7 @@ impl<W> Pool<W> {
 
     /// An idle instance; an adaptive pool with instances alive but none
     /// idle first waits a moment for one to come back rather than grow.
-    async fn take_or_wait(&self) -> Option<W> {
+    async fn take_or_wait(&self) -> Option<Box<W>> {
         self.trim();
         if let Some(w) = self.take_idle() {
             return Some(w);
@@ -205,7 +206,7 @@ impl<W> Pool<W> {
         }
     }
 
-    fn take_idle(&self) -> Option<W> {
+    fn take_idle(&self) -> Option<Box<W>> {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -222,7 +223,7 @@ impl<W> Pool<W> {
             PoolKind::Adaptive { .. } => (SCALE_DOWN_AFTER, 1),
             _ => return,
         };
-        let expired: Vec<W> = {
+        let expired: Vec<Box<W>> = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             // Newest last: keep the `keep` newest whatever their age.
             let mut out = Vec::new();

@@ -25,6 +25,10 @@ pub enum Kind {
     EnvVariable(EnvVariable),
     /// `function.wasm` or `function.wat`.
     Function(Box<FunctionSpec>),
+    /// `function.lua`.
+    Lua(Box<LuaSpec>),
+    /// `library.lua`: Lua source other Lua entries `require`.
+    LuaLibrary(Box<LuaSpec>),
     /// `http.endpoint`: a route to a `wasi-http` function.
     HttpEndpoint(HttpEndpoint),
     /// Kinds this runtime does not act on (kept so references resolve).
@@ -355,6 +359,38 @@ pub struct OptionsSpec {
     pub limits: Option<LimitsSpec>,
 }
 
+/// `function.lua` / `library.lua`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LuaSpec {
+    /// Inline Lua, or `file://PATH` relative to the definition file.
+    pub source: String,
+    /// The function to call (`function.lua`).
+    pub method: Option<String>,
+    /// Built-in modules the code may `require` (`funcs`, `json`, `time`,
+    /// `logger`).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// `alias: namespace:name` of `library.lua` entries, for `require(alias)`.
+    #[serde(default)]
+    pub imports: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pool: PoolSpec,
+    /// Deprecated spelling of `options.limits`.
+    pub limits: Option<LimitsSpec>,
+    #[serde(default)]
+    pub options: OptionsSpec,
+}
+
+impl LuaSpec {
+    pub fn limits(&self) -> LimitsSpec {
+        self.options
+            .limits
+            .clone()
+            .or_else(|| self.limits.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// `function.wasm` / `function.wat`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FunctionSpec {
@@ -604,6 +640,28 @@ fn entry_kind(file: &Path, id: &str, raw: &serde_yaml::Value, warnings: &mut Vec
                 ));
             }
             Kind::Function(Box::new(spec))
+        }
+        "function.lua" | "library.lua" => {
+            let spec: LuaSpec = typed(raw, &fail, &mut unknown)?;
+            let library = kind_name == "library.lua";
+            match (&spec.method, library) {
+                (None, false) => return Err(fail("method", &"missing: the Lua function to call")),
+                (Some(_), true) => return Err(fail("method", &"a library.lua has no method: it exports a table")),
+                _ => {}
+            }
+            spec.pool.config().map_err(|(field, why)| fail(&field, &why))?;
+            if spec.limits.is_some() && spec.options.limits.is_some() {
+                return Err(fail(
+                    "limits",
+                    &"is given twice: at the root (deprecated) and in `options.limits`",
+                ));
+            }
+            spec.limits().check().map_err(|(field, why)| fail(&field, &why))?;
+            if library {
+                Kind::LuaLibrary(Box::new(spec))
+            } else {
+                Kind::Lua(Box::new(spec))
+            }
         }
         "http.endpoint" => {
             let e: HttpEndpoint = typed(raw, &fail, &mut unknown)?;

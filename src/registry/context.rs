@@ -21,6 +21,27 @@ impl Inner {
             .ok_or_else(|| Self::fail(from, field, format!("no entry `{id}`")))
     }
 
+    /// A `file://` path of `entry`, relative to its definition file, which
+    /// must stay inside the registry folder.
+    pub(super) fn registry_file(&self, entry: &Entry, field: &str, rel: &str) -> Result<PathBuf> {
+        let path = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
+        let real = path
+            .canonicalize()
+            .map_err(|e| Self::fail(entry, field, format!("cannot read {}: {e}", path.display())))?;
+        if !real.starts_with(&self.root) {
+            return Err(Self::fail(
+                entry,
+                field,
+                format!(
+                    "{} is outside the registry folder {}",
+                    path.display(),
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(real)
+    }
+
     /// The host folder of an `fs.directory` reference.
     pub(super) fn directory(&self, from: &Entry, field: &str, reference: &str) -> Result<PathBuf> {
         Ok(self.directory_mode(from, field, reference)?.0)

@@ -46,6 +46,11 @@ pub(crate) async fn call(registry: Registry, target: String, input: Input, depth
         bail!("call depth limit ({MAX_CALL_DEPTH}) exceeded calling `{target}`");
     }
     let as_bytes = matches!(input, Input::Bytes(_));
+    if let Some(f) = registry.lua_function(&target) {
+        return f
+            .call_input(std::sync::Arc::downgrade(&registry.inner), input, depth)
+            .await;
+    }
     if registry.native(&target).is_none() {
         let ty = registry.func_type(&target)?;
         let direct = match (ty.params.iter().map(|(_, t)| t).collect::<Vec<_>>().as_slice(), &input) {

@@ -73,6 +73,10 @@ pub fn from_json(v: &Json, t: &Type, path: &mut String) -> Result<Val> {
             }
         }
         Type::String => Val::String(v.as_str().ok_or_else(|| mismatch("string"))?.to_string()),
+        // Bytes may come as text (a Lua string, say): its UTF-8 bytes.
+        Type::List(e) if **e == Type::U8 && v.is_string() => {
+            Val::Bytes(v.as_str().unwrap_or_default().as_bytes().to_vec())
+        }
         Type::List(e) | Type::FixedList(e, _) => {
             let items = v.as_array().ok_or_else(|| mismatch("list (an array)"))?;
             if let Type::FixedList(_, n) = t {

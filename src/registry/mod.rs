@@ -14,6 +14,7 @@ mod function;
 pub mod http;
 pub mod imports;
 pub mod json;
+pub mod lua;
 
 pub use function::Function;
 
@@ -41,6 +42,10 @@ struct Inner {
     /// `http.endpoint` routes, checked against their functions.
     endpoints: Vec<http::Endpoint>,
     functions: BTreeMap<String, Arc<Function>>,
+    /// `function.lua` entries.
+    lua: BTreeMap<String, Arc<lua::LuaFunction>>,
+    /// The folder the registry was loaded from: `file://` sources stay in it.
+    root: std::path::PathBuf,
     /// Entries that did not load, with their error.
     broken: BTreeMap<String, String>,
     problems: Vec<String>,
@@ -150,6 +155,8 @@ impl Registry {
             endpoints: Vec::new(),
             entries: loaded.entries,
             functions: BTreeMap::new(),
+            lua: BTreeMap::new(),
+            root: root_of(path),
             broken: BTreeMap::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
@@ -166,10 +173,30 @@ impl Registry {
             inner.warnings = loaded.warnings;
         }
         let mut compiled = function::Compiled::new();
+        // Lua libraries first: functions import them.
+        let mut catalog = lua::Catalog::new();
         let ids: Vec<String> = inner.entries.keys().cloned().collect();
+        for id in &ids {
+            let entry = inner.entries[id].clone();
+            if let Kind::LuaLibrary(spec) = &entry.kind {
+                match inner.lua_code(&entry, spec) {
+                    Ok(code) => {
+                        catalog.insert(id.clone(), Arc::new(code));
+                    }
+                    Err(e) => inner.problem(Some(id), format!("{e:#}")),
+                }
+            }
+        }
+        let catalog = Arc::new(catalog);
         for id in ids {
             let entry = inner.entries[&id].clone();
             match &entry.kind {
+                Kind::Lua(spec) => match inner.prepare_lua(&entry, spec, &catalog) {
+                    Ok(f) => {
+                        inner.lua.insert(id, Arc::new(f));
+                    }
+                    Err(e) => inner.problem(Some(&id), format!("{e:#}")),
+                },
                 Kind::Function(spec) => match inner.prepare(&entry, spec, &mut compiled) {
                     Ok(f) => {
                         inner.functions.insert(id, Arc::new(f));
@@ -228,12 +255,19 @@ impl Registry {
                 for f in inner.functions.values() {
                     f.pool.trim();
                 }
+                for f in inner.lua.values() {
+                    f.pool.trim();
+                }
             });
     }
 
-    /// Function entry IDs.
+    /// Function entry IDs (WASM and Lua).
     pub fn functions(&self) -> impl Iterator<Item = &str> {
-        self.inner.functions.keys().map(|s| s.as_str())
+        self.inner
+            .functions
+            .keys()
+            .chain(self.inner.lua.keys())
+            .map(|s| s.as_str())
     }
 
     /// Registers a native Rust function under `id` (`namespace:name`), callable
@@ -281,9 +315,13 @@ impl Registry {
         }
     }
 
-    /// Instance counts of function `id`'s pool.
+    /// Instance counts of function `id`'s pool (WASM instances or Lua
+    /// states).
     pub fn pool_stats(&self, id: &str) -> Option<PoolStats> {
-        self.inner.functions.get(id).map(|f| f.pool.stats())
+        match self.inner.functions.get(id) {
+            Some(f) => Some(f.pool.stats()),
+            None => self.inner.lua.get(id).map(|f| f.pool_stats()),
+        }
     }
 
     /// Calls function `id` with positional JSON arguments and returns its
@@ -292,14 +330,27 @@ impl Registry {
         crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), 0))
     }
 
+    /// Calls function `id` (WASM, Lua or native) with positional JSON
+    /// arguments, as a task of the caller's executor: the async form of
+    /// [`Registry::call_json`].
+    pub async fn call_json_value(&self, id: &str, args: Vec<serde_json::Value>) -> Result<serde_json::Value> {
+        self.call_json_async(id, args, 0).await
+    }
+
     pub(crate) async fn call_json_async(
         &self,
         id: &str,
         args: Vec<serde_json::Value>,
         depth: u32,
     ) -> Result<serde_json::Value> {
+        if depth > MAX_CALL_DEPTH {
+            bail!("call depth limit ({MAX_CALL_DEPTH}) exceeded calling `{id}`");
+        }
         if let Some(native) = self.native(id) {
             return native(args);
+        }
+        if let Some(f) = self.lua_function(id) {
+            return f.call_json(Arc::downgrade(&self.inner), args, depth).await;
         }
         let ty = self.func_type(id)?;
         let vals = json::args_from_json(&ty, &args).with_context(|| format!("arguments of `{id}`"))?;
@@ -333,6 +384,16 @@ impl Inner {
         }
         self.problems.push(message);
     }
+}
+
+/// The folder of a registry path (a folder, or a definition file's).
+fn root_of(path: &Path) -> std::path::PathBuf {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// WASI and `funcs`, for registry calls.
