@@ -58,6 +58,35 @@ fn py_entry(name: &str, method: &str, hash: &str, extra: &str) -> String {
 const HEADER: &str = "namespace: demo\nentries:\n  - name: bin\n    kind: fs.directory\n    directory: bin\n";
 
 #[test]
+fn lua_and_the_python_component_call_each_other() {
+    let Some((dir, py, _)) = setup("lua") else { return };
+    let yaml = format!(
+        "{HEADER}{}{}  - name: tally\n    kind: function.lua\n    method: main\n    modules: [funcs]\n    source: |\n      local funcs = require(\"funcs\")\n      return {{ main = function(...)\n        local s, err = funcs.call(\"demo:summarize\", {{...}})\n        if err then return nil, err end\n        return {{ total = s.sum, biggest = s.max, n = s.count }}\n      end }}\n  - name: upper\n    kind: function.lua\n    method: main\n    source: |\n      return {{ main = function(s)\n        if s == \"\" then return nil, \"empty input\" end\n        if s == \"raise\" then error(\"raised on purpose\") end\n        return string.upper(s)\n      end }}\n",
+        py_entry("summarize", "summarize", &py, ""),
+        py_entry("relay", "relay", &py, ""),
+    );
+    std::fs::write(dir.join("_index.yaml"), yaml).unwrap();
+    let r = Registry::load(&dir).unwrap();
+    // Lua → Python: a table in, a record (as a table) back.
+    assert_eq!(
+        r.call_json("demo:tally", &[json!(3), json!(9), json!(4)]).unwrap(),
+        json!({"total": 16, "biggest": 9, "n": 3})
+    );
+    // Python → Lua through funcs: a value, and errors as `err`.
+    assert_eq!(
+        r.call_json("demo:relay", &[json!("demo:upper"), json!("quiet")])
+            .unwrap(),
+        json!({"ok": "QUIET"})
+    );
+    let err = r.call_json("demo:relay", &[json!("demo:upper"), json!("")]).unwrap();
+    assert!(err["err"].as_str().unwrap().contains("empty input"), "{err}");
+    let err = r
+        .call_json("demo:relay", &[json!("demo:upper"), json!("raise")])
+        .unwrap();
+    assert!(err["err"].as_str().unwrap().contains("raised on purpose"), "{err}");
+}
+
+#[test]
 fn the_product_pages_python_world_runs_through_call_and_serve() {
     let Some((dir, py, hello)) = setup("world") else { return };
     let yaml = format!(

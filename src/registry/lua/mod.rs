@@ -197,9 +197,10 @@ impl LuaFunction {
         deadline: Option<Instant>,
     ) -> Result<Function> {
         st.lua.set_app_data(CallState::new(&self.id, deadline, registry, depth));
-        let (chunk, env) = st
-            .chunk(&self.code, &self.catalog)
-            .map_err(|e| anyhow!("{}", message(&e)))?;
+        let (chunk, env) = st.chunk(&self.code).map_err(|e| anyhow!("{}", message(&e)))?;
+        if let Some(mut call) = st.lua.app_data_mut::<CallState>() {
+            call.env = Some(env.clone());
+        }
         let exports = run(&st.lua, &self.id, chunk, MultiValue::new(), deadline).await?;
         let from_table = match exports.front() {
             Some(Value::Table(t)) => t.raw_get::<Option<Function>>(self.method.as_str()).ok().flatten(),

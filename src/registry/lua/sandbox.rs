@@ -4,9 +4,12 @@
 //! slices.
 //!
 //! A [`LuaState`] serves one call at a time. Each call runs in a fresh
-//! environment: the allowed globals, with every library table copied, so a
-//! call that sets a global or patches `string` leaves nothing behind for
-//! the next (functions are stateless, as in Wippy).
+//! environment: its own table, reading through to the allowed functions,
+//! and its own proxy of every library (writes land in the proxy, reads
+//! fall through), so a call that sets a global or patches `string` leaves
+//! nothing behind for the next (functions are stateless, as in Wippy). The
+//! shared tables behind the proxies are out of reach: their metatables
+//! answer `getmetatable` with `false`.
 
 use super::modules;
 use super::{Catalog, LuaCode};
@@ -61,6 +64,8 @@ pub(super) struct CallState {
     /// The registry and how deep in a `funcs` chain the call is.
     pub registry: std::sync::Weak<crate::registry::Inner>,
     pub depth: u32,
+    /// The call's environment, for `load`.
+    pub env: Option<Table>,
 }
 
 impl CallState {
@@ -77,6 +82,7 @@ impl CallState {
             hooks: 0,
             registry,
             depth,
+            env: None,
         }
     }
 }
@@ -89,26 +95,73 @@ pub(super) fn timeout_message(id: &str) -> String {
 /// One Lua interpreter of an entry's pool, with its compiled chunks.
 pub struct LuaState {
     pub(super) lua: Lua,
-    /// The globals every call's environment is copied from.
-    base: Table,
+    /// The Rust side of every environment's `require`.
+    require: Value,
     /// Compiled chunks by entry id: the function's and its libraries'.
     chunks: Table,
+    /// Makes one environment (plain Lua, so a call leaves no Rust
+    /// callback behind for the collector to finalise).
+    new_env: Function,
 }
+
+/// Where the chunk table keeps `require`'s Rust side (no entry ID starts
+/// with a NUL).
+const REQUIRE_KEY: &str = "\0require";
+
+/// Given the allowed functions and libraries, returns `new_env(impl, id)`,
+/// which makes an environment whose `require(name)` asks `impl(id, name)`,
+/// once per name.
+const NEW_ENV: &str = r#"
+local functions, libraries = ...
+local env_mt = { __index = functions, __metatable = false }
+local lib_mts = {}
+for name, lib in pairs(libraries) do
+  lib_mts[name] = {
+    __index = lib,
+    __metatable = false,
+    __pairs = function(t)
+      local merged = {}
+      for k, v in pairs(lib) do merged[k] = v end
+      for k, v in next, t do merged[k] = v end
+      return next, merged, nil
+    end,
+  }
+end
+return function(impl, id)
+  local env = setmetatable({}, env_mt)
+  for name, mt in pairs(lib_mts) do
+    rawset(env, name, setmetatable({}, mt))
+  end
+  local loaded = {}
+  rawset(env, "_G", env)
+  rawset(env, "require", function(name)
+    local v = loaded[name]
+    if v == nil then
+      v = impl(id, name)
+      loaded[name] = v
+    end
+    return v
+  end)
+  return env
+end"#;
 
 impl LuaState {
     /// A sandboxed interpreter whose memory is capped at `memory` bytes,
     /// with `code` and the libraries it imports compiled.
-    pub fn new(memory: usize, code: &LuaCode, catalog: &Catalog) -> mlua::Result<Self> {
+    pub fn new(memory: usize, code: &Arc<LuaCode>, catalog: &Arc<Catalog>) -> mlua::Result<Self> {
         let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         // Strings share one metatable: hide it, so no call can reach the
         // real `string` table through it.
         lua.load("getmetatable('').__metatable = false").exec()?;
         let globals = lua.globals();
-        let base = lua.create_table()?;
+        let functions = lua.create_table()?;
         for name in BASE {
-            base.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
+            functions.raw_set(*name, globals.raw_get::<Value>(*name)?)?;
         }
+        functions.raw_set("print", print(&lua)?)?;
+        functions.raw_set("load", load(&lua)?)?;
+        let libraries = lua.create_table()?;
         for name in LIBRARIES {
             let lib: Table = globals.raw_get(*name)?;
             let copy = lua.create_table()?;
@@ -123,13 +176,29 @@ impl LuaState {
                     copy.raw_set(k, v)?;
                 }
             }
-            base.raw_set(*name, copy)?;
+            libraries.raw_set(*name, copy)?;
         }
-        lua.set_memory_limit(memory)?;
-        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook)?;
+        let new_env = lua
+            .load(NEW_ENV)
+            .set_name("=sandbox")
+            .call::<Function>((functions, libraries))?;
         let chunks = lua.create_table()?;
-        let state = LuaState { lua, base, chunks };
+        let state = LuaState {
+            lua,
+            require: Value::Nil,
+            chunks,
+            new_env,
+        };
         state.compile(code, catalog)?;
+        let mut codes = Catalog::clone(catalog);
+        codes.insert(code.id.clone(), code.clone());
+        let require = Value::Function(state.require_impl(Arc::new(codes))?);
+        state.chunks.raw_set(REQUIRE_KEY, require.clone())?;
+        let state = LuaState { require, ..state };
+        state.lua.set_memory_limit(memory)?;
+        state
+            .lua
+            .set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook)?;
         Ok(state)
     }
 
@@ -152,81 +221,45 @@ impl LuaState {
         Ok(())
     }
 
-    /// `code`'s chunk, set to run in a fresh call environment.
-    pub(super) fn chunk(&self, code: &Arc<LuaCode>, catalog: &Arc<Catalog>) -> mlua::Result<(Function, Table)> {
-        Parts {
-            base: self.base.clone(),
-            chunks: self.chunks.clone(),
-        }
-        .chunk(&self.lua, code, catalog)
-    }
-}
-
-/// What a call environment is made from (cheap handles into the state).
-#[derive(Clone)]
-struct Parts {
-    base: Table,
-    chunks: Table,
-}
-
-impl Parts {
-    fn chunk(&self, lua: &Lua, code: &Arc<LuaCode>, catalog: &Arc<Catalog>) -> mlua::Result<(Function, Table)> {
-        let env = self.environment(lua, code, catalog)?;
-        let f: Function = self.chunks.raw_get(code.id.as_str())?;
-        f.set_environment(env.clone())?;
-        Ok((f, env))
+    /// `code`'s chunk, set to run in a fresh environment.
+    pub(super) fn chunk(&self, code: &LuaCode) -> mlua::Result<(Function, Table)> {
+        chunk_in(&self.chunks, &self.new_env, &self.require, code)
     }
 
-    /// A fresh environment for `code`: the allowed globals (libraries
-    /// copied), `require` for its modules and imports, `print` and `load`.
-    fn environment(&self, lua: &Lua, code: &Arc<LuaCode>, catalog: &Arc<Catalog>) -> mlua::Result<Table> {
-        let env = lua.create_table()?;
-        for pair in self.base.pairs::<String, Value>() {
-            let (k, v) = pair?;
-            let v = match v {
-                Value::Table(lib) => {
-                    let copy = lua.create_table()?;
-                    for pair in lib.pairs::<Value, Value>() {
-                        let (k, v) = pair?;
-                        copy.raw_set(k, v)?;
-                    }
-                    Value::Table(copy)
-                }
-                v => v,
-            };
-            env.raw_set(k, v)?;
-        }
-        env.raw_set("_G", env.clone())?;
-        env.raw_set("require", self.require(lua, code, catalog)?)?;
-        env.raw_set("print", print(lua, &code.id)?)?;
-        env.raw_set("load", load(lua, env.clone())?)?;
-        Ok(env)
-    }
-
-    /// `require(name)`: a declared built-in module, or an imported
-    /// library's table (run once per call); anything else is an error.
-    fn require(&self, lua: &Lua, code: &Arc<LuaCode>, catalog: &Arc<Catalog>) -> mlua::Result<Function> {
-        let loaded = lua.create_table()?;
-        let (parts, code, catalog) = (self.clone(), code.clone(), catalog.clone());
-        lua.create_function(move |lua, name: String| {
-            if let Some(v) = loaded.raw_get::<Option<Value>>(name.as_str())? {
-                return Ok(v);
+    /// The one Rust side of every `require`: `(id, name)` → a declared
+    /// built-in module, or an imported library's table; anything else is
+    /// an error.
+    fn require_impl(&self, codes: Arc<Catalog>) -> mlua::Result<Function> {
+        let (chunks, new_env) = (self.chunks.clone(), self.new_env.clone());
+        self.lua.create_function(move |lua, (id, name): (String, String)| {
+            let code = codes
+                .get(&id)
+                .ok_or_else(|| mlua::Error::runtime(format!("require: unknown code `{id}`")))?;
+            if code.modules.contains(&name) {
+                return modules::make(lua, &name);
             }
-            let value = if code.modules.contains(&name) {
-                modules::make(lua, &name)?
-            } else if let Some(lib) = code.imports.get(&name).and_then(|id| catalog.get(id)) {
-                let (f, _) = parts.chunk(lua, lib, &catalog)?;
-                f.call::<Value>(())?
-            } else {
-                return Err(mlua::Error::runtime(format!(
-                    "require(\"{name}\"): `{}` declares no module or import `{name}`",
-                    code.id
-                )));
-            };
-            loaded.raw_set(name.as_str(), value.clone())?;
-            Ok(value)
+            match code.imports.get(&name).and_then(|lib| codes.get(lib)) {
+                Some(lib) => {
+                    // This function itself, for the library's environment.
+                    let require: Value = chunks.raw_get(REQUIRE_KEY)?;
+                    let (f, _) = chunk_in(&chunks, &new_env, &require, lib)?;
+                    f.call::<Value>(())
+                }
+                None => Err(mlua::Error::runtime(format!(
+                    "require(\"{name}\"): `{id}` declares no module or import `{name}`"
+                ))),
+            }
         })
     }
+}
+
+/// `code`'s chunk in a fresh environment with a `require` of its own
+/// modules and imports.
+fn chunk_in(chunks: &Table, new_env: &Function, require: &Value, code: &LuaCode) -> mlua::Result<(Function, Table)> {
+    let env: Table = new_env.call((require, code.id.as_str()))?;
+    let f: Function = chunks.raw_get(code.id.as_str())?;
+    f.set_environment(env.clone())?;
+    Ok((f, env))
 }
 
 /// Every `HOOK_EVERY` instructions: past the deadline, stop (yield, so the
@@ -251,18 +284,21 @@ fn hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
 }
 
 /// `print(...)`: one line on stderr, naming the entry.
-fn print(lua: &Lua, id: &str) -> mlua::Result<Function> {
-    let id = id.to_string();
-    lua.create_function(move |_, args: MultiValue| {
+fn print(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
         let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_default()).collect();
+        let id = lua
+            .app_data_ref::<CallState>()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
         eprintln!("[{id}] {}", parts.join("\t"));
         Ok(())
     })
 }
 
-/// `load(text, name, mode, env)`: text chunks only, in the caller's
+/// `load(text, name, mode, env)`: text chunks only, in the call's
 /// environment unless another is given.
-fn load(lua: &Lua, env: Table) -> mlua::Result<Function> {
+fn load(lua: &Lua) -> mlua::Result<Function> {
     lua.create_function(
         move |lua, (chunk, name, _mode, with): (Value, Option<String>, Option<String>, Option<Table>)| {
             let Value::String(text) = chunk else {
@@ -272,10 +308,10 @@ fn load(lua: &Lua, env: Table) -> mlua::Result<Function> {
             if bytes.starts_with(b"\x1bLua") {
                 return Ok((Value::Nil, Some("load: binary chunks are not allowed".to_string())));
             }
-            let mut c = lua
-                .load(bytes)
-                .set_mode(ChunkMode::Text)
-                .set_environment(with.unwrap_or_else(|| env.clone()));
+            let Some(env) = with.or_else(|| lua.app_data_ref::<CallState>().and_then(|c| c.env.clone())) else {
+                return Ok((Value::Nil, Some("load: no environment".to_string())));
+            };
+            let mut c = lua.load(bytes).set_mode(ChunkMode::Text).set_environment(env);
             if let Some(n) = name {
                 c = c.set_name(n);
             }
