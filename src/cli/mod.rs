@@ -32,9 +32,14 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Run a `wasi:cli/command` component, or a wasm32-wasip1 module.
+    /// Run a `wasi:cli/command` component, or a wasm32-wasip1 module; with
+    /// `-c`, a registry command (`run -c PATH NAME [ARGS...]`, or
+    /// `run -c PATH list`).
     #[command(trailing_var_arg = true)]
     Run {
+        /// Run the registry command named FILE instead of a file.
+        #[arg(short = 'c', long = "config")]
+        config: Option<std::path::PathBuf>,
         #[command(flatten)]
         guest: GuestFlags,
         /// The guest's argv[0] (default: the file name).
@@ -46,11 +51,20 @@ enum Command {
         invoke: Option<String>,
         #[command(flatten)]
         net: NetFlags,
-        /// The program.
+        /// The program (with `-c`: the command name, or `list`).
         file: std::path::PathBuf,
         /// Its arguments.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Start a registry's `process.service` entries with `auto_start` and
+    /// keep them running (restarting failed ones) until SIGINT or SIGTERM.
+    Up {
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+        /// Any problem in the registry is fatal.
+        #[arg(long)]
+        strict: bool,
     },
     /// Serve a component exporting `wasi:http/incoming-handler` (the
     /// `wasi:http/proxy` world) over HTTP, like `wasmtime serve`; or, with
@@ -126,6 +140,13 @@ pub fn main() -> ExitCode {
         } => call(&config, &id, &args, strict),
         Command::Check { config } => check(&config),
         Command::Run {
+            config: Some(config),
+            file,
+            args,
+            ..
+        } => run_command(&config, &file.to_string_lossy(), &args),
+        Command::Run {
+            config: None,
             guest,
             argv0,
             invoke,
@@ -135,6 +156,7 @@ pub fn main() -> ExitCode {
         } => net
             .policy()
             .and_then(|network| run(&guest, argv0, invoke, network, file, args)),
+        Command::Up { config, strict } => up(&config, strict),
         Command::Serve {
             addr,
             config,
@@ -242,7 +264,9 @@ fn serve(
     if let Some(config) = config {
         let registry = open_registry(&config, strict)?;
         let handler = crate::registry::http::EndpointHandler::new(&registry)?;
+        let services = registry.start_services();
         crate::serve::serve(std::sync::Arc::new(handler), addr)?;
+        crate::dispatch::block_on(services.stop());
         return Ok(ExitCode::SUCCESS);
     }
     let mut network = net.policy()?;
@@ -277,6 +301,94 @@ fn open_registry(config: &std::path::Path, strict: bool) -> anyhow::Result<crate
         eprintln!("error: {p}");
     }
     Ok(registry)
+}
+
+/// `run -c PATH NAME ARGS...`: a registry command as a process, its result
+/// printed (a string as it is, anything else as JSON; `ok(v)` as `v`, `err(e)`
+/// on stderr with status 1); `list` lists the commands.
+fn run_command(config: &std::path::Path, name: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(config, false)?;
+    if name == "list" && registry.command("list").is_err() {
+        let commands = registry.commands();
+        if commands.is_empty() {
+            println!("no commands (give a process.wasm entry `meta.command: {{name, short}}`)");
+        }
+        let width = commands.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in commands {
+            println!("  {:<width$}  {}", c.name, c.short);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = registry.command(name)?;
+    let (json_args, options) = registry.command_args(&command.id, args)?;
+    let ty = registry.func_type(&command.id)?;
+    let process = registry.spawn_with(&command.id, &json_args, options)?;
+    let exit = crate::dispatch::block_on(process.wait());
+    use crate::registry::process::Exit;
+    let print = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => {}
+        serde_json::Value::String(s) => println!("{s}"),
+        other => println!("{other}"),
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok(match exit {
+        Exit::Returned(v) => match (&ty.result, v.as_object().and_then(|o| o.iter().next())) {
+            (Some(crate::values::Type::Result { .. }), Some((k, inner))) if k == "err" => {
+                eprintln!("error: {}", text(inner));
+                ExitCode::FAILURE
+            }
+            (Some(crate::values::Type::Result { .. }), Some((_, inner))) => {
+                print(inner);
+                ExitCode::SUCCESS
+            }
+            _ => {
+                print(&v);
+                ExitCode::SUCCESS
+            }
+        },
+        Exit::Exited(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Exit::Failed(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(134)
+        }
+        Exit::Cancelled => ExitCode::from(130),
+    })
+}
+
+/// `up -c PATH`: the registry's services until SIGINT/SIGTERM, or until
+/// every one has ended (status 1 if one gave up).
+fn up(config: &std::path::Path, strict: bool) -> anyhow::Result<ExitCode> {
+    let registry = open_registry(config, strict)?;
+    let stop = crate::serve::shutdown_signal()?;
+    let services = registry.start_services();
+    if services.is_empty() {
+        anyhow::bail!("the registry has no process.service entries with `lifecycle.auto_start: true`");
+    }
+    eprintln!("started {} service(s)", services.len());
+    let signalled = crate::dispatch::block_on(futures_lite::future::or(
+        async {
+            stop.await;
+            true
+        },
+        async {
+            services.wait().await;
+            false
+        },
+    ));
+    if signalled {
+        eprintln!("stopping");
+        crate::dispatch::block_on(services.stop());
+        eprintln!("stopped");
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(if services.any_gave_up() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn call(config: &std::path::Path, id: &str, args: &[String], strict: bool) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,11 @@ pub enum Kind {
     EnvVariable(EnvVariable),
     /// `function.wasm` or `function.wat`.
     Function(Box<FunctionSpec>),
+    /// `process.wasm`: a function run as a process (spawned, supervised,
+    /// or a command).
+    Process(Box<ProcessSpec>),
+    /// `process.service`: a supervised process.
+    Service(Box<ServiceSpec>),
     /// `function.lua`.
     Lua(Box<LuaSpec>),
     /// `library.lua`: Lua source other Lua entries `require`.
@@ -359,6 +364,144 @@ pub struct OptionsSpec {
     pub limits: Option<LimitsSpec>,
 }
 
+/// `process.wasm`: the fields of `function.wasm` (its `pool` is ignored:
+/// each process has its own instance), and `meta.command` for commands.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    pub function: FunctionSpec,
+    pub command: Option<CommandMeta>,
+}
+
+/// `meta.command`: run with `wippy-wasm run -c PATH NAME`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandMeta {
+    pub name: String,
+    #[serde(default)]
+    pub short: String,
+}
+
+/// `process.service`: keeps a process running.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceSpec {
+    /// The `process.wasm` entry.
+    pub process: String,
+    /// Its arguments (Wippy also calls them `input`).
+    #[serde(default, alias = "input")]
+    pub args: Vec<serde_json::Value>,
+    /// The process host (accepted; one host runs every process here).
+    pub host: Option<String>,
+    #[serde(default)]
+    pub lifecycle: LifecycleSpec,
+}
+
+/// `lifecycle:` of a service (Wippy's fields; durations as `1s`, `250ms`).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct LifecycleSpec {
+    #[serde(default)]
+    pub auto_start: bool,
+    #[serde(default)]
+    pub restart: RestartSpec,
+    /// How long a stopping service's process may take (default 10s).
+    pub stop_timeout: Option<DurationSpec>,
+    /// Running this long resets the restart count (default 5s).
+    pub stable_threshold: Option<DurationSpec>,
+    // Accepted for Wippy compatibility; not acted on.
+    pub start_timeout: Option<DurationSpec>,
+    #[serde(default, alias = "depends_on")]
+    pub requires: Vec<String>,
+    pub startup: Option<String>,
+    pub security: Option<serde_yaml::Value>,
+}
+
+/// `lifecycle.restart:` (0 means the default, as in Wippy).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RestartSpec {
+    /// Wait before the first restart (default 1s).
+    pub initial_delay: Option<DurationSpec>,
+    /// The longest wait (default 90s).
+    pub max_delay: Option<DurationSpec>,
+    /// Each wait is the last times this (default 2.0).
+    pub backoff_factor: Option<f64>,
+    /// ± this fraction of each wait, at random (default 0.1).
+    pub jitter: Option<f64>,
+    /// Restarts before the service is given up (default 0: never).
+    pub max_attempts: Option<u32>,
+}
+
+/// A duration: `"90s"`, `"250ms"`, `"2m"`, `"1h"`, `"1.5s"`, or a number of
+/// milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationSpec(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = serde_yaml::Value::deserialize(d)?;
+        let parsed = match &v {
+            serde_yaml::Value::Number(n) => n
+                .as_f64()
+                .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+            serde_yaml::Value::String(s) => parse_duration(s),
+            _ => None,
+        };
+        parsed.map(DurationSpec).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{}` is not a duration (such as 1s, 250ms, 2m)",
+                serde_yaml::to_string(&v).unwrap_or_default().trim()
+            ))
+        })
+    }
+}
+
+/// Parses a Go-style duration: a number and a unit (`ns`, `us`, `ms`, `s`,
+/// `m`, `h`), possibly several (`1m30s`).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num.parse().ok()?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let secs = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * secs;
+        rest = tail;
+    }
+    Some(std::time::Duration::from_secs_f64(total))
+}
+
+impl LifecycleSpec {
+    fn check(&self) -> std::result::Result<(), (String, String)> {
+        let r = &self.restart;
+        if r.backoff_factor.is_some_and(|f| !f.is_finite() || f < 0.0) {
+            return Err((
+                "lifecycle.restart.backoff_factor".into(),
+                "must be a number >= 1 (or 0 for the default)".into(),
+            ));
+        }
+        if r.jitter.is_some_and(|j| !(0.0..=1.0).contains(&j)) {
+            return Err((
+                "lifecycle.restart.jitter".into(),
+                "must be a fraction between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `function.lua` / `library.lua`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LuaSpec {
@@ -398,6 +541,7 @@ pub struct FunctionSpec {
     pub path: Option<String>,
     pub hash: Option<String>,
     pub source: Option<String>,
+    #[serde(default)]
     pub method: String,
     pub wit: Option<String>,
     #[serde(default)]
@@ -641,6 +785,34 @@ fn entry_kind(file: &Path, id: &str, raw: &serde_yaml::Value, warnings: &mut Vec
             }
             Kind::Function(Box::new(spec))
         }
+        "process.wasm" => {
+            let mut spec: FunctionSpec = typed(raw, &fail, &mut unknown)?;
+            if spec.method.is_empty() {
+                spec.method = "main".into();
+            }
+            check_function(&spec, &fail)?;
+            let command = match raw.get("meta").and_then(|m| m.get("command")) {
+                Some(c) => {
+                    Some(serde_yaml::from_value::<CommandMeta>(c.clone()).map_err(|e| fail("meta.command", &e))?)
+                }
+                None => None,
+            };
+            if command
+                .as_ref()
+                .is_some_and(|c| c.name.trim().is_empty() || c.name.contains(char::is_whitespace))
+            {
+                return Err(fail("meta.command.name", &"must be one word"));
+            }
+            Kind::Process(Box::new(ProcessSpec {
+                function: spec,
+                command,
+            }))
+        }
+        "process.service" => {
+            let spec: ServiceSpec = typed(raw, &fail, &mut unknown)?;
+            spec.lifecycle.check().map_err(|(field, why)| fail(&field, &why))?;
+            Kind::Service(Box::new(spec))
+        }
         "function.lua" | "library.lua" => {
             let spec: LuaSpec = typed(raw, &fail, &mut unknown)?;
             let library = kind_name == "library.lua";
@@ -721,6 +893,9 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 fn check_function(spec: &FunctionSpec, fail: &dyn Fn(&str, &dyn std::fmt::Display) -> anyhow::Error) -> Result<()> {
+    if spec.method.is_empty() {
+        return Err(fail("method", &"missing: the export to call"));
+    }
     if spec.wat {
         if spec.source.is_none() {
             return Err(fail("source", &"missing (inline text or file://PATH)"));

@@ -20,7 +20,7 @@ pub(crate) enum Input {
 
 impl Input {
     /// Positional JSON arguments for a target that does not take the input
-    /// as is: a JSON array, or one JSON value.
+    /// as is: a JSON array, one JSON value, or none for empty input.
     fn json_args(&self) -> Result<Vec<Json>> {
         let text = match self {
             Input::Text(t) => t.as_str(),
@@ -28,6 +28,9 @@ impl Input {
                 std::str::from_utf8(b).map_err(|_| anyhow!("input is neither the target's bytes nor UTF-8 JSON"))?
             }
         };
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
         match serde_json::from_str(text) {
             Ok(Json::Array(items)) => Ok(items),
             Ok(v) => Ok(vec![v]),

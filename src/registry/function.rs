@@ -198,8 +198,23 @@ impl Inner {
     /// A new instance of `f` with its own store and host state; `registry`
     /// is this registry, for `funcs`.
     pub(super) fn instantiate(&self, registry: &Weak<Inner>, f: &Function) -> Result<Warm> {
+        self.instantiate_in(registry, f, self.wasi_ctx(&f.id, &f.spec)?)
+    }
+
+    /// A new instance of process `f`: its stdout and stderr are the host's,
+    /// and `argv` follows its `wasi.args`.
+    pub(super) fn instantiate_process(&self, registry: &Weak<Inner>, f: &Function, argv: &[String]) -> Result<Warm> {
+        let mut wasi = self.wasi_ctx(&f.id, &f.spec)?;
+        wasi.args.extend(argv.iter().cloned());
+        let wasi = wasi
+            .stdout(crate::wasi::Sink::Inherit)
+            .stderr(crate::wasi::Sink::Inherit);
+        self.instantiate_in(registry, f, wasi)
+    }
+
+    fn instantiate_in(&self, registry: &Weak<Inner>, f: &Function, wasi: crate::wasi::WasiCtx) -> Result<Warm> {
         let ctx = CallCtx {
-            wasi: self.wasi_ctx(&f.id, &f.spec)?,
+            wasi,
             depth: 0,
             registry: registry.clone(),
         };

@@ -15,6 +15,7 @@ pub mod http;
 pub mod imports;
 pub mod json;
 pub mod lua;
+pub mod process;
 
 pub use function::Function;
 
@@ -44,6 +45,11 @@ struct Inner {
     functions: BTreeMap<String, Arc<Function>>,
     /// `function.lua` entries.
     lua: BTreeMap<String, Arc<lua::LuaFunction>>,
+    /// `process.wasm` entries (their pools unused: a process has its own
+    /// instance).
+    processes: BTreeMap<String, Arc<Function>>,
+    /// The threads processes and services run on, started when first used.
+    process_host: std::sync::OnceLock<crate::pool::workers::WorkerPool>,
     /// The folder the registry was loaded from: `file://` sources stay in it.
     root: std::path::PathBuf,
     /// Entries that did not load, with their error.
@@ -156,6 +162,8 @@ impl Registry {
             entries: loaded.entries,
             functions: BTreeMap::new(),
             lua: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            process_host: std::sync::OnceLock::new(),
             root: root_of(path),
             broken: BTreeMap::new(),
             problems: Vec::new(),
@@ -191,6 +199,12 @@ impl Registry {
         for id in ids {
             let entry = inner.entries[&id].clone();
             match &entry.kind {
+                Kind::Process(spec) => match inner.prepare(&entry, &spec.function, &mut compiled) {
+                    Ok(f) => {
+                        inner.processes.insert(id, Arc::new(f));
+                    }
+                    Err(e) => inner.problem(Some(&id), format!("{e:#}")),
+                },
                 Kind::Lua(spec) => match inner.prepare_lua(&entry, spec, &catalog) {
                     Ok(f) => {
                         inner.lua.insert(id, Arc::new(f));
@@ -209,6 +223,28 @@ impl Registry {
                     }
                 }
                 _ => {}
+            }
+        }
+        // Services name processes.
+        let services: Vec<(Entry, String)> = inner
+            .entries
+            .values()
+            .filter_map(|e| match &e.kind {
+                Kind::Service(s) => Some((e.clone(), config::qualify(&e.namespace, &s.process))),
+                _ => None,
+            })
+            .collect();
+        for (entry, target) in services {
+            let why = match inner.entries.get(&target).map(|t| &t.kind) {
+                None => Some(format!("no entry `{target}`")),
+                Some(Kind::Process(_)) if inner.broken.contains_key(&target) => {
+                    Some(format!("`{target}` did not load"))
+                }
+                Some(Kind::Process(_)) => None,
+                Some(_) => Some(format!("`{target}` is not a process.wasm entry")),
+            };
+            if let Some(why) = why {
+                inner.problem(Some(&entry.id), format!("{:#}", Inner::fail(&entry, "process", why)));
             }
         }
         // Endpoints last: they name functions.
@@ -358,9 +394,12 @@ impl Registry {
         json::result_to_json(&ty, &out)
     }
 
-    /// The component type of function `id`.
+    /// The component type of function (or process) `id`.
     pub fn func_type(&self, id: &str) -> Result<crate::values::FuncType> {
-        let f = self.function(id)?;
+        let f = match self.inner.processes.get(id) {
+            Some(p) => p.clone(),
+            None => self.function(id)?,
+        };
         f.ty.clone()
             .ok_or_else(|| anyhow!("`{id}` takes or returns resources, which cannot be passed as JSON"))
     }

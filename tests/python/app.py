@@ -4,6 +4,8 @@ callee fail, which comes back as an `err` the guest reports. `summarize`
 returns a world-level record; `relay` passes another entry's answer (or
 its error) back."""
 
+import time
+
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import funcs
@@ -31,3 +33,13 @@ class WitWorld(wit_world.WitWorld):
         # An `err` from funcs raises `Err`; letting it propagate makes this
         # function's own result an `err` with the same value.
         return funcs.call_string(target, input)
+
+    def flaky(self, counter: str, failures: int, seconds: float) -> str:
+        start = int(funcs.call_string(counter, ""))
+        if start <= failures:
+            raise RuntimeError(f"start {start} fails on purpose")
+        # Sleeps suspend the process (wasi:io/poll), holding no thread.
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        return f"start {start} ran for {seconds} s"

@@ -1,6 +1,6 @@
 //! The built-in modules a Lua entry may `require` when it declares them in
-//! `modules:`: `funcs` (call any registry function), `json`, `time` and
-//! `logger`.
+//! `modules:`: `funcs` (call any registry function), `json`, `time`,
+//! `logger` and `process` (spawn and monitor `process.wasm` entries).
 
 use super::convert::{from_lua, to_lua};
 use super::sandbox::CallState;
@@ -9,7 +9,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 use std::time::Duration;
 
 /// The modules there are.
-pub const KNOWN: &[&str] = &["funcs", "json", "time", "logger"];
+pub const KNOWN: &[&str] = &["funcs", "json", "time", "logger", "process"];
 
 /// A fresh table for module `name`.
 pub(super) fn make(lua: &Lua, name: &str) -> mlua::Result<Value> {
@@ -18,6 +18,7 @@ pub(super) fn make(lua: &Lua, name: &str) -> mlua::Result<Value> {
         "json" => json(lua)?,
         "time" => time(lua)?,
         "logger" => logger(lua)?,
+        "process" => process(lua)?,
         other => return Err(mlua::Error::runtime(format!("no built-in module `{other}`"))),
     }))
 }
@@ -139,5 +140,139 @@ fn logger(lua: &Lua) -> mlua::Result<Table> {
         })?;
         t.raw_set(level, f)?;
     }
+    Ok(t)
+}
+
+/// An event a monitored process sent: its exit.
+struct Event {
+    from: u64,
+    exit: crate::registry::process::Exit,
+}
+
+/// The events of one Lua call (`process.events()`), in arrival order.
+#[derive(Default)]
+pub(super) struct Mailbox {
+    queue: std::sync::Mutex<std::collections::VecDeque<Event>>,
+    arrived: event_listener::Event,
+}
+
+impl Mailbox {
+    fn push(&self, e: Event) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(e);
+        self.arrived.notify(usize::MAX);
+    }
+
+    async fn receive(&self) -> Event {
+        loop {
+            let listener = self.arrived.listen();
+            if let Some(e) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                return e;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// `process.events()`: `receive()` waits (suspending the call) for the
+/// next event and returns it and `true`.
+struct Events(std::sync::Arc<Mailbox>);
+
+impl mlua::UserData for Events {
+    fn add_methods<M: mlua::UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_async_method("receive", |lua, this, ()| async move {
+            let e = this.0.receive().await;
+            Ok((event_table(&lua, &e)?, true))
+        });
+    }
+}
+
+/// `{kind = process.event.EXIT, from = pid, result = {value = .., error = ..}}`.
+fn event_table(lua: &Lua, e: &Event) -> mlua::Result<Table> {
+    use crate::registry::process::Exit;
+    let result = lua.create_table()?;
+    match &e.exit {
+        Exit::Returned(v) => result.raw_set("value", to_lua(lua, v)?)?,
+        Exit::Exited(0) => result.raw_set("value", 0)?,
+        other => result.raw_set("error", other.to_string())?,
+    }
+    let t = lua.create_table()?;
+    t.raw_set("kind", "EXIT")?;
+    t.raw_set("from", e.from.to_string())?;
+    t.raw_set("result", result)?;
+    Ok(t)
+}
+
+/// The call's mailbox, made on first use.
+fn mailbox(lua: &Lua) -> Option<std::sync::Arc<Mailbox>> {
+    let mut call = lua.app_data_mut::<CallState>()?;
+    Some(call.events.get_or_insert_with(Default::default).clone())
+}
+
+/// `process.spawn(id, host, ...)` and `process.spawn_monitored(id, host,
+/// ...)` → pid, or `nil, err` (the host is accepted; one host runs every
+/// process here); `process.events()`; `process.cancel(pid)`;
+/// `process.event.EXIT`.
+fn process(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    let event = lua.create_table()?;
+    event.raw_set("EXIT", "EXIT")?;
+    t.raw_set("event", event)?;
+    for (name, monitored) in [("spawn", false), ("spawn_monitored", true)] {
+        let f = lua.create_function(move |lua, (id, _host, args): (String, Value, MultiValue)| {
+            let Some(registry) = lua.app_data_ref::<CallState>().and_then(|c| c.registry.upgrade()) else {
+                return Ok(failure("process.spawn outside a registry call"));
+            };
+            let registry = Registry { inner: registry };
+            let mut json = Vec::with_capacity(args.len());
+            for (i, a) in args.iter().enumerate() {
+                match from_lua(a) {
+                    Ok(v) => json.push(v),
+                    Err(e) => return Ok(failure(format!("argument {}: {e}", i + 1))),
+                }
+            }
+            let p = match registry.spawn(&id, &json) {
+                Ok(p) => p,
+                Err(e) => return Ok(failure(format!("{e:#}"))),
+            };
+            if monitored {
+                if let Some(mb) = mailbox(lua) {
+                    p.monitor(move |from, exit| {
+                        mb.push(Event {
+                            from,
+                            exit: exit.clone(),
+                        })
+                    });
+                }
+            }
+            if let Some(mut c) = lua.app_data_mut::<CallState>() {
+                c.spawned.push(p.clone());
+            }
+            Ok((Value::String(lua.create_string(p.pid.to_string())?), None))
+        })?;
+        t.raw_set(name, f)?;
+    }
+    t.raw_set(
+        "events",
+        lua.create_function(|lua, ()| {
+            let mb = mailbox(lua).ok_or_else(|| mlua::Error::runtime("process.events outside a registry call"))?;
+            lua.create_userdata(Events(mb))
+        })?,
+    )?;
+    t.raw_set(
+        "cancel",
+        lua.create_function(|lua, pid: String| {
+            let call = lua.app_data_ref::<CallState>();
+            let found = call
+                .as_ref()
+                .and_then(|c| c.spawned.iter().find(|p| p.pid.to_string() == pid).cloned());
+            match found {
+                Some(p) => {
+                    p.cancel();
+                    Ok((true, None))
+                }
+                None => Ok((false, Some(format!("no process `{pid}` spawned by this call")))),
+            }
+        })?,
+    )?;
     Ok(t)
 }

@@ -66,6 +66,10 @@ pub(super) struct CallState {
     pub depth: u32,
     /// The call's environment, for `load`.
     pub env: Option<Table>,
+    /// Events of the processes it monitors (`process.events()`).
+    pub events: Option<std::sync::Arc<super::modules::Mailbox>>,
+    /// Processes it spawned (which `process.cancel` may stop).
+    pub spawned: Vec<crate::registry::process::Process>,
 }
 
 impl CallState {
@@ -83,6 +87,8 @@ impl CallState {
             registry,
             depth,
             env: None,
+            events: None,
+            spawned: Vec::new(),
         }
     }
 }
