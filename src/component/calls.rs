@@ -10,7 +10,7 @@ use crate::canon::lower::lower_flat_values;
 use crate::canon::state::{nested, with_nested_fuel, AdapterFrame, Frame, StoreCx, StoreData};
 use crate::canon::trap::{guarded, HostFault};
 use crate::canon::{trap, Cx, Options, Site, Trap};
-use crate::dispatch::{Completion, Deferred, HostFuture, Suspend, Timeout};
+use crate::dispatch::{Completion, Deferred, HostFuture};
 use crate::values::types::ResourceKind;
 use crate::values::{FuncType, ResourceType, Type, Val};
 use wasmi::{AsContextMut, StoreContextMut};
@@ -221,49 +221,7 @@ async fn drive<T: 'static>(
         .iter()
         .map(|t| wasmi::Val::default_for_ty(t.wasmi()))
         .collect();
-    let slice = store.data().rt.fuel_slice;
-    if let Some(slice) = slice {
-        store.set_fuel(slice)?;
-    }
-    store.data_mut().rt.async_driver = true;
-    let mut call = l.core.call_resumable(&mut *store, &core_args, &mut core_results)?;
-    loop {
-        call = match call {
-            wasmi::ResumableCall::Finished => break,
-            wasmi::ResumableCall::HostTrap(paused) => {
-                let Some((fut, complete)) = paused.host_error().downcast_ref::<Suspend<T>>().and_then(|s| s.take())
-                else {
-                    return Err(paused.into_host_error());
-                };
-                store.data_mut().rt.async_driver = false;
-                let vals = match store.data().rt.deadline {
-                    Some(d) => {
-                        futures_lite::future::or(fut, async move {
-                            async_io::Timer::at(d).await;
-                            Err(anyhow::Error::new(Timeout))
-                        })
-                        .await
-                    }
-                    None => fut.await,
-                };
-                let inputs = complete(store.as_context_mut(), vals)?;
-                store.data_mut().rt.async_driver = true;
-                paused.resume(&mut *store, &inputs, &mut core_results)?
-            }
-            wasmi::ResumableCall::OutOfFuel(paused) => {
-                let Some(slice) = slice else {
-                    return Err(trap!("all fuel consumed").into());
-                };
-                if store.data().rt.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    return Err(wasmi::Error::host(HostFault(anyhow::Error::new(Timeout))));
-                }
-                futures_lite::future::yield_now().await;
-                store.set_fuel(slice.max(paused.required_fuel()))?;
-                paused.resume(&mut *store, &mut core_results)?
-            }
-        };
-    }
-    store.data_mut().rt.async_driver = false;
+    crate::dispatch::drive(store, &l.core, &core_args, &mut core_results).await?;
     let mut cx = store.as_context_mut();
     let results = lift_return(&mut cx, l, &frame, &core_results, Site::Host, |cx, vi| {
         lift_results(cx, &l.ty, vi)

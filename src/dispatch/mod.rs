@@ -15,6 +15,7 @@
 //! driven to completion in place.
 
 use crate::canon::state::{StoreCx, StoreData};
+use crate::canon::trap::{trap, HostFault};
 use crate::values::Val;
 use std::future::Future;
 use std::pin::Pin;
@@ -63,15 +64,25 @@ impl<T> std::fmt::Display for Deferred<T> {
 
 impl<T: 'static> std::error::Error for Deferred<T> {}
 
-/// The host error that pauses a resumable call: the future to await and how
+/// How a suspended host call finishes once its wait is over: with the store
+/// back, it writes what it must into the guest and returns the core results
+/// the paused wasmi call resumes with.
+pub(crate) type Finish<T> =
+    Box<dyn FnOnce(StoreContextMut<'_, StoreData<T>>) -> Result<Vec<wasmi::Val>, wasmi::Error> + Send>;
+
+/// A suspended host call's wait: a future (not borrowing the store) that
+/// resolves to the step finishing the call.
+pub(crate) type Resume<T> = Pin<Box<dyn Future<Output = Finish<T>> + Send>>;
+
+/// The host error that pauses a resumable call: what to wait for, and how
 /// to finish the host call afterwards.
 pub(crate) struct Suspend<T> {
-    parts: Mutex<Option<(HostFuture, Completion<T>)>>,
+    resume: Mutex<Option<Resume<T>>>,
 }
 
 impl<T> Suspend<T> {
-    pub fn take(&self) -> Option<(HostFuture, Completion<T>)> {
-        self.parts.lock().unwrap_or_else(|e| e.into_inner()).take()
+    pub fn take(&self) -> Option<Resume<T>> {
+        self.resume.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -92,32 +103,115 @@ impl<T: 'static> wasmi::errors::HostError for Suspend<T> {}
 /// Finishes an async host call: suspends the guest if the current call can be
 /// paused, else drives the future here and completes at once.
 pub(crate) fn suspend_or_block<T: 'static>(
-    mut store: StoreContextMut<'_, StoreData<T>>,
-    mut fut: HostFuture,
+    store: StoreContextMut<'_, StoreData<T>>,
+    fut: HostFuture,
     complete: Completion<T>,
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
+    let resume: Resume<T> = Box::pin(async move {
+        let vals = fut.await;
+        Box::new(move |store: StoreContextMut<'_, StoreData<T>>| complete(store, vals)) as Finish<T>
+    });
+    suspend_with(store, resume, results)
+}
+
+/// The general form of [`suspend_or_block`]: waits on `resume` (suspending
+/// the guest when the call can be paused, else in place), then runs the step
+/// it resolves to and writes the core results.
+pub(crate) fn suspend_with<T: 'static>(
+    mut store: StoreContextMut<'_, StoreData<T>>,
+    mut resume: Resume<T>,
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
     let rt = &store.data().rt;
-    let vals = if rt.async_driver && rt.nested == 0 {
+    let finish = if rt.async_driver && rt.nested == 0 {
         // Most calls (a read with data waiting, a write with room) need
         // not wait: finish those here, without pausing the guest.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(vals) => vals,
+        match resume.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(finish) => finish,
             std::task::Poll::Pending => {
                 return Err(wasmi::Error::host(Suspend {
-                    parts: Mutex::new(Some((fut, complete))),
+                    resume: Mutex::new(Some(resume)),
                 }))
             }
         }
     } else {
-        block_on(fut)
+        block_on(resume)
     };
-    let core = complete(wasmi::AsContextMut::as_context_mut(&mut store), vals)?;
+    let core = finish(wasmi::AsContextMut::as_context_mut(&mut store))?;
     for (slot, v) in results.iter_mut().zip(core) {
         *slot = v;
     }
     Ok(())
+}
+
+/// Runs `func` as a resumable call to the end: a host call that suspends
+/// ([`Suspend`]) is awaited while other tasks run, then finished and resumed;
+/// running out of a fuel slice ([`crate::Store::set_fuel_slice`]) yields to
+/// the executor and resumes with a fresh slice; the store's deadline stops
+/// both. Component exports and core modules (`wasi_snapshot_preview1`)
+/// share it.
+pub(crate) async fn drive<T: 'static>(
+    store: &mut wasmi::Store<StoreData<T>>,
+    func: &wasmi::Func,
+    args: &[wasmi::Val],
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
+    let slice = store.data().rt.fuel_slice;
+    if let Some(slice) = slice {
+        store.set_fuel(slice)?;
+    }
+    store.data_mut().rt.async_driver = true;
+    let first = func.call_resumable(&mut *store, args, results);
+    let r = drive_from(store, first, slice, results).await;
+    store.data_mut().rt.async_driver = false;
+    r
+}
+
+async fn drive_from<T: 'static>(
+    store: &mut wasmi::Store<StoreData<T>>,
+    first: Result<wasmi::ResumableCall, wasmi::Error>,
+    slice: Option<u64>,
+    results: &mut [wasmi::Val],
+) -> Result<(), wasmi::Error> {
+    let timeout = || wasmi::Error::host(HostFault(anyhow::Error::new(Timeout)));
+    let mut call = first?;
+    loop {
+        call = match call {
+            wasmi::ResumableCall::Finished => return Ok(()),
+            wasmi::ResumableCall::HostTrap(paused) => {
+                let Some(resume) = paused.host_error().downcast_ref::<Suspend<T>>().and_then(|s| s.take()) else {
+                    return Err(paused.into_host_error());
+                };
+                store.data_mut().rt.async_driver = false;
+                let finish = match store.data().rt.deadline {
+                    Some(d) => {
+                        futures_lite::future::or(async { Some(resume.await) }, async move {
+                            async_io::Timer::at(d).await;
+                            None
+                        })
+                        .await
+                    }
+                    None => Some(resume.await),
+                };
+                let inputs = finish.ok_or_else(timeout)?(wasmi::AsContextMut::as_context_mut(&mut *store))?;
+                store.data_mut().rt.async_driver = true;
+                paused.resume(&mut *store, &inputs, results)?
+            }
+            wasmi::ResumableCall::OutOfFuel(paused) => {
+                let Some(slice) = slice else {
+                    return Err(trap!("all fuel consumed").into());
+                };
+                if store.data().rt.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(timeout());
+                }
+                futures_lite::future::yield_now().await;
+                store.set_fuel(slice.max(paused.required_fuel()))?;
+                paused.resume(&mut *store, results)?
+            }
+        };
+    }
 }
 
 /// A one-shot flag that background work sets (a name lookup finishing, a
