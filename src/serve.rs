@@ -99,7 +99,7 @@ impl HandlerTypes {
         let ty = |name: &str| {
             linker
                 .lookup_instance(&crate::wasi::iface("wasi:http/types"))
-                .and_then(|i| i.defs.resources.get(name).cloned())
+                .and_then(|i| i.resources.get(name).cloned())
                 .ok_or_else(|| anyhow!("the linker defines no wasi:http/types {name}"))
         };
         Ok(HandlerTypes {

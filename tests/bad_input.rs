@@ -132,7 +132,7 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
     );
     assert_eq!(
         err,
-        "import `host-add` is not defined: expected a function of type func(a: u32, b: u32) -> u32"
+        "import `host-add` was not found in the host: expected a function of type func(a: u32, b: u32) -> u32"
     );
 
     let iface = r#"(component
@@ -145,7 +145,7 @@ fn unsatisfied_imports_name_the_import_and_its_type() {
     let err = format!("{:#}", linker.instantiate(&mut store, &c).err().unwrap());
     assert_eq!(
         err,
-        "import `wasi:cli/environment@0.2.3` is missing function `get-arguments`: expected func() -> list<string>"
+        "import `wasi:cli/environment@0.2.3#get-arguments` was not found in the host: expected a function of type func() -> list<string>"
     );
     let mut linker = Linker::<()>::default();
     linker.instance("wasi:cli/environment@0.3.0");

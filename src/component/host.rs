@@ -1,7 +1,7 @@
 //! What the host provides to a component's imports: host functions (dynamic,
-//! typed or async) and resource types, grouped by interface. The embedding
-//! API's [`crate::Linker`] builds these; instantiation reads them through
-//! [`HostImports`].
+//! typed or async), resource types, core modules and nested instances,
+//! grouped by interface. The embedding API's [`crate::Linker`] builds these;
+//! instantiation reads them through [`HostImports`].
 
 use crate::canon::state::{StoreCx, StoreData};
 use crate::canon::Options;
@@ -63,10 +63,13 @@ impl<T> Clone for TypedLowering<T> {
 /// Runs when a guest drops the last owned handle to a host resource.
 pub type HostDtor<T> = Arc<dyn Fn(StoreCx<'_, T>, u32) -> Result<()> + Send + Sync>;
 
-/// The functions and resource types of one host interface (or the root).
+/// The items of one host interface (or the root): functions, resource
+/// types, core modules and nested instances, by export name.
 pub struct HostInstance<T> {
     pub funcs: BTreeMap<String, HostFunc<T>>,
     pub resources: BTreeMap<String, ResourceType>,
+    pub modules: BTreeMap<String, wasmi::Module>,
+    pub instances: BTreeMap<String, HostInstance<T>>,
 }
 
 impl<T> Default for HostInstance<T> {
@@ -74,6 +77,25 @@ impl<T> Default for HostInstance<T> {
         HostInstance {
             funcs: BTreeMap::new(),
             resources: BTreeMap::new(),
+            modules: BTreeMap::new(),
+            instances: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> HostInstance<T> {
+    /// What kind of item `name` is here, for "expected X found Y" errors.
+    pub fn kind_of(&self, name: &str) -> Option<&'static str> {
+        if self.funcs.contains_key(name) {
+            Some("func")
+        } else if self.resources.contains_key(name) {
+            Some("resource")
+        } else if self.modules.contains_key(name) {
+            Some("module")
+        } else if self.instances.contains_key(name) {
+            Some("instance")
+        } else {
+            None
         }
     }
 }

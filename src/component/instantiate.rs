@@ -8,7 +8,8 @@ use super::calls::{
     lowered_core_type, resource_drop, resource_new, resource_rep,
 };
 use super::func::{ComponentValue, Export, FuncDef, InstanceValue, Lifted, Outer};
-use super::host::HostImports;
+use super::host::{HostImports, HostInstance};
+use super::matching::check_module;
 use super::names::split_version;
 use super::parse::{ComponentDef, Item};
 use super::typeconv::{func_type, Bindings};
@@ -308,7 +309,7 @@ fn step<T: 'static>(
         }
         Item::Import { name, ty, type_index } => {
             let e = match imports {
-                Imports::Host(h) => import_from_host(*h, name, *ty, *type_index, types, s)?,
+                Imports::Host(h) => import_from_host(*h, name, types, s)?,
                 Imports::Args(args) => {
                     let e = args
                         .get(name)
@@ -547,120 +548,157 @@ fn options_of<T>(s: &Scope<T>, options: &[CanonicalOption]) -> Result<Options> {
 fn import_from_host<T: 'static>(
     linker: &dyn HostImports<T>,
     name: &str,
-    ty: ComponentTypeRef,
-    type_index: Option<u32>,
     types: &Types,
     s: &mut Scope<T>,
 ) -> Result<Export<T>> {
-    match ty {
-        ComponentTypeRef::Func(t) => {
-            let ComponentAnyTypeId::Func(fid) = types.component_any_type_at(t) else {
-                bail!("import `{name}`: not a function type");
-            };
-            let fty = func_type(types, fid, &s.bindings)?;
-            let func = linker
-                .root()
+    let Some(item) = types.component_item_for_import(name) else {
+        bail!("internal: no type for import `{name}`");
+    };
+    let root = linker.root();
+    // At the root, interfaces are looked up by (semver) name.
+    let kind_at_root = |name: &str| root.kind_of(name).or(linker.lookup(name).map(|_| "instance"));
+    match item.ty {
+        ComponentEntityType::Instance(id) if needs_host(types, &types[id]) => {
+            let host = linker.lookup(name).ok_or_else(|| match root.kind_of(name) {
+                Some(kind) => anyhow!("import `{name}`: expected instance found {kind}"),
+                None => anyhow!(
+                    "import `{name}` was not found in the host: expected an instance{}",
+                    version_hint(linker, name)
+                ),
+            })?;
+            host_instance(host, name, id, types, s)
+        }
+        ty => {
+            if let (Some(kind), Some(want)) = (kind_at_root(name), kind_word(&ty)) {
+                if kind == "instance" && want != "instance" {
+                    bail!("import `{name}`: expected {want} found instance");
+                }
+            }
+            host_item(root, name, name, ty, types, s)
+        }
+    }
+}
+
+/// How wasmtime's linker names what an import expects, in mismatch errors.
+fn kind_word(ty: &ComponentEntityType) -> Option<&'static str> {
+    Some(match ty {
+        ComponentEntityType::Func(_) => "function",
+        ComponentEntityType::Instance(_) => "instance",
+        ComponentEntityType::Module(_) => "module",
+        ComponentEntityType::Component(_) => "component",
+        ComponentEntityType::Type {
+            created: ComponentAnyTypeId::Resource(_),
+            ..
+        } => "resource",
+        _ => return None,
+    })
+}
+
+fn version_hint<T>(linker: &dyn HostImports<T>, name: &str) -> String {
+    let similar: Vec<&str> = linker
+        .names()
+        .into_iter()
+        .filter(|n| split_version(n).0 == split_version(name).0)
+        .collect();
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!(" (the host has {}, which is not semver-compatible)", similar.join(", "))
+    }
+}
+
+/// The exports of a host instance at the instance type the guest imports.
+fn host_instance<T: 'static>(
+    host: &HostInstance<T>,
+    path: &str,
+    id: ComponentInstanceTypeId,
+    types: &Types,
+    s: &mut Scope<T>,
+) -> Result<Export<T>> {
+    let mut exports = Vec::new();
+    // In export order: a resource type precedes the functions using it.
+    for (ename, item) in types[id].exports.iter() {
+        let e = host_item(host, &format!("{path}#{ename}"), ename, item.ty, types, s)?;
+        exports.push((ename.clone(), e));
+    }
+    Ok(Export::Instance(Arc::new(InstanceValue { exports })))
+}
+
+/// One item of a host instance (or the root), named `name` there and
+/// `path` in messages (`iface#item`), at the type `ty` the guest expects.
+fn host_item<T: 'static>(
+    host: &HostInstance<T>,
+    path: &str,
+    name: &str,
+    ty: ComponentEntityType,
+    types: &Types,
+    s: &mut Scope<T>,
+) -> Result<Export<T>> {
+    let missing = |want: &str| match (host.kind_of(name), kind_word(&ty)) {
+        (Some(kind), Some(word)) => anyhow!("import `{path}`: expected {word} found {kind}"),
+        _ => anyhow!("import `{path}` was not found in the host: expected {want}"),
+    };
+    Ok(match ty {
+        ComponentEntityType::Func(fid) => {
+            let fty = func_type(types, fid, &s.bindings).with_context(|| format!("import `{path}`"))?;
+            let func = host
                 .funcs
                 .get(name)
-                .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a function of type {fty}"))?;
-            Ok(Export::Func(Arc::new(FuncDef::Host {
+                .ok_or_else(|| missing(&format!("a function of type {fty}")))?;
+            Export::Func(Arc::new(FuncDef::Host {
                 ty: fty,
                 func: func.clone(),
-            })))
+            }))
         }
-        ComponentTypeRef::Type(wasmparser::TypeBounds::SubResource) => {
-            let rt = linker
-                .root()
-                .resources
-                .get(name)
-                .ok_or_else(|| anyhow!("import `{name}` is not defined: expected a resource type"))?;
-            if let Some(index) = type_index {
-                bind_type(types, index, rt, &mut s.bindings);
+        ComponentEntityType::Type { referenced, created } => {
+            let ids: Vec<_> = [referenced, created]
+                .into_iter()
+                .filter_map(|any| match any {
+                    ComponentAnyTypeId::Resource(r) => Some(r.resource()),
+                    _ => None,
+                })
+                .collect();
+            if ids.is_empty() {
+                return Ok(Export::Type(None));
             }
-            Ok(Export::Type(Some(rt.clone())))
-        }
-        ComponentTypeRef::Type(_) => Ok(Export::Type(None)),
-        ComponentTypeRef::Instance(t) => {
-            let ComponentAnyTypeId::Instance(id) = types.component_any_type_at(t) else {
-                bail!("import `{name}`: not an instance type");
+            // A type given with `(eq ..)` to an earlier import (WIT `use`)
+            // is already bound; the host must then not name another type.
+            let bound = ids.iter().find_map(|r| s.bindings.get(r).cloned());
+            let rt = match (bound, host.resources.get(name)) {
+                (Some(b), Some(h)) if b != *h => bail!("import `{path}`: mismatched resource types"),
+                (Some(b), _) => b,
+                (None, Some(h)) => h.clone(),
+                (None, None) => return Err(missing("a resource type")),
             };
-            let itype = &types[id];
-            if !needs_host(types, itype) {
+            for r in ids {
+                s.bindings.insert(r, rt.clone());
+            }
+            Export::Type(Some(rt))
+        }
+        ComponentEntityType::Instance(id) => {
+            if !needs_host(types, &types[id]) {
                 // An empty instance, or one exporting only plain types (a
-                // WIT interface of type definitions): nothing to provide.
-                let exports = itype.exports.keys().map(|n| (n.clone(), Export::Type(None))).collect();
+                // WIT interface of type definitions): nothing to provide,
+                // unless the name is something else.
+                if let Some(kind) = host.kind_of(name).filter(|k| *k != "instance") {
+                    bail!("import `{path}`: expected instance found {kind}");
+                }
+                let exports = types[id]
+                    .exports
+                    .keys()
+                    .map(|n| (n.clone(), Export::Type(None)))
+                    .collect();
                 return Ok(Export::Instance(Arc::new(InstanceValue { exports })));
             }
-            let host = linker.lookup(name).ok_or_else(|| {
-                let similar: Vec<&str> = linker
-                    .names()
-                    .into_iter()
-                    .filter(|n| split_version(n).0 == split_version(name).0)
-                    .collect();
-                let hint = if similar.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (the host has {}, which is not semver-compatible)", similar.join(", "))
-                };
-                anyhow!("import `{name}` is not defined: expected an instance{hint}")
-            })?;
-            let mut exports = Vec::new();
-            // Resource types first: function types refer to them.
-            for (ename, item) in itype.exports.iter() {
-                if let ComponentEntityType::Type { referenced, created } = item.ty {
-                    let is_resource = matches!(created, ComponentAnyTypeId::Resource(_));
-                    if !is_resource {
-                        exports.push((ename.clone(), Export::Type(None)));
-                        continue;
-                    }
-                    // A type re-exported with `(eq ..)` from an earlier import
-                    // (WIT `use`) is already bound; otherwise the host defines it.
-                    let already = [referenced, created].into_iter().find_map(|any| match any {
-                        ComponentAnyTypeId::Resource(r) => s.bindings.get(&r.resource()).cloned(),
-                        _ => None,
-                    });
-                    let rt = match already {
-                        Some(rt) => rt,
-                        None => host
-                            .resources
-                            .get(ename.as_str())
-                            .cloned()
-                            .ok_or_else(|| anyhow!("import `{name}` is missing resource type `{ename}`"))?,
-                    };
-                    let rt = &rt;
-                    for any in [referenced, created] {
-                        if let ComponentAnyTypeId::Resource(r) = any {
-                            s.bindings.insert(r.resource(), rt.clone());
-                        }
-                    }
-                    exports.push((ename.clone(), Export::Type(Some(rt.clone()))));
-                }
-            }
-            for (ename, item) in itype.exports.iter() {
-                match item.ty {
-                    ComponentEntityType::Func(fid) => {
-                        let fty = func_type(types, fid, &s.bindings).with_context(|| format!("import `{name}`"))?;
-                        let func = host
-                            .funcs
-                            .get(ename.as_str())
-                            .ok_or_else(|| anyhow!("import `{name}` is missing function `{ename}`: expected {fty}"))?;
-                        exports.push((
-                            ename.clone(),
-                            Export::Func(Arc::new(FuncDef::Host {
-                                ty: fty,
-                                func: func.clone(),
-                            })),
-                        ));
-                    }
-                    ComponentEntityType::Type { .. } => {}
-                    _ => bail!("import `{name}`: the host cannot provide export `{ename}` of this kind"),
-                }
-            }
-            Ok(Export::Instance(Arc::new(InstanceValue { exports })))
+            let sub = host.instances.get(name).ok_or_else(|| missing("an instance"))?;
+            host_instance(sub, path, id, types, s)?
         }
-        other => bail!(
-            "import `{name}`: the host cannot provide a {} import",
-            other.kind().desc()
-        ),
-    }
+        ComponentEntityType::Module(mid) => {
+            let module = host.modules.get(name).ok_or_else(|| missing("a core module"))?;
+            check_module(types, &types[mid], module).with_context(|| format!("import `{path}`"))?;
+            Export::Module(module.clone())
+        }
+        ComponentEntityType::Component(_) => bail!("import `{path}`: the host cannot provide a component"),
+        ComponentEntityType::Value(_) => bail!("unsupported: component-model values (import `{path}`)"),
+    })
 }

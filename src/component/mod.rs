@@ -3,7 +3,8 @@
 //! instantiator ([`instantiate`]), the values it makes ([`func`]), the call
 //! protocols of `canon lift` / `canon lower` / `resource.*` ([`calls`]),
 //! component-to-component adapter modules ([`adapter`]), what the host
-//! provides to imports ([`host`]) and interface-name versions ([`names`]).
+//! provides to imports ([`host`]), core module subtyping for imported
+//! modules ([`matching`]) and interface-name versions ([`names`]).
 //! Built on [`crate::canon`] and [`crate::dispatch`]; the embedding API
 //! ([`crate::runtime`]) wraps it.
 
@@ -12,6 +13,7 @@ pub(crate) mod calls;
 pub(crate) mod func;
 pub mod host;
 pub(crate) mod instantiate;
+pub(crate) mod matching;
 pub mod names;
 pub(crate) mod parse;
 pub(crate) mod typeconv;

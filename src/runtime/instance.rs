@@ -1,5 +1,6 @@
 //! Instances and their exported functions, as the embedder sees them.
 
+use super::module::CoreModule;
 use super::store::Store;
 use super::typed::{ComponentParams, ComponentResult};
 use crate::canon::layout::{flatten_types, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS};
@@ -8,7 +9,7 @@ use crate::canon::trap::from_wasmi;
 use crate::component::calls::{call_from_host, call_lifted, call_lifted_async};
 use crate::component::func::{Export, FuncDef, InstanceValue};
 use crate::component::names::{compatible, split_version};
-use crate::values::{FuncType, Type, Val};
+use crate::values::{FuncType, ResourceType, Type, Val};
 use anyhow::{anyhow, Context, Result};
 use std::any::Any;
 use std::sync::Arc;
@@ -81,6 +82,22 @@ impl Instance {
             func,
             _marker: std::marker::PhantomData,
         })
+    }
+
+    /// A core module the instance exports at its root.
+    pub fn get_module<T: 'static>(&self, _store: &Store<T>, name: &str) -> Option<CoreModule> {
+        match self.value::<T>().ok()?.get(name)? {
+            Export::Module(m) => Some(CoreModule { inner: m.clone() }),
+            _ => None,
+        }
+    }
+
+    /// A resource type the instance exports at its root.
+    pub fn get_resource<T: 'static>(&self, _store: &Store<T>, name: &str) -> Option<ResourceType> {
+        match self.value::<T>().ok()?.get(name)? {
+            Export::Type(rt) => rt.clone(),
+            _ => None,
+        }
     }
 
     /// Names of the root exports, in order.

@@ -1,8 +1,10 @@
-//! The host side of linking: host functions and resource types defined by
-//! interface name, matched semver-compatibly against a guest's imports.
+//! The host side of linking: host functions, resource types, core modules
+//! and nested instances defined by interface name, matched
+//! semver-compatibly against a guest's imports.
 
 use super::component::Component;
 use super::instance::Instance;
+use super::module::CoreModule;
 use super::store::Store;
 use crate::canon::state::StoreCx;
 use crate::component::host::{AsyncHostFn, HostDtor, HostFunc, HostImports, HostInstance, TypedLowering};
@@ -12,20 +14,11 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The functions and resource types of one host interface (or the root).
-pub struct LinkerInstance<T> {
-    pub(crate) defs: HostInstance<T>,
-}
+/// The definitions of one host interface (or the root), built with the
+/// methods below.
+pub type LinkerInstance<T> = HostInstance<T>;
 
-impl<T> Default for LinkerInstance<T> {
-    fn default() -> Self {
-        LinkerInstance {
-            defs: HostInstance::default(),
-        }
-    }
-}
-
-impl<T: 'static> LinkerInstance<T> {
+impl<T: 'static> HostInstance<T> {
     /// Defines a function taking and returning dynamic [`Val`]s. Its type is
     /// the one the guest imports it with.
     pub fn func_new(
@@ -33,7 +26,7 @@ impl<T: 'static> LinkerInstance<T> {
         name: &str,
         f: impl Fn(StoreCx<'_, T>, &[Val], &mut Vec<Val>) -> Result<()> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.defs.funcs.insert(
+        self.funcs.insert(
             name.to_string(),
             HostFunc {
                 dynamic: Arc::new(f),
@@ -69,7 +62,7 @@ impl<T: 'static> LinkerInstance<T> {
             result: R::ty(),
             lower: Arc::new(move |store, opts| super::typed::lower_typed(store, opts, f.clone())),
         };
-        if let Some(func) = self.defs.funcs.get_mut(name) {
+        if let Some(func) = self.funcs.get_mut(name) {
             func.typed = Some(lowering);
         }
         self
@@ -89,7 +82,7 @@ impl<T: 'static> LinkerInstance<T> {
             results.extend(crate::dispatch::block_on(g(cx, args)?)?);
             Ok(())
         });
-        if let Some(func) = self.defs.funcs.get_mut(name) {
+        if let Some(func) = self.funcs.get_mut(name) {
             func.async_ = Some(f);
         }
         self
@@ -104,8 +97,27 @@ impl<T: 'static> LinkerInstance<T> {
     ) -> ResourceType {
         let dtor: HostDtor<T> = Arc::new(dtor);
         let rt = ResourceType::host(name, Some(Arc::new(dtor)));
-        self.defs.resources.insert(name.to_string(), rt.clone());
+        self.resources.insert(name.to_string(), rt.clone());
         rt
+    }
+
+    /// Defines `name` as an existing resource type (one defined here under
+    /// another name, or exported by an instance): imports of either name
+    /// are then the same type.
+    pub fn resource_type(&mut self, name: &str, rt: ResourceType) -> &mut Self {
+        self.resources.insert(name.to_string(), rt);
+        self
+    }
+
+    /// Defines a core module, for guests importing `(core module ..)`.
+    pub fn module(&mut self, name: &str, module: &CoreModule) -> &mut Self {
+        self.modules.insert(name.to_string(), module.inner.clone());
+        self
+    }
+
+    /// The nested instance `name`, created empty on first use.
+    pub fn instance(&mut self, name: &str) -> &mut LinkerInstance<T> {
+        self.instances.entry(name.to_string()).or_default()
     }
 }
 
@@ -163,7 +175,7 @@ impl<T: 'static> Linker<T> {
     pub fn compact_bytes(&mut self, prefix: &str) {
         for (name, inst) in self.instances.iter_mut() {
             if name.starts_with(prefix) {
-                for f in inst.defs.funcs.values_mut() {
+                for f in inst.funcs.values_mut() {
                     f.compact_bytes = true;
                 }
             }
@@ -198,11 +210,11 @@ impl<T: 'static> Linker<T> {
 
 impl<T: 'static> HostImports<T> for Linker<T> {
     fn root(&self) -> &HostInstance<T> {
-        &self.root.defs
+        &self.root
     }
 
     fn lookup(&self, name: &str) -> Option<&HostInstance<T>> {
-        self.lookup_instance(name).map(|i| &i.defs)
+        self.lookup_instance(name)
     }
 
     fn names(&self) -> Vec<&str> {
@@ -221,7 +233,7 @@ mod tests {
         l.instance("wasi:io/poll@0.2.6").func_new("b", |_, _, _| Ok(()));
         l.instance("wasi:io/poll@0.3.0").func_new("c", |_, _, _| Ok(()));
         let found = l.lookup_instance("wasi:io/poll@0.2.3").unwrap();
-        assert!(found.defs.funcs.contains_key("b"));
+        assert!(found.funcs.contains_key("b"));
         assert!(l.lookup_instance("wasi:io/poll@1.0.0").is_none());
     }
 }

@@ -1,5 +1,5 @@
 //! The embedding API, the top layer of the engine: [`Engine`], [`Component`],
-//! [`Store`], [`Linker`], [`Instance`] and [`Func`], and typed Rust values
+//! [`Store`], [`Linker`], [`Instance`], [`Func`] and [`CoreModule`], and typed Rust values
 //! ([`typed`]). Everything below it ([`crate::values`], [`crate::canon`],
 //! [`crate::component`]) is the machinery these types drive.
 
@@ -7,6 +7,7 @@ pub mod component;
 pub mod engine;
 pub mod instance;
 pub mod linker;
+pub mod module;
 pub mod store;
 pub mod typed;
 
@@ -14,4 +15,5 @@ pub use component::Component;
 pub use engine::{Config, Engine};
 pub use instance::{Func, Instance, TypedFunc};
 pub use linker::{Linker, LinkerInstance};
+pub use module::CoreModule;
 pub use store::Store;

@@ -207,7 +207,7 @@ mod tests {
             let host = linker.lookup_instance(&name);
             for f in iface.functions.keys() {
                 checked += 1;
-                if !host.is_some_and(|h| h.defs.funcs.contains_key(f)) {
+                if !host.is_some_and(|h| h.funcs.contains_key(f)) {
                     missing.push(format!("{name}#{f}"));
                 }
             }

@@ -1,16 +1,23 @@
-//! A runner for Component Model `.wast` scripts (the spec's `test/` folder).
+//! A runner for Component Model `.wast` scripts: the spec's `test/` folder
+//! and wasmtime's `tests/misc_testsuite/component-model`.
 //!
 //! Each directive is counted as passed, failed or skipped. Skipped means the
 //! directive needs something outside the synchronous component model (WASI
-//! 0.3 async built-ins, threads, GC, ...): it is never counted as passed.
+//! 0.3 async built-ins, threads, GC, exceptions, 64-bit memories): it is
+//! never counted as passed. As in wasmtime's runner, every instantiation
+//! gets a store of its own, the [`spectest`] host is linked, and a named
+//! component's exported core modules and resource types are registered
+//! under its name for later components to import.
 
-use crate::{Component, Engine, Instance, Linker, Store, Val};
-use anyhow::{anyhow, bail, Result};
+mod spectest;
+mod values;
+
+use crate::{Component, Engine, Instance, Limits, Linker, Store, Val};
+use anyhow::{anyhow, Result};
 use std::collections::HashMap;
-use wast::component::WastVal;
-use wast::core::{WastArgCore, WastRetCore};
+use values::{arg_val, compare};
 use wast::parser::{self, ParseBuffer};
-use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastRet, Wat};
+use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, Wat};
 
 /// Counts of one or more scripts.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -33,25 +40,81 @@ fn is_unsupported(e: &anyhow::Error) -> bool {
     format!("{e:#}").contains("unsupported:")
 }
 
+/// Core and component proposals wasmi or this runtime do not implement. A
+/// script enabling one (`;;! gc = true`) has its load errors about features
+/// counted as skipped, not failed.
+const UNSUPPORTED_FEATURES: &[&str] = &[
+    "gc",
+    "exceptions",
+    "function_references",
+    "memory64",
+    "component_model_memory64",
+    "threads",
+    "shared_everything_threads",
+    "component_model_threading",
+    "stack_switching",
+];
+
+/// The `;;! name = value` settings at the top of a script.
+struct Settings {
+    unsupported: Vec<&'static str>,
+    /// `hogs_memory`: the script grows memories far past the usual cap.
+    hogs_memory: bool,
+}
+
+impl Settings {
+    fn of(text: &str) -> Self {
+        let on: Vec<&str> = text
+            .lines()
+            .map_while(|l| l.strip_prefix(";;!"))
+            .filter_map(|l| l.split_once('='))
+            .filter(|(_, v)| v.trim() == "true")
+            .map(|(k, _)| k.trim())
+            .collect();
+        Settings {
+            unsupported: UNSUPPORTED_FEATURES
+                .iter()
+                .copied()
+                .filter(|f| on.contains(f))
+                .collect(),
+            hogs_memory: on.contains(&"hogs_memory"),
+        }
+    }
+
+    /// A load error that is about a feature the script enabled and we lack.
+    fn needs_missing_feature(&self, e: &anyhow::Error) -> Option<String> {
+        if self.unsupported.is_empty() {
+            return None;
+        }
+        let text = format!("{e:#}");
+        let about_features = ["feature", "proposal", "not supported", "required", "not enabled"]
+            .iter()
+            .any(|w| text.contains(w));
+        about_features.then(|| format!("unsupported: needs {}: {text}", self.unsupported.join(", ")))
+    }
+}
+
 enum Outcome {
     Pass,
     Fail(String),
     Skip(String),
 }
 
-/// A component under test: instantiated, or skipped for a reason.
+/// A component under test, in a store of its own; or why it is absent.
 enum Current {
-    Instance(Instance),
+    Live(Box<Store<()>>, Instance),
     Skipped(String),
 }
 
 struct Runner {
     engine: Engine,
-    store: Store<()>,
     linker: Linker<()>,
+    settings: Settings,
     definitions: HashMap<String, Result<Component, String>>,
-    instances: HashMap<String, Current>,
-    current: Option<Current>,
+    /// Every component instantiated so far; `current` and `named` index it.
+    instances: Vec<Current>,
+    named: HashMap<String, usize>,
+    current: Option<usize>,
 }
 
 /// Runs one script's text; `report` gets a line per failure or skip.
@@ -63,12 +126,15 @@ pub fn run_script(name: &str, text: &str, report: &mut dyn FnMut(String)) -> Res
         anyhow!("{e}")
     })?;
     let engine = Engine::default();
+    let mut linker = Linker::default();
+    spectest::link(&mut linker, &engine)?;
     let mut r = Runner {
-        store: Store::new(&engine, ()),
-        linker: Linker::default(),
+        linker,
         engine,
+        settings: Settings::of(text),
         definitions: HashMap::new(),
-        instances: HashMap::new(),
+        instances: Vec::new(),
+        named: HashMap::new(),
         current: None,
     };
     let mut sum = Summary::default();
@@ -95,42 +161,110 @@ fn encode(module: &mut QuoteWat<'_>) -> Result<Vec<u8>> {
     module.encode().map_err(|e| anyhow!("{e}"))
 }
 
+/// A load or instantiation error as an outcome.
+fn error_outcome(e: &anyhow::Error) -> Outcome {
+    if is_unsupported(e) {
+        Outcome::Skip(format!("{e:#}"))
+    } else {
+        Outcome::Fail(format!("{e:#}"))
+    }
+}
+
+/// Whether an error message says what a script expects (wasmtime matches
+/// a substring of the error chain).
+fn says(e: &anyhow::Error, expected: &str) -> bool {
+    let want = expected.strip_prefix("wasm trap: ").unwrap_or(expected);
+    format!("{e:#}").contains(want)
+}
+
 impl Runner {
     fn load(&self, bytes: &[u8]) -> Result<Component> {
-        Component::new(&self.engine, bytes)
+        Component::new(&self.engine, bytes).map_err(|e| match self.settings.needs_missing_feature(&e) {
+            Some(why) => anyhow!(why),
+            None => e,
+        })
     }
 
-    fn instantiate(&mut self, c: &Component) -> Result<Instance> {
-        self.linker.instantiate(&mut self.store, c)
+    /// Instantiates `c` in a new store.
+    fn instantiate(&self, c: &Component) -> Result<(Store<()>, Instance)> {
+        let mut store = Store::new(&self.engine, ());
+        if self.settings.hogs_memory {
+            store.set_limits(Limits {
+                memory_bytes: 1 << 33,
+                ..Limits::default()
+            });
+        }
+        let instance = self.linker.instantiate(&mut store, c)?;
+        Ok((store, instance))
+    }
+
+    /// The skipped named component a link error is about, if any: a
+    /// component importing one is skipped too.
+    fn import_of_skipped(&self, e: &anyhow::Error) -> Option<String> {
+        let text = format!("{e:#}");
+        self.named
+            .iter()
+            .filter(|(_, i)| matches!(self.instances[**i], Current::Skipped(_)))
+            .map(|(name, _)| name)
+            .find(|name| text.contains(&format!("import `{name}`")) || text.contains(&format!("import `{name}#")))
+            .cloned()
+    }
+
+    /// Makes `cur` the current component, under `name` if it has one; a
+    /// named live instance's core modules and resource types become a
+    /// linker instance of that name.
+    fn set_current(&mut self, name: Option<String>, cur: Current) {
+        if let (Some(name), Current::Live(store, instance)) = (&name, &cur) {
+            let registered = self.linker.instance(name);
+            for export in instance.export_names::<()>() {
+                if let Some(m) = instance.get_module(store, &export) {
+                    registered.module(&export, &m);
+                } else if let Some(rt) = instance.get_resource(store, &export) {
+                    registered.resource_type(&export, rt);
+                }
+            }
+        }
+        self.instances.push(cur);
+        let index = self.instances.len() - 1;
+        if let Some(name) = name {
+            self.named.insert(name, index);
+        }
+        self.current = Some(index);
+    }
+
+    /// Instantiates a loaded (or failed) component and makes it current.
+    fn start(&mut self, name: Option<String>, loaded: Result<Component>) -> Outcome {
+        let result = loaded.and_then(|c| self.instantiate(&c));
+        let (cur, outcome) = match result {
+            Ok((store, instance)) => (Current::Live(Box::new(store), instance), Outcome::Pass),
+            Err(e) => match self.import_of_skipped(&e) {
+                Some(dep) => (
+                    Current::Skipped(format!("{e:#}")),
+                    Outcome::Skip(format!("imports ${dep}, which was skipped")),
+                ),
+                None => (Current::Skipped(format!("{e:#}")), error_outcome(&e)),
+            },
+        };
+        self.set_current(name, cur);
+        outcome
     }
 
     fn directive(&mut self, d: WastDirective<'_>) -> Outcome {
         match d {
             WastDirective::Module(mut m) => {
-                let id = quote_id(&m);
-                let result = encode(&mut m)
-                    .and_then(|b| self.load(&b))
-                    .and_then(|c| self.instantiate(&c));
-                let (cur, outcome) = match result {
-                    Ok(i) => (Current::Instance(i), Outcome::Pass),
-                    Err(e) if is_unsupported(&e) => {
-                        (Current::Skipped(format!("{e:#}")), Outcome::Skip(format!("{e:#}")))
-                    }
-                    Err(e) => (Current::Skipped(format!("{e:#}")), Outcome::Fail(format!("{e:#}"))),
-                };
-                self.set_current(id, cur);
-                outcome
+                let name = quote_id(&m);
+                let loaded = encode(&mut m).and_then(|b| self.load(&b));
+                self.start(name, loaded)
             }
             WastDirective::ModuleDefinition(mut m) => {
-                let id = quote_id(&m);
+                let name = quote_id(&m);
                 let result = encode(&mut m).and_then(|b| self.load(&b));
                 let outcome = match &result {
                     Ok(_) => Outcome::Pass,
-                    Err(e) if is_unsupported(e) => Outcome::Skip(format!("{e:#}")),
-                    Err(e) => Outcome::Fail(format!("{e:#}")),
+                    Err(e) => error_outcome(e),
                 };
-                if let Some(id) = id {
-                    self.definitions.insert(id, result.map_err(|e| format!("{e:#}")));
+                if let Some(name) = name {
+                    self.definitions.insert(name, result.map_err(|e| format!("{e:#}")));
                 }
                 outcome
             }
@@ -138,22 +272,15 @@ impl Runner {
                 let Some(def) = module.map(|m| m.name().to_string()) else {
                     return Outcome::Fail("instance of an unnamed definition".into());
                 };
-                let (cur, outcome) = match self.definitions.get(&def).cloned() {
-                    None => return Outcome::Fail(format!("unknown definition ${def}")),
-                    Some(Err(e)) => (
-                        Current::Skipped(e.clone()),
-                        Outcome::Skip(format!("definition ${def} did not load: {e}")),
-                    ),
-                    Some(Ok(c)) => match self.instantiate(&c) {
-                        Ok(i) => (Current::Instance(i), Outcome::Pass),
-                        Err(e) if is_unsupported(&e) => {
-                            (Current::Skipped(format!("{e:#}")), Outcome::Skip(format!("{e:#}")))
-                        }
-                        Err(e) => (Current::Skipped(format!("{e:#}")), Outcome::Fail(format!("{e:#}"))),
-                    },
-                };
-                self.set_current(instance.map(|i| i.name().to_string()), cur);
-                outcome
+                let name = instance.map(|i| i.name().to_string());
+                match self.definitions.get(&def).cloned() {
+                    None => Outcome::Fail(format!("unknown definition ${def}")),
+                    Some(Err(e)) => {
+                        self.set_current(name, Current::Skipped(e.clone()));
+                        Outcome::Skip(format!("definition ${def} did not load: {e}"))
+                    }
+                    Some(Ok(c)) => self.start(name, Ok(c)),
+                }
             }
             WastDirective::AssertMalformed { mut module, .. } | WastDirective::AssertInvalid { mut module, .. } => {
                 match encode(&mut module).and_then(|b| self.load(&b)) {
@@ -162,14 +289,17 @@ impl Runner {
                     Ok(_) => Outcome::Fail("expected the component to be rejected, but it loaded".into()),
                 }
             }
-            WastDirective::AssertUnlinkable { mut module, .. } => {
+            WastDirective::AssertUnlinkable {
+                mut module, message, ..
+            } => {
                 let loaded = module.encode().map_err(|e| anyhow!("{e}")).and_then(|b| self.load(&b));
                 match loaded {
                     Err(e) if is_unsupported(&e) => Outcome::Skip(format!("{e:#}")),
                     Err(e) => Outcome::Fail(format!("expected a link error, but it did not load: {e:#}")),
                     Ok(c) => match self.instantiate(&c) {
                         Err(e) if is_unsupported(&e) => Outcome::Skip(format!("{e:#}")),
-                        Err(_) => Outcome::Pass,
+                        Err(e) if says(&e, message) => Outcome::Pass,
+                        Err(e) => Outcome::Fail(format!("expected link error `{message}`, got `{e:#}`")),
                         Ok(_) => Outcome::Fail("expected a link error, but it instantiated".into()),
                     },
                 }
@@ -181,89 +311,55 @@ impl Runner {
                     Err(Failed(e)) => Outcome::Fail(format!("{e:#}")),
                 }
             }
-            WastDirective::AssertTrap { exec, message, .. } => {
-                let result = match exec {
-                    WastExecute::Invoke(invoke) => {
-                        self.invoke(invoke.module.map(|m| m.name()), invoke.name, &invoke.args)
-                    }
-                    WastExecute::Wat(mut wat) => self.instantiate_wat(&mut wat).map(|_| vec![]),
-                    WastExecute::Get { .. } => return Outcome::Skip("core `get` is not a component directive".into()),
-                };
-                match result {
-                    Ok(vals) => Outcome::Fail(format!("expected trap `{message}`, got {vals:?}")),
-                    Err(Skip(why)) => Outcome::Skip(why),
-                    Err(Failed(e)) => {
-                        let text = format!("{e:#}");
-                        let want = message.strip_prefix("wasm trap: ").unwrap_or(message);
-                        if text.contains(want) {
-                            Outcome::Pass
-                        } else {
-                            Outcome::Fail(format!("expected trap `{message}`, got `{text}`"))
-                        }
-                    }
-                }
-            }
-            WastDirective::AssertReturn { exec, results, .. } => {
-                let got = match exec {
-                    WastExecute::Invoke(invoke) => {
-                        self.invoke(invoke.module.map(|m| m.name()), invoke.name, &invoke.args)
-                    }
-                    WastExecute::Wat(mut wat) => self.instantiate_wat(&mut wat).map(|_| vec![]),
-                    WastExecute::Get { .. } => return Outcome::Skip("core `get` is not a component directive".into()),
-                };
-                match got {
-                    Ok(vals) => match compare(&vals, &results) {
-                        Ok(()) => Outcome::Pass,
-                        Err(e) => Outcome::Fail(format!("{e:#}")),
-                    },
-                    Err(Skip(why)) => Outcome::Skip(why),
-                    Err(Failed(e)) => Outcome::Fail(format!("{e:#}")),
-                }
-            }
+            WastDirective::AssertTrap { exec, message, .. } => match self.execute(exec) {
+                Ok(vals) => Outcome::Fail(format!("expected trap `{message}`, got {vals:?}")),
+                Err(Skip(why)) => Outcome::Skip(why),
+                Err(Failed(e)) if says(&e, message) => Outcome::Pass,
+                Err(Failed(e)) => Outcome::Fail(format!("expected trap `{message}`, got `{e:#}`")),
+            },
+            WastDirective::AssertReturn { exec, results, .. } => match self.execute(exec) {
+                Ok(vals) => match compare(&vals, &results) {
+                    Ok(()) => Outcome::Pass,
+                    Err(e) => Outcome::Fail(format!("{e:#}")),
+                },
+                Err(Skip(why)) => Outcome::Skip(why),
+                Err(Failed(e)) => Outcome::Fail(format!("{e:#}")),
+            },
             other => Outcome::Skip(format!("directive `{}` is not supported", directive_name(&other))),
         }
     }
 
-    fn set_current(&mut self, id: Option<String>, cur: Current) {
-        let dup = match &cur {
-            Current::Instance(i) => Current::Instance(Instance {
-                id: i.id,
-                exports: i.exports.clone(),
-            }),
-            Current::Skipped(s) => Current::Skipped(s.clone()),
-        };
-        if let Some(id) = id {
-            self.instances.insert(id, dup);
+    /// An `invoke`, or a component to instantiate (`assert_trap` on a
+    /// component expects its start to trap).
+    fn execute(&mut self, exec: WastExecute<'_>) -> Result<Vec<Val>, Failure> {
+        match exec {
+            WastExecute::Invoke(invoke) => self.invoke(invoke.module.map(|m| m.name()), invoke.name, &invoke.args),
+            WastExecute::Wat(mut wat) => {
+                let bytes = wat.encode().map_err(|e| Failed(anyhow!("{e}")))?;
+                let c = self.load(&bytes).map_err(classify)?;
+                let (store, instance) = self.instantiate(&c).map_err(classify)?;
+                self.set_current(None, Current::Live(Box::new(store), instance));
+                Ok(vec![])
+            }
+            WastExecute::Get { .. } => Err(Skip("core `get` is not a component directive".into())),
         }
-        self.current = Some(cur);
-    }
-
-    fn instantiate_wat(&mut self, wat: &mut Wat<'_>) -> Result<Instance, Failure> {
-        let bytes = wat.encode().map_err(|e| Failed(anyhow!("{e}")))?;
-        let c = self.load(&bytes).map_err(classify)?;
-        let i = self.instantiate(&c).map_err(classify)?;
-        self.current = Some(Current::Instance(Instance {
-            id: i.id,
-            exports: i.exports.clone(),
-        }));
-        Ok(i)
     }
 
     fn invoke(&mut self, module: Option<&str>, name: &str, args: &[WastArg<'_>]) -> Result<Vec<Val>, Failure> {
-        let cur = match module {
-            Some(m) => self.instances.get(m),
-            None => self.current.as_ref(),
+        let index = match module {
+            Some(m) => self.named.get(m).copied(),
+            None => self.current,
         };
-        let inst = match cur {
-            Some(Current::Instance(i)) => i,
+        let (store, inst) = match index.and_then(|i| self.instances.get_mut(i)) {
+            Some(Current::Live(store, inst)) => (store, inst),
             Some(Current::Skipped(why)) => return Err(Skip(format!("component was not instantiated: {why}"))),
             None => return Err(Failed(anyhow!("no component instance to invoke"))),
         };
         let func = inst
-            .get_func(&self.store, name)
+            .get_func(store, name)
             .ok_or_else(|| Failed(anyhow!("no exported function `{name}`")))?;
         let vals = args.iter().map(arg_val).collect::<Result<Vec<_>>>().map_err(Failed)?;
-        func.call(&mut self.store, &vals).map_err(classify)
+        func.call(store, &vals).map_err(classify)
     }
 }
 
@@ -300,107 +396,5 @@ fn directive_name(d: &WastDirective<'_>) -> &'static str {
         WastDirective::AssertInvalidCustom { .. } => "assert_invalid_custom",
         WastDirective::AssertMalformedCustom { .. } => "assert_malformed_custom",
         _ => "unknown",
-    }
-}
-
-fn arg_val(a: &WastArg<'_>) -> Result<Val> {
-    match a {
-        WastArg::Component(v) => wast_val(v),
-        WastArg::Core(WastArgCore::I32(i)) => Ok(Val::S32(*i)),
-        WastArg::Core(WastArgCore::I64(i)) => Ok(Val::S64(*i)),
-        _ => bail!("unsupported core argument"),
-    }
-}
-
-/// Converts a script value into a [`Val`].
-pub fn wast_val(v: &WastVal<'_>) -> Result<Val> {
-    let boxed = |v: &Option<Box<WastVal<'_>>>| -> Result<Option<Box<Val>>> {
-        v.as_deref().map(|v| wast_val(v).map(Box::new)).transpose()
-    };
-    Ok(match v {
-        WastVal::Bool(b) => Val::Bool(*b),
-        WastVal::U8(x) => Val::U8(*x),
-        WastVal::S8(x) => Val::S8(*x),
-        WastVal::U16(x) => Val::U16(*x),
-        WastVal::S16(x) => Val::S16(*x),
-        WastVal::U32(x) => Val::U32(*x),
-        WastVal::S32(x) => Val::S32(*x),
-        WastVal::U64(x) => Val::U64(*x),
-        WastVal::S64(x) => Val::S64(*x),
-        WastVal::F32(x) => Val::Float32(f32::from_bits(x.bits)),
-        WastVal::F64(x) => Val::Float64(f64::from_bits(x.bits)),
-        WastVal::Char(c) => Val::Char(*c),
-        WastVal::String(s) => Val::String(s.to_string()),
-        WastVal::List(vs) => Val::List(vs.iter().map(wast_val).collect::<Result<_>>()?),
-        WastVal::Map(kvs) => Val::Map(
-            kvs.iter()
-                .map(|(k, v)| Ok((wast_val(k)?, wast_val(v)?)))
-                .collect::<Result<_>>()?,
-        ),
-        WastVal::Record(fs) => Val::Record(
-            fs.iter()
-                .map(|(n, v)| Ok((n.to_string(), wast_val(v)?)))
-                .collect::<Result<_>>()?,
-        ),
-        WastVal::Tuple(vs) => Val::Tuple(vs.iter().map(wast_val).collect::<Result<_>>()?),
-        WastVal::Variant(n, v) => Val::Variant(n.to_string(), boxed(v)?),
-        WastVal::Enum(n) => Val::Enum(n.to_string()),
-        WastVal::Option(v) => Val::Option(boxed(v)?),
-        WastVal::Result(Ok(v)) => Val::Result(Ok(boxed(v)?)),
-        WastVal::Result(Err(v)) => Val::Result(Err(boxed(v)?)),
-        WastVal::Flags(fs) => Val::Flags(fs.iter().map(|s| s.to_string()).collect()),
-    })
-}
-
-fn compare(got: &[Val], want: &[WastRet<'_>]) -> Result<()> {
-    if got.len() != want.len() {
-        bail!("expected {} results, got {}: {got:?}", want.len(), got.len());
-    }
-    for (g, w) in got.iter().zip(want) {
-        let w = match w {
-            WastRet::Component(v) => wast_val(v)?,
-            WastRet::Core(WastRetCore::I32(i)) => Val::S32(*i),
-            _ => bail!("unsupported expected result"),
-        };
-        if !same(g, &w) {
-            bail!("expected {w}, got {g}");
-        }
-    }
-    Ok(())
-}
-
-/// Equality where NaNs match NaNs and flags compare as sets.
-fn same(a: &Val, b: &Val) -> bool {
-    match (a, b) {
-        (Val::Float32(x), Val::Float32(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
-        (Val::Float64(x), Val::Float64(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
-        (Val::List(x), Val::List(y)) | (Val::Tuple(x), Val::Tuple(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (Val::Record(x), Val::Record(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((n, a), (m, b))| n == m && same(a, b))
-        }
-        (Val::Map(x), Val::Map(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((k1, v1), (k2, v2))| same(k1, k2) && same(v1, v2))
-        }
-        (Val::Variant(n, x), Val::Variant(m, y)) => n == m && same_opt(x, y),
-        (Val::Option(x), Val::Option(y)) => same_opt(x, y),
-        (Val::Result(Ok(x)), Val::Result(Ok(y))) | (Val::Result(Err(x)), Val::Result(Err(y))) => same_opt(x, y),
-        (Val::Flags(x), Val::Flags(y)) => {
-            let mut x = x.clone();
-            let mut y = y.clone();
-            x.sort();
-            y.sort();
-            x == y
-        }
-        _ => a == b,
-    }
-}
-
-fn same_opt(a: &Option<Box<Val>>, b: &Option<Box<Val>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => same(a, b),
-        (None, None) => true,
-        _ => false,
     }
 }
