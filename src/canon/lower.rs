@@ -8,7 +8,7 @@ use super::layout::{
     variant_cases, Flat,
 };
 use super::lift::check_tuple_ptr;
-use super::strings::store_string_into_range;
+use super::strings::{store_adapter_string, store_string_into_range};
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
 use crate::values::Val;
 use crate::values::{ResourceType, Type};
@@ -33,6 +33,10 @@ pub fn store<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, ptr: u32) -> Result<(
         (Type::Char, Val::Char(c)) => cx.write(ptr, &(*c as u32).to_le_bytes())?,
         (Type::String, Val::String(s)) => {
             let (begin, units) = store_string_into_range(cx, s)?;
+            store_pair(cx, ptr, begin, units)?;
+        }
+        (Type::String, Val::AdapterString(s)) => {
+            let (begin, units) = store_adapter_string(cx, s)?;
             store_pair(cx, ptr, begin, units)?;
         }
         (Type::List(e), Val::List(vs)) => {
@@ -272,6 +276,10 @@ pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u6
         (Type::Char, Val::Char(c)) => out.push(*c as u64),
         (Type::String, Val::String(s)) => {
             let (p, n) = store_string_into_range(cx, s)?;
+            out.extend([p as u64, n as u64]);
+        }
+        (Type::String, Val::AdapterString(s)) => {
+            let (p, n) = store_adapter_string(cx, s)?;
             out.extend([p as u64, n as u64]);
         }
         (Type::List(e), Val::List(vs)) => {

@@ -65,7 +65,13 @@ pub struct Cx<'a, 'o, T> {
     pub compact_bytes: bool,
 }
 
+/// The spec's limit on a string's byte length (`definitions.py`), for
+/// strings the host lifts or lowers.
 pub const MAX_STRING_BYTE_LENGTH: u64 = (1 << 28) - 1;
+/// The limit on a string's byte length in the receiver when one component
+/// passes it to another, as wasmtime's adapters check it (FACT's
+/// `MAX_STRING_BYTE_LENGTH`).
+pub const MAX_ADAPTER_STRING_BYTE_LENGTH: u32 = (1 << 31) - 1;
 pub const MAX_LIST_BYTE_LENGTH: u64 = (1 << 28) - 1;
 
 impl<'a, 'o, T> Cx<'a, 'o, T> {
@@ -176,10 +182,13 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
         Ok(())
     }
 
-    /// Checks a guest-supplied range before reading it.
+    /// Checks a guest-supplied range before reading it: alignment first,
+    /// then bounds (what = "list" or "string", for the message; the host
+    /// site words them as wasmtime's `WasmList` / `WasmStr` do).
     pub fn check_range(&self, ptr: u32, align: u32, size: u64, what: &str) -> Result<(), Trap> {
         if !ptr.is_multiple_of(align) {
             return Err(match self.site {
+                Site::Host if what == "string" => trap!("string pointer not aligned to {align}"),
                 Site::Host => trap!("{what} pointer is not aligned"),
                 Site::Adapter => trap!("unaligned pointer"),
             });

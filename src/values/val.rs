@@ -34,6 +34,66 @@ pub enum Val {
     Flags(Vec<String>),
     Map(Vec<(Val, Val)>),
     Resource(ResourceAny),
+    /// A string on its way between two components, still in the sender's
+    /// memory (see [`AdapterString`]). Only adapters make and consume these:
+    /// host functions and embedders never see one.
+    #[doc(hidden)]
+    AdapterString(AdapterString),
+}
+
+/// A string an adapter lifted from one component's linear memory, not yet
+/// copied: the host never materialises a string it only passes from one
+/// component to another. Lowering it into the receiver transcodes memory to
+/// memory in bounded chunks (the canonical ABI layer's adapter strings).
+///
+/// Its fields are private to the crate, so it cannot be made outside it, and
+/// lowering one anywhere but in an adapter is an internal error.
+#[derive(Clone, Copy, Debug)]
+pub struct AdapterString {
+    /// The sender's memory.
+    pub(crate) memory: wasmi::Memory,
+    /// Where the string starts; already checked to be aligned and in bounds.
+    pub(crate) ptr: u32,
+    /// Its length in code units of `encoding` (the `latin1+utf16` tag
+    /// removed).
+    pub(crate) units: u32,
+    pub(crate) encoding: SourceEncoding,
+}
+
+/// The encoding of an [`AdapterString`] in the sender's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceEncoding {
+    Utf8,
+    Utf16,
+    /// `latin1+utf16` with the latin1 representation.
+    CompactLatin1,
+    /// `latin1+utf16` with the utf16 representation (tagged length).
+    CompactUtf16,
+}
+
+impl SourceEncoding {
+    /// Bytes per code unit.
+    pub(crate) fn width(self) -> u32 {
+        match self {
+            SourceEncoding::Utf8 | SourceEncoding::CompactLatin1 => 1,
+            SourceEncoding::Utf16 | SourceEncoding::CompactUtf16 => 2,
+        }
+    }
+}
+
+impl AdapterString {
+    /// Its byte length in the sender's memory.
+    pub(crate) fn byte_len(&self) -> u64 {
+        self.units as u64 * self.encoding.width() as u64
+    }
+}
+
+/// Strings in transit are never read for comparison: they are unequal, as
+/// NaNs are.
+impl PartialEq for AdapterString {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
 }
 
 /// A resource handle passed to or from the host: the resource type, its
@@ -72,6 +132,7 @@ impl Val {
             Val::Flags(_) => "flags",
             Val::Map(_) => "map",
             Val::Resource(_) => "resource",
+            Val::AdapterString(_) => "string",
         }
     }
 }
@@ -145,6 +206,7 @@ impl fmt::Display for Val {
                 f.write_str("}")
             }
             Val::Resource(r) => write!(f, "{}<{}>#{}", if r.own { "own" } else { "borrow" }, r.ty.name(), r.rep),
+            Val::AdapterString(s) => write!(f, "<string of {} code units at {:#x} in guest memory>", s.units, s.ptr),
         }
     }
 }
