@@ -224,6 +224,71 @@ fn cannot_enter_reentrantly() {
     );
 }
 
+/// A child component exporting `f` (returns 7), for the recursion tests.
+const CHILD: &str = r#"(component $Child
+    (core module $C (func (export "f") (result i32) i32.const 7))
+    (core instance $c (instantiate $C))
+    (func (export "f") (result u32) (canon lift (core func $c "f"))))"#;
+
+#[test]
+fn calls_between_an_instance_and_its_ancestors_trap() {
+    // Parent core code calling its own child's export, an instance calling
+    // its own lifted function, and a child calling its parent: each is
+    // refused when called, as wasmtime and the spec's scripts have it.
+    let parent_to_child = format!(
+        r#"(component
+  {CHILD}
+  (instance $child (instantiate $Child))
+  (core func $f (canon lower (func $child "f")))
+  (core module $M (import "" "f" (func $f (result i32))) (func (export "g") (result i32) (call $f)))
+  (core instance $m (instantiate $M (with "" (instance (export "f" (func $f))))))
+  (func (export "g") (result u32) (canon lift (core func $m "g"))))"#
+    );
+    let to_itself = r#"(component
+  (core module $A (func (export "f") (result i32) i32.const 7))
+  (core instance $a (instantiate $A))
+  (func $f (result u32) (canon lift (core func $a "f")))
+  (core func $f' (canon lower (func $f)))
+  (core module $M (import "" "f" (func $f (result i32))) (func (export "g") (result i32) (call $f)))
+  (core instance $m (instantiate $M (with "" (instance (export "f" (func $f'))))))
+  (func (export "g") (result u32) (canon lift (core func $m "g"))))"#;
+    let child_to_parent = r#"(component
+  (core module $P (func (export "f") (result i32) i32.const 7))
+  (core instance $p (instantiate $P))
+  (func $f (result u32) (canon lift (core func $p "f")))
+  (component $Child
+    (import "f" (func $f (result u32)))
+    (core func $f' (canon lower (func $f)))
+    (core module $M (import "" "f" (func $f (result i32))) (func (export "g") (result i32) (call $f)))
+    (core instance $m (instantiate $M (with "" (instance (export "f" (func $f'))))))
+    (func (export "g") (result u32) (canon lift (core func $m "g"))))
+  (instance $child (instantiate $Child (with "f" (func $f))))
+  (export "g" (func $child "g")))"#;
+    for wat in [parent_to_child.as_str(), to_itself, child_to_parent] {
+        assert_trap(wat, "g", &[], "cannot enter component instance");
+    }
+    // Siblings call each other freely.
+    let siblings = format!(
+        r#"(component
+  {CHILD}
+  (component $User
+    (import "f" (func $f (result u32)))
+    (core func $f' (canon lower (func $f)))
+    (core module $M (import "" "f" (func $f (result i32))) (func (export "g") (result i32) (call $f)))
+    (core instance $m (instantiate $M (with "" (instance (export "f" (func $f'))))))
+    (func (export "g") (result u32) (canon lift (core func $m "g"))))
+  (instance $child (instantiate $Child))
+  (instance $user (instantiate $User (with "f" (func $child "f"))))
+  (export "g" (func $user "g")))"#
+    );
+    let engine = Engine::default();
+    let c = Component::new(&engine, siblings.as_bytes()).unwrap();
+    let mut store = Store::new(&engine, ());
+    let i = Linker::<()>::default().instantiate(&mut store, &c).unwrap();
+    let g = i.get_func(&store, "g").unwrap();
+    assert_eq!(g.call(&mut store, &[]).unwrap(), vec![Val::U32(7)]);
+}
+
 #[test]
 fn guest_unreachable_names_the_function_and_host_survives() {
     let wat = r#"(component
