@@ -12,8 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// Script positions where wasmtime's behaviour is not the spec's, or is a
-/// wasmtime restriction this runtime does not share.
+/// Script positions that test wasmtime's own restrictions, which this
+/// runtime does not share: it supports more.
 const KNOWN: &[(&str, &str)] = &[
     (
         "restrictions.wast:1",
@@ -28,11 +28,6 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "implements-disabled.wast:3",
         "`implements` is always on; the runner does not switch features off",
-    ),
-    (
-        "adapter.wast:97",
-        "the spec's entering set (CanonicalABI.md, `may_enter_from`) lets an instance call its own lifted \
-         function; wasmtime traps",
     ),
 ];
 

@@ -1,14 +1,17 @@
 //! The host that wasmtime's component scripts (`tests/misc_testsuite/
 //! component-model`) import, as wasmtime's `link_component_spectest`
 //! defines it: functions at the root and in `host` (with a nested
-//! instance), a core module, and host resources whose destructor calls are
-//! counted across the whole script.
+//! instance), a core module, host resources whose destructor calls are
+//! counted across the whole script, and the async functions its WASI 0.3
+//! scripts import (defined with `func_async`; those scripts are skipped).
 
+use crate::dispatch::HostFuture;
 use crate::values::ResourceAny;
 use crate::{CoreModule, Engine, Linker, ResourceType, Val};
 use anyhow::{anyhow, bail, Result};
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `resource1` destructor calls, shared by every store of one script.
 #[derive(Default)]
@@ -21,10 +24,37 @@ const SIMPLE_MODULE: &str = r#"(module
   (global (export "g") i32 i32.const 100)
   (func (export "f") (result i32) i32.const 101))"#;
 
+/// How long `never-return` waits before failing the call: wasmtime's never
+/// resolves, which would hang a script that lowers it synchronously.
+const NEVER: Duration = Duration::from_secs(30);
+
+fn never() -> Result<HostFuture> {
+    Ok(Box::pin(async {
+        async_io::Timer::after(NEVER).await;
+        bail!("never-return: still pending after {} s; giving up", NEVER.as_secs())
+    }))
+}
+
+/// Results after one yield to the dispatcher (wasmtime yields to tokio).
+fn slowly(results: Vec<Val>) -> Result<HostFuture> {
+    Ok(Box::pin(async move {
+        futures_lite::future::yield_now().await;
+        Ok(results)
+    }))
+}
+
 /// Defines the spectest host in `linker`.
 pub(super) fn link(linker: &mut Linker<()>, engine: &Engine) -> Result<()> {
     linker.root().func_wrap("host-return-two", |_, (): ()| Ok(2u32));
+    linker.root().func_async("host-echo-u32", |_, args| {
+        let echo = args.to_vec();
+        Ok(Box::pin(async move { Ok(echo) }))
+    });
     let host = linker.instance("host");
+    host.func_async("never-return", |_, _| never());
+    host.func_async("return-two-slowly", |_, _| slowly(vec![Val::S32(2)]));
+    host.func_async("echo-slowly", |_, args| slowly(args.to_vec()));
+    host.func_async("[method]resource1.never-return", |_, _| never());
     host.func_wrap("return-three", |_, (): ()| Ok(3u32));
     host.instance("nested").func_wrap("return-four", |_, (): ()| Ok(4u32));
     host.func_wrap("return-hi", |_, (): ()| Ok("hi".to_string()));
