@@ -3,8 +3,13 @@
 PATH), then from a wasi-testsuite checkout:
 
     python3 test-runner/wasi_test_runner.py \
-        -t tests/rust/testsuite/wasm32-wasip1 tests/c/testsuite/wasm32-wasip1 \
+        -t tests/assemblyscript/testsuite/wasm32-wasip1 \
+           tests/c/testsuite/wasm32-wasip1 tests/rust/testsuite/wasm32-wasip1 \
         -r /path/to/wippy-wasm/spec-tests/wasi-testsuite-adapter.py
+
+The runner wants Python >= 3.12 (it tests `str in SomeStrEnum`); on 3.11,
+run a scratch copy of `test-runner/` whose four `x in EnumClass` checks read
+`x in [e.value for e in EnumClass]`.
 """
 
 import os
@@ -25,7 +30,7 @@ def get_version() -> str:
 
 
 def get_wasi_versions() -> List[str]:
-    # wasip1 modules are wrapped with the preview1 adapter and run on WASI 0.2.
+    # wasip1 core modules run natively on wasi_snapshot_preview1.
     return ["wasm32-wasip1"]
 
 

@@ -1,19 +1,21 @@
 //! Runs WebAssembly/wasi-testsuite's wasm32-wasip1 tests (branch
-//! `prod/testsuite-base`, prebuilt) as P2 components: each test is wrapped
-//! with the preview1 adapter and run with the args, env and root directory of
-//! its JSON spec, checking the exit code exactly and stdout/stderr as the
-//! suite's own runner does (the stream must start with the expected text).
+//! `prod/testsuite-base`, prebuilt): each core module runs natively on
+//! `wasi_snapshot_preview1` (`wippy_wasm::wasi::preview1`) with the args,
+//! env and root directory of its JSON spec, checking the exit code exactly
+//! and stdout/stderr as the suite's own runner does (the stream must start
+//! with the expected text). With `WIPPY_WASI_TESTSUITE_ADAPTER=1` each test
+//! is instead wrapped with the preview1 adapter and run as a P2 component.
 //!
 //! ```sh
 //! WIPPY_WASI_TESTSUITE=/path/to/wasi-testsuite cargo test --release --test wasi_testsuite -- --nocapture
 //! ```
 //!
-//! Skipped (passes) when the variable is not set.
+//! Skipped (passes) when the variable is not set; fails on any failed test.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wippy_wasm::wasi::{Sink, WasiCtx};
+use wippy_wasm::wasi::{preview1, Sink, WasiCtx};
 
 fn tests(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -111,8 +113,14 @@ fn run_one(wasm: &Path, scratch: &Path) -> Result<(), String> {
     }
     let bytes = std::fs::read(wasm).map_err(|e| e.to_string())?;
     let engine = wippy_wasm::Engine::default();
-    let component = wippy_wasm::Component::from_program(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
-    let status = wippy_wasm::wasi::command::run_component(&engine, &component, ctx).map_err(|e| format!("{e:#}"))?;
+    let status = if std::env::var_os("WIPPY_WASI_TESTSUITE_ADAPTER").is_some() {
+        let component = wippy_wasm::Component::from_program(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
+        wippy_wasm::wasi::command::run_component(&engine, &component, ctx)
+    } else {
+        let module = preview1::Module::new(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
+        preview1::run_module(&engine, &module, ctx)
+    }
+    .map_err(|e| format!("{e:#}"))?;
     let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
     if status != spec.exit_code {
         return Err(format!(
@@ -166,4 +174,5 @@ fn wasi_testsuite_wasip1() {
     let _ = std::fs::remove_dir_all(&scratch);
     println!("{passed} passed, {failed} failed");
     assert!(passed + failed > 0, "no tests found under {}", root.display());
+    assert_eq!(failed, 0, "{failed} wasi-testsuite tests failed");
 }

@@ -41,7 +41,10 @@ impl Component {
     /// Reads a program: a component, or a core wasm module importing
     /// `wasi_snapshot_preview1`, which is first wrapped into a
     /// `wasi:cli/command` component with the preview1 command adapter (as
-    /// `wasm-tools component new --adapt` does).
+    /// `wasm-tools component new --adapt` does). `wippy-wasm run` does not
+    /// take this path for core modules: it runs them natively on
+    /// [`crate::wasi::preview1`]; the adapter stays for programs that are
+    /// components already, and for comparing the two.
     ///
     /// # Errors
     /// As [`Component::new`], or if a core module cannot be adapted.

@@ -58,7 +58,8 @@ impl HostInputStream for HostStdin {
     }
 }
 
-fn stdin_stream(source: &Source) -> InputStream {
+/// The guest's stdin stream, from `source`.
+pub(crate) fn stdin_stream(source: &Source) -> InputStream {
     match source {
         Source::Inherit => InputStream::new(HostStdin),
         Source::Bytes(data) => InputStream::new(MemoryInput::new(data.clone())),
@@ -98,6 +99,14 @@ impl HostOutputStream for Stdio {
         }
         .map_err(StreamError::io)
     }
+}
+
+/// The guest's stdout (or, with `stderr`, stderr) stream, into `sink`.
+pub(crate) fn stdio_stream(sink: &Sink, stderr: bool) -> OutputStream {
+    OutputStream::new(Stdio {
+        sink: sink.clone(),
+        stderr,
+    })
 }
 
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) {
@@ -149,10 +158,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         .instance(&iface("wasi:cli/stdout"))
         .func_new("get-stdout", move |mut cx, _, out| {
             let ctx = cx.data_mut().wasi();
-            let stream = OutputStream::new(Stdio {
-                sink: ctx.stdout.clone(),
-                stderr: false,
-            });
+            let stream = stdio_stream(&ctx.stdout, false);
             out.push(own(&t.output_stream, ctx.table.push(stream)?.rep()));
             Ok(())
         });
@@ -161,10 +167,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         .instance(&iface("wasi:cli/stderr"))
         .func_new("get-stderr", move |mut cx, _, out| {
             let ctx = cx.data_mut().wasi();
-            let stream = OutputStream::new(Stdio {
-                sink: ctx.stderr.clone(),
-                stderr: true,
-            });
+            let stream = stdio_stream(&ctx.stderr, true);
             out.push(own(&t.output_stream, ctx.table.push(stream)?.rep()));
             Ok(())
         });

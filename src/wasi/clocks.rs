@@ -16,15 +16,32 @@ impl ClockState {
     pub fn new() -> Self {
         ClockState { base: Instant::now() }
     }
-    fn now_ns(&self) -> u64 {
+    /// `monotonic-clock.now`: nanoseconds since the context was made.
+    pub(crate) fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64
     }
-    fn at(&self, ns: u64) -> Instant {
+    /// The instant the monotonic clock reads `ns`.
+    pub(crate) fn at(&self, ns: u64) -> Instant {
         self.base
             .checked_add(Duration::from_nanos(ns))
             .unwrap_or_else(far_future)
     }
 }
+
+/// The instant `ns` nanoseconds from now (or far in the future).
+pub(crate) fn after(ns: u64) -> Instant {
+    Instant::now()
+        .checked_add(Duration::from_nanos(ns))
+        .unwrap_or_else(far_future)
+}
+
+/// `wall-clock.now`: the time since the epoch.
+pub(crate) fn wall_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// `wall-clock.resolution` and `monotonic-clock.resolution`, in nanoseconds.
+pub(crate) const RESOLUTION_NS: u64 = 1;
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
@@ -41,18 +58,18 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     linker
         .instance(&iface("wasi:clocks/wall-clock"))
         .func_new("now", |_, _, out| {
-            let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let d = wall_now();
             out.push(datetime(d.as_secs(), d.subsec_nanos()));
             Ok(())
         })
         .func_new("resolution", |_, _, out| {
-            out.push(datetime(0, 1));
+            out.push(datetime(0, RESOLUTION_NS as u32));
             Ok(())
         });
 
     let mono = linker.instance(&iface("wasi:clocks/monotonic-clock"));
     mono.func_wrap("now", |mut cx, ()| Ok(cx.data_mut().wasi().clocks.now_ns()))
-        .func_wrap("resolution", |_, ()| Ok(1u64));
+        .func_wrap("resolution", |_, ()| Ok(RESOLUTION_NS));
     let t = types.clone();
     mono.func_new("subscribe-instant", move |mut cx, args, out| {
         let Val::U64(when) = args[0] else {
@@ -69,10 +86,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
             anyhow::bail!("expected a duration")
         };
         let ctx = cx.data_mut().wasi();
-        let deadline = Instant::now()
-            .checked_add(Duration::from_nanos(d))
-            .unwrap_or_else(far_future);
-        let p = ctx.table.push(Pollable::at(deadline))?;
+        let p = ctx.table.push(Pollable::at(after(d)))?;
         out.push(own(&t.pollable, p.rep()));
         Ok(())
     });

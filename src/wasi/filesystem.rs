@@ -131,7 +131,7 @@ fn result(r: Res<Option<Val>>) -> Val {
     }
 }
 
-fn descriptor_type(ft: cap_std::fs::FileType) -> &'static str {
+pub(crate) fn descriptor_type(ft: cap_std::fs::FileType) -> &'static str {
     if ft.is_dir() {
         "directory"
     } else if ft.is_file() {
@@ -164,7 +164,6 @@ fn opt_time(t: io::Result<SystemTime>) -> Val {
 }
 
 fn stat_val(m: &cap_std::fs::Metadata) -> Val {
-    let ctime = UNIX_EPOCH + Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32);
     Val::Record(vec![
         ("type".into(), Val::Enum(descriptor_type(m.file_type()).into())),
         ("link-count".into(), Val::U64(m.nlink())),
@@ -179,20 +178,8 @@ fn stat_val(m: &cap_std::fs::Metadata) -> Val {
         ),
         (
             "status-change-timestamp".into(),
-            Val::Option(Some(Box::new(datetime(ctime)))),
+            Val::Option(Some(Box::new(datetime(ctime(m))))),
         ),
-    ])
-}
-
-fn metadata_hash(m: &cap_std::fs::Metadata) -> Val {
-    // A stable hash of the object's identity (device, inode).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in m.dev().to_le_bytes().iter().chain(m.ino().to_le_bytes().iter()) {
-        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    Val::Record(vec![
-        ("lower".into(), Val::U64(h)),
-        ("upper".into(), Val::U64(m.ino() ^ m.dev().rotate_left(32))),
     ])
 }
 
@@ -233,124 +220,318 @@ fn descriptor<'t, T: WasiView>(cx: &'t mut StoreCx<'_, T>, v: &Val) -> Result<&'
     get::<T, Descriptor>(cx, v)
 }
 
-/// The directory of a descriptor, for path operations.
-fn dir_of(d: &Descriptor) -> Res<(Arc<Dir>, bool)> {
-    match d {
-        Descriptor::Dir { dir, read_only } => Ok((dir.clone(), *read_only)),
-        Descriptor::File { .. } => Err(Code("not-directory")),
-    }
+/// `open-flags`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OpenFlags {
+    pub create: bool,
+    pub directory: bool,
+    pub exclusive: bool,
+    pub truncate: bool,
 }
 
-/// The directory of a descriptor that is about to be changed.
-fn mutable_dir(d: &Descriptor) -> Res<Arc<Dir>> {
-    let (dir, read_only) = dir_of(d)?;
-    if read_only {
-        return Err(NOT_PERMITTED);
-    }
-    Ok(dir)
-}
-
-fn file_of(d: &Descriptor) -> Res<Arc<std::fs::File>> {
-    match d {
-        Descriptor::File { file, .. } => Ok(file.clone()),
-        Descriptor::Dir { .. } => Err(Code("is-directory")),
-    }
-}
-
-fn metadata_of(d: &Descriptor) -> Res<cap_std::fs::Metadata> {
-    Ok(match d {
-        Descriptor::Dir { dir, .. } => dir.dir_metadata()?,
-        Descriptor::File { file, .. } => cap_std::fs::Metadata::from_file(file)?,
-    })
-}
-
-fn stat_at(dir: &Dir, follow: bool, path: &str) -> Res<cap_std::fs::Metadata> {
-    Ok(if follow {
-        dir.metadata(path)?
-    } else {
-        dir.symlink_metadata(path)?
-    })
-}
-
-/// `open-at`.
-fn open_at(parent: &Descriptor, follow: bool, path: &str, oflags: &Val, dflags: &Val) -> Res<Descriptor> {
-    let (dir, read_only) = dir_of(parent)?;
-    let (create, directory, exclusive, truncate) = (
-        flag(oflags, "create"),
-        flag(oflags, "directory"),
-        flag(oflags, "exclusive"),
-        flag(oflags, "truncate"),
-    );
-    let (read, write, mutate) = (
-        flag(dflags, "read"),
-        flag(dflags, "write"),
-        flag(dflags, "mutate-directory"),
-    );
-    if read_only && (create || truncate || write || mutate) {
-        return Err(NOT_PERMITTED);
-    }
-    let is_dir = match stat_at(&dir, follow, path) {
-        Ok(m) => m.is_dir(),
-        Err(_) => false,
-    };
-    if directory || (is_dir && !create) {
-        if create || truncate || write {
-            return Err(Code("is-directory"));
+impl OpenFlags {
+    fn from_val(v: &Val) -> Self {
+        OpenFlags {
+            create: flag(v, "create"),
+            directory: flag(v, "directory"),
+            exclusive: flag(v, "exclusive"),
+            truncate: flag(v, "truncate"),
         }
-        let sub = if follow {
-            dir.open_dir(path)?
+    }
+}
+
+/// `descriptor-flags`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DescriptorFlags {
+    pub read: bool,
+    pub write: bool,
+    pub mutate_directory: bool,
+    /// Of [`SYNC_FLAGS`].
+    pub sync: Vec<&'static str>,
+}
+
+impl DescriptorFlags {
+    fn from_val(v: &Val) -> Self {
+        DescriptorFlags {
+            read: flag(v, "read"),
+            write: flag(v, "write"),
+            mutate_directory: flag(v, "mutate-directory"),
+            sync: SYNC_FLAGS.into_iter().filter(|f| flag(v, f)).collect(),
+        }
+    }
+}
+
+/// The typed operations behind the `descriptor` methods, shared by the
+/// WASI 0.2 host functions below and by `wasi_snapshot_preview1`.
+impl Descriptor {
+    /// The directory, for path operations (and whether it is read-only).
+    pub(crate) fn dir(&self) -> Res<(Arc<Dir>, bool)> {
+        match self {
+            Descriptor::Dir { dir, read_only } => Ok((dir.clone(), *read_only)),
+            Descriptor::File { .. } => Err(Code("not-directory")),
+        }
+    }
+
+    /// The directory, about to be changed.
+    pub(crate) fn mutable_dir(&self) -> Res<Arc<Dir>> {
+        let (dir, read_only) = self.dir()?;
+        if read_only {
+            return Err(NOT_PERMITTED);
+        }
+        Ok(dir)
+    }
+
+    pub(crate) fn file(&self) -> Res<Arc<std::fs::File>> {
+        match self {
+            Descriptor::File { file, .. } => Ok(file.clone()),
+            Descriptor::Dir { .. } => Err(Code("is-directory")),
+        }
+    }
+
+    /// The file, if it was opened for reading.
+    pub(crate) fn readable_file(&self) -> Res<Arc<std::fs::File>> {
+        match self {
+            Descriptor::File { read: false, .. } => Err(BAD_DESCRIPTOR),
+            d => d.file(),
+        }
+    }
+
+    /// The file, if it was opened for writing (on a writable mount).
+    pub(crate) fn writable_file(&self) -> Res<Arc<std::fs::File>> {
+        match self {
+            Descriptor::File { read_only: true, .. } => Err(NOT_PERMITTED),
+            Descriptor::File { write: false, .. } => Err(BAD_DESCRIPTOR),
+            d => d.file(),
+        }
+    }
+
+    /// `stat`'s metadata.
+    pub(crate) fn metadata(&self) -> Res<cap_std::fs::Metadata> {
+        Ok(match self {
+            Descriptor::Dir { dir, .. } => dir.dir_metadata()?,
+            Descriptor::File { file, .. } => cap_std::fs::Metadata::from_file(file)?,
+        })
+    }
+
+    /// `stat-at`'s metadata.
+    pub(crate) fn stat_at(&self, follow: bool, path: &str) -> Res<cap_std::fs::Metadata> {
+        let (dir, _) = self.dir()?;
+        Ok(if follow {
+            dir.metadata(path)?
         } else {
-            dir.open_dir_nofollow(path)?
+            dir.symlink_metadata(path)?
+        })
+    }
+
+    /// `get-flags`.
+    pub(crate) fn flags(&self) -> DescriptorFlags {
+        match self {
+            Descriptor::Dir { read_only, .. } => DescriptorFlags {
+                read: true,
+                mutate_directory: !*read_only,
+                ..Default::default()
+            },
+            Descriptor::File { read, write, sync, .. } => DescriptorFlags {
+                read: *read,
+                write: *write,
+                sync: sync.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// `sync` (`all`) or `sync-data`.
+    pub(crate) fn sync(&self, all: bool) -> Res<()> {
+        match self {
+            Descriptor::File { file, .. } => if all { file.sync_all() } else { file.sync_data() }.map_err(Code::from),
+            Descriptor::Dir { .. } => Ok(()),
+        }
+    }
+
+    /// `set-size`.
+    pub(crate) fn set_size(&self, size: u64) -> Res<()> {
+        self.writable_file()?.set_len(size).map_err(Code::from)
+    }
+
+    /// `set-times` (`None`: no change).
+    pub(crate) fn set_times(&self, atime: Option<SystemTimeSpec>, mtime: Option<SystemTimeSpec>) -> Res<()> {
+        match self {
+            Descriptor::File { read_only: true, .. } | Descriptor::Dir { read_only: true, .. } => Err(NOT_PERMITTED),
+            Descriptor::File { file, .. } => set_times_file(file, atime, mtime),
+            Descriptor::Dir { dir, .. } => dir.set_times(".", atime, mtime).map_err(Code::from),
+        }
+    }
+
+    /// `set-times-at`.
+    pub(crate) fn set_times_at(
+        &self,
+        follow: bool,
+        path: &str,
+        atime: Option<SystemTimeSpec>,
+        mtime: Option<SystemTimeSpec>,
+    ) -> Res<()> {
+        let d = self.mutable_dir()?;
+        if follow {
+            d.set_times(path, atime, mtime)
+        } else {
+            d.set_symlink_times(path, atime, mtime)
+        }
+        .map_err(Code::from)
+    }
+
+    /// `open-at`.
+    pub(crate) fn open_at(&self, follow: bool, path: &str, o: OpenFlags, d: DescriptorFlags) -> Res<Descriptor> {
+        let (dir, read_only) = self.dir()?;
+        let OpenFlags {
+            create,
+            directory,
+            exclusive,
+            truncate,
+        } = o;
+        let DescriptorFlags {
+            read,
+            write,
+            mutate_directory: mutate,
+            sync,
+        } = d;
+        if read_only && (create || truncate || write || mutate) {
+            return Err(NOT_PERMITTED);
+        }
+        let is_dir = match self.stat_at(follow, path) {
+            Ok(m) => m.is_dir(),
+            Err(_) => false,
         };
-        return Ok(Descriptor::Dir {
-            dir: Arc::new(sub),
-            read_only,
+        if directory || (is_dir && !create) {
+            if create || truncate || write {
+                return Err(Code("is-directory"));
+            }
+            let sub = if follow {
+                dir.open_dir(path)?
+            } else {
+                dir.open_dir_nofollow(path)?
+            };
+            return Ok(Descriptor::Dir {
+                dir: Arc::new(sub),
+                read_only,
+            });
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(read || !write).write(write);
+        if create && exclusive {
+            opts.create_new(true);
+        } else if create {
+            opts.create(true);
+        }
+        if truncate {
+            opts.truncate(true);
+        }
+        if create && !write {
+            // Creating needs write access at the OS level; the guest still only
+            // gets the rights it asked for.
+            opts.write(true);
+        }
+        opts.follow(if follow {
+            FollowSymlinks::Yes
+        } else {
+            FollowSymlinks::No
         });
+        let file = dir.open_with(path, &opts)?;
+        let file = file.into_std();
+        Ok(Descriptor::File {
+            file: Arc::new(file),
+            read: read || !write,
+            write,
+            append: false,
+            read_only,
+            sync,
+        })
     }
-    let mut opts = OpenOptions::new();
-    opts.read(read || !write).write(write);
-    if create && exclusive {
-        opts.create_new(true);
-    } else if create {
-        opts.create(true);
+
+    /// The directory's entries (name and `descriptor-type`), sorted by name.
+    pub(crate) fn entries(&self) -> Res<Vec<(String, &'static str)>> {
+        let (dir, _) = self.dir()?;
+        let mut entries = Vec::new();
+        for e in dir.entries()? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ty = e.file_type().map(descriptor_type).unwrap_or("unknown");
+            entries.push((name, ty));
+        }
+        entries.sort();
+        Ok(entries)
     }
-    if truncate {
-        opts.truncate(true);
+
+    /// `create-directory-at`.
+    pub(crate) fn create_directory_at(&self, path: &str) -> Res<()> {
+        self.mutable_dir()?.create_dir(path).map_err(Code::from)
     }
-    if create && !write {
-        // Creating needs write access at the OS level; the guest still only
-        // gets the rights it asked for.
-        opts.write(true);
+
+    /// `remove-directory-at`.
+    pub(crate) fn remove_directory_at(&self, path: &str) -> Res<()> {
+        self.mutable_dir()?.remove_dir(path).map_err(Code::from)
     }
-    opts.follow(if follow {
-        FollowSymlinks::Yes
-    } else {
-        FollowSymlinks::No
-    });
-    let file = dir.open_with(path, &opts)?;
-    let file = file.into_std();
-    let sync = SYNC_FLAGS.into_iter().filter(|f| flag(dflags, f)).collect();
-    Ok(Descriptor::File {
-        file: Arc::new(file),
-        read: read || !write,
-        write,
-        append: false,
-        read_only,
-        sync,
-    })
+
+    /// `unlink-file-at`.
+    pub(crate) fn unlink_file_at(&self, path: &str) -> Res<()> {
+        self.mutable_dir()?.remove_file(path).map_err(Code::from)
+    }
+
+    /// `readlink-at`.
+    pub(crate) fn readlink_at(&self, path: &str) -> Res<String> {
+        let (d, _) = self.dir()?;
+        Ok(d.read_link_contents(path)?.to_string_lossy().into_owned())
+    }
+
+    /// `rename-at`.
+    pub(crate) fn rename_at(&self, old: &str, dst: &Descriptor, new: &str) -> Res<()> {
+        let (s, d) = (self.mutable_dir(), dst.mutable_dir());
+        s.and_then(|s| d.and_then(|d| s.rename(old, &d, new).map_err(Code::from)))
+    }
+
+    /// `link-at` (following a symlink at `old` is refused).
+    pub(crate) fn link_at(&self, follow: bool, old: &str, dst: &Descriptor, new: &str) -> Res<()> {
+        let (s, d) = (self.mutable_dir(), dst.mutable_dir());
+        if follow {
+            return Err(Code("invalid"));
+        }
+        s.and_then(|s| d.and_then(|d| s.hard_link(old, &d, new).map_err(Code::from)))
+    }
+
+    /// `symlink-at`.
+    pub(crate) fn symlink_at(&self, target: &str, link: &str) -> Res<()> {
+        let d = self.mutable_dir()?;
+        // An absolute target could only ever point outside the mount.
+        if Path::new(target).is_absolute() {
+            return Err(NOT_PERMITTED);
+        }
+        d.symlink(target, link).map_err(Code::from)
+    }
+}
+
+/// A stable hash of an object's identity (device, inode): `metadata-hash`.
+pub(crate) fn metadata_hash(m: &cap_std::fs::Metadata) -> (u64, u64) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in m.dev().to_le_bytes().iter().chain(m.ino().to_le_bytes().iter()) {
+        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h, m.ino() ^ m.dev().rotate_left(32))
+}
+
+fn metadata_hash_val(m: &cap_std::fs::Metadata) -> Val {
+    let (lower, upper) = metadata_hash(m);
+    Val::Record(vec![
+        ("lower".into(), Val::U64(lower)),
+        ("upper".into(), Val::U64(upper)),
+    ])
 }
 
 fn read_dir(d: &Descriptor) -> Res<DirEntries> {
-    let (dir, _) = dir_of(d)?;
-    let mut entries = Vec::new();
-    for e in dir.entries()? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ty = e.file_type().map(descriptor_type).unwrap_or("unknown");
-        entries.push((name, ty));
-    }
-    entries.sort();
-    Ok(DirEntries(entries.into_iter()))
+    Ok(DirEntries(d.entries()?.into_iter()))
+}
+
+/// The status-change time of `m`.
+pub(crate) fn ctime(m: &cap_std::fs::Metadata) -> SystemTime {
+    UNIX_EPOCH + Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32)
 }
 
 fn set_times_file(file: &std::fs::File, atime: Option<SystemTimeSpec>, mtime: Option<SystemTimeSpec>) -> Res<()> {
@@ -381,7 +562,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let st = t.clone();
     fs.func_new(&format!("{m}read-via-stream"), move |mut cx, args, out| {
         let offset = u64_arg(&args[1])?;
-        let r = readable_file(descriptor(&mut cx, &args[0])?)
+        let r = descriptor(&mut cx, &args[0])?
+            .readable_file()
             .map(|file| InputStream::new(FileReader { file, pos: offset }));
         out.push(push_stream(&mut cx, r, &st.input_stream, &args[0])?);
         Ok(())
@@ -389,7 +571,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     let st = t.clone();
     fs.func_new(&format!("{m}write-via-stream"), move |mut cx, args, out| {
         let offset = u64_arg(&args[1])?;
-        let r = writable_file(descriptor(&mut cx, &args[0])?).map(|file| {
+        let r = descriptor(&mut cx, &args[0])?.writable_file().map(|file| {
             OutputStream::new(FileWriter {
                 file,
                 pos: offset,
@@ -401,7 +583,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     });
     let st = t.clone();
     fs.func_new(&format!("{m}append-via-stream"), move |mut cx, args, out| {
-        let r = writable_file(descriptor(&mut cx, &args[0])?).and_then(|file| {
+        let r = descriptor(&mut cx, &args[0])?.writable_file().and_then(|file| {
             // Appends go through an O_APPEND handle of the same file.
             let f = reopen_append(&file)?;
             Ok(OutputStream::new(FileWriter {
@@ -415,67 +597,48 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     });
 
     fs.func_new(&format!("{m}advise"), |mut cx, args, out| {
-        out.push(result(file_of(descriptor(&mut cx, &args[0])?).map(|_| None)));
+        out.push(result(descriptor(&mut cx, &args[0])?.file().map(|_| None)));
         Ok(())
     });
     for (name, all) in [("sync-data", false), ("sync", true)] {
         fs.func_new(&format!("{m}{name}"), move |mut cx, args, out| {
-            let r = match descriptor(&mut cx, &args[0])? {
-                Descriptor::File { file, .. } => if all { file.sync_all() } else { file.sync_data() }
-                    .map(|_| None)
-                    .map_err(Code::from),
-                Descriptor::Dir { .. } => Ok(None),
-            };
-            out.push(result(r));
+            let r = descriptor(&mut cx, &args[0])?.sync(all);
+            out.push(result(r.map(|_| None)));
             Ok(())
         });
     }
     fs.func_new(&format!("{m}get-flags"), |mut cx, args, out| {
-        let flags: Vec<String> = match descriptor(&mut cx, &args[0])? {
-            Descriptor::Dir { read_only, .. } => {
-                if *read_only {
-                    vec!["read"]
-                } else {
-                    vec!["read", "mutate-directory"]
-                }
-            }
-            Descriptor::File { read, write, sync, .. } => {
-                let mut f = Vec::new();
-                if *read {
-                    f.push("read");
-                }
-                if *write {
-                    f.push("write");
-                }
-                f.extend(sync.iter().copied());
-                f
-            }
-        }
+        let f = descriptor(&mut cx, &args[0])?.flags();
+        let flags: Vec<String> = [
+            (f.read, "read"),
+            (f.write, "write"),
+            (f.mutate_directory, "mutate-directory"),
+        ]
         .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name)
+        .chain(f.sync.iter().copied())
         .map(String::from)
         .collect();
         out.push(ok(Some(Val::Flags(flags))));
         Ok(())
     });
     fs.func_new(&format!("{m}get-type"), |mut cx, args, out| {
-        let r =
-            metadata_of(descriptor(&mut cx, &args[0])?).map(|m| Some(Val::Enum(descriptor_type(m.file_type()).into())));
+        let r = descriptor(&mut cx, &args[0])?
+            .metadata()
+            .map(|m| Some(Val::Enum(descriptor_type(m.file_type()).into())));
         out.push(result(r));
         Ok(())
     });
     fs.func_new(&format!("{m}set-size"), |mut cx, args, out| {
         let size = u64_arg(&args[1])?;
-        let r = writable_file(descriptor(&mut cx, &args[0])?).and_then(|f| f.set_len(size).map_err(Code::from));
+        let r = descriptor(&mut cx, &args[0])?.set_size(size);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     fs.func_new(&format!("{m}set-times"), |mut cx, args, out| {
         let (atime, mtime) = (new_timestamp(&args[1]), new_timestamp(&args[2]));
-        let r = match descriptor(&mut cx, &args[0])? {
-            Descriptor::File { read_only: true, .. } | Descriptor::Dir { read_only: true, .. } => Err(NOT_PERMITTED),
-            Descriptor::File { file, .. } => set_times_file(file, atime, mtime),
-            Descriptor::Dir { dir, .. } => dir.set_times(".", atime, mtime).map_err(Code::from),
-        };
+        let r = descriptor(&mut cx, &args[0])?.set_times(atime, mtime);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
@@ -484,7 +647,7 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         let (len, offset) = (u64_arg(&args[1])?, u64_arg(&args[2])?);
         let r = match descriptor(&mut cx, &args[0])? {
             Descriptor::File { read: false, .. } => Err(BAD_DESCRIPTOR),
-            d => file_of(d).and_then(|f| {
+            d => d.file().and_then(|f| {
                 let mut buf = vec![0; len.min(64 << 20) as usize];
                 let n = f.read_at(&mut buf, offset)?;
                 buf.truncate(n);
@@ -498,7 +661,8 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     fs.func_new(&format!("{m}write"), |mut cx, args, out| {
         use std::os::unix::fs::FileExt;
         let (data, offset) = (bytes_arg(&args[1])?, u64_arg(&args[2])?);
-        let r = writable_file(descriptor(&mut cx, &args[0])?)
+        let r = descriptor(&mut cx, &args[0])?
+            .writable_file()
             .and_then(|f| f.write_at(&data, offset).map_err(Code::from))
             .map(|n| Some(Val::U64(n as u64)));
         out.push(result(r));
@@ -533,52 +697,41 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     );
     fs.func_new(&format!("{m}create-directory-at"), |mut cx, args, out| {
         let path = string_arg(&args[1])?.to_string();
-        let r = mutable_dir(descriptor(&mut cx, &args[0])?).and_then(|d| d.create_dir(&path).map_err(Code::from));
+        let r = descriptor(&mut cx, &args[0])?.create_directory_at(&path);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     fs.func_new(&format!("{m}stat"), |mut cx, args, out| {
         out.push(result(
-            metadata_of(descriptor(&mut cx, &args[0])?).map(|m| Some(stat_val(&m))),
+            descriptor(&mut cx, &args[0])?.metadata().map(|m| Some(stat_val(&m))),
         ));
         Ok(())
     });
     fs.func_new(&format!("{m}stat-at"), |mut cx, args, out| {
         let (follow, path) = (flag(&args[1], "symlink-follow"), string_arg(&args[2])?.to_string());
-        let r = dir_of(descriptor(&mut cx, &args[0])?).and_then(|(d, _)| stat_at(&d, follow, &path));
+        let r = descriptor(&mut cx, &args[0])?.stat_at(follow, &path);
         out.push(result(r.map(|m| Some(stat_val(&m)))));
         Ok(())
     });
     fs.func_new(&format!("{m}set-times-at"), |mut cx, args, out| {
         let (follow, path) = (flag(&args[1], "symlink-follow"), string_arg(&args[2])?.to_string());
         let (atime, mtime) = (new_timestamp(&args[3]), new_timestamp(&args[4]));
-        let r = mutable_dir(descriptor(&mut cx, &args[0])?).and_then(|d| {
-            if follow {
-                d.set_times(&path, atime, mtime)
-            } else {
-                d.set_symlink_times(&path, atime, mtime)
-            }
-            .map_err(Code::from)
-        });
+        let r = descriptor(&mut cx, &args[0])?.set_times_at(follow, &path, atime, mtime);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     fs.func_new(&format!("{m}link-at"), |mut cx, args, out| {
         let (old, new) = (string_arg(&args[2])?.to_string(), string_arg(&args[4])?.to_string());
-        let src = mutable_dir(descriptor(&mut cx, &args[0])?);
-        let dst = mutable_dir(descriptor(&mut cx, &args[3])?);
-        let r = if flag(&args[1], "symlink-follow") {
-            Err(Code("invalid"))
-        } else {
-            src.and_then(|s| dst.and_then(|d| s.hard_link(&old, &d, &new).map_err(Code::from)))
-        };
+        let dst = descriptor(&mut cx, &args[3])?.clone();
+        let r = descriptor(&mut cx, &args[0])?.link_at(flag(&args[1], "symlink-follow"), &old, &dst, &new);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     let dt = d.clone();
     fs.func_new(&format!("{m}open-at"), move |mut cx, args, out| {
         let (follow, path) = (flag(&args[1], "symlink-follow"), string_arg(&args[2])?.to_string());
-        let r = open_at(descriptor(&mut cx, &args[0])?, follow, &path, &args[3], &args[4]);
+        let (o, d) = (OpenFlags::from_val(&args[3]), DescriptorFlags::from_val(&args[4]));
+        let r = descriptor(&mut cx, &args[0])?.open_at(follow, &path, o, d);
         out.push(match r {
             Ok(desc) => {
                 let r = cx.data_mut().wasi().table.push(desc)?;
@@ -590,64 +743,57 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
     });
     fs.func_new(&format!("{m}readlink-at"), |mut cx, args, out| {
         let path = string_arg(&args[1])?.to_string();
-        let r = dir_of(descriptor(&mut cx, &args[0])?)
-            .and_then(|(d, _)| d.read_link_contents(&path).map_err(Code::from))
-            .map(|p| Some(Val::String(p.to_string_lossy().into_owned())));
+        let r = descriptor(&mut cx, &args[0])?
+            .readlink_at(&path)
+            .map(|p| Some(Val::String(p)));
         out.push(result(r));
         Ok(())
     });
     for (name, op) in [("remove-directory-at", 0), ("unlink-file-at", 1)] {
         fs.func_new(&format!("{m}{name}"), move |mut cx, args, out| {
             let path = string_arg(&args[1])?.to_string();
-            let r = mutable_dir(descriptor(&mut cx, &args[0])?).and_then(|d| {
-                if op == 0 {
-                    d.remove_dir(&path)
-                } else {
-                    d.remove_file(&path)
-                }
-                .map_err(Code::from)
-            });
+            let d = descriptor(&mut cx, &args[0])?;
+            let r = if op == 0 {
+                d.remove_directory_at(&path)
+            } else {
+                d.unlink_file_at(&path)
+            };
             out.push(result(r.map(|_| None)));
             Ok(())
         });
     }
     fs.func_new(&format!("{m}rename-at"), |mut cx, args, out| {
         let (old, new) = (string_arg(&args[1])?.to_string(), string_arg(&args[3])?.to_string());
-        let src = mutable_dir(descriptor(&mut cx, &args[0])?);
-        let dst = mutable_dir(descriptor(&mut cx, &args[2])?);
-        let r = src.and_then(|s| dst.and_then(|d| s.rename(&old, &d, &new).map_err(Code::from)));
+        let dst = descriptor(&mut cx, &args[2])?.clone();
+        let r = descriptor(&mut cx, &args[0])?.rename_at(&old, &dst, &new);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     fs.func_new(&format!("{m}symlink-at"), |mut cx, args, out| {
         let (target, link) = (string_arg(&args[1])?.to_string(), string_arg(&args[2])?.to_string());
-        let r = mutable_dir(descriptor(&mut cx, &args[0])?).and_then(|d| {
-            // An absolute target could only ever point outside the mount.
-            if Path::new(&target).is_absolute() {
-                return Err(NOT_PERMITTED);
-            }
-            d.symlink(&target, &link).map_err(Code::from)
-        });
+        let r = descriptor(&mut cx, &args[0])?.symlink_at(&target, &link);
         out.push(result(r.map(|_| None)));
         Ok(())
     });
     fs.func_new(&format!("{m}is-same-object"), |mut cx, args, out| {
-        let a = metadata_of(descriptor(&mut cx, &args[0])?).ok();
-        let b = metadata_of(descriptor(&mut cx, &args[1])?).ok();
+        let a = descriptor(&mut cx, &args[0])?.metadata().ok();
+        let b = descriptor(&mut cx, &args[1])?.metadata().ok();
         let same = matches!((a, b), (Some(a), Some(b)) if a.dev() == b.dev() && a.ino() == b.ino());
         out.push(Val::Bool(same));
         Ok(())
     });
     fs.func_new(&format!("{m}metadata-hash"), |mut cx, args, out| {
         out.push(result(
-            metadata_of(descriptor(&mut cx, &args[0])?).map(|m| Some(metadata_hash(&m))),
+            descriptor(&mut cx, &args[0])?
+                .metadata()
+                .map(|m| Some(metadata_hash_val(&m))),
         ));
         Ok(())
     });
     fs.func_new(&format!("{m}metadata-hash-at"), |mut cx, args, out| {
         let (follow, path) = (flag(&args[1], "symlink-follow"), string_arg(&args[2])?.to_string());
-        let r = dir_of(descriptor(&mut cx, &args[0])?).and_then(|(d, _)| stat_at(&d, follow, &path));
-        out.push(result(r.map(|m| Some(metadata_hash(&m)))));
+        let r = descriptor(&mut cx, &args[0])?.stat_at(follow, &path);
+        out.push(result(r.map(|m| Some(metadata_hash_val(&m)))));
         Ok(())
     });
     fs.func_new("filesystem-error-code", |mut cx, args, out| {
@@ -683,24 +829,9 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>, types: &Types) 
         });
 }
 
-fn readable_file(d: &Descriptor) -> Res<Arc<std::fs::File>> {
-    match d {
-        Descriptor::File { read: false, .. } => Err(BAD_DESCRIPTOR),
-        d => file_of(d),
-    }
-}
-
-fn writable_file(d: &Descriptor) -> Res<Arc<std::fs::File>> {
-    match d {
-        Descriptor::File { read_only: true, .. } => Err(NOT_PERMITTED),
-        Descriptor::File { write: false, .. } => Err(BAD_DESCRIPTOR),
-        d => file_of(d),
-    }
-}
-
 /// An O_APPEND handle to the same open file (via /proc/self/fd, which
 /// reopens the inode the descriptor already holds, not a path).
-fn reopen_append(file: &std::fs::File) -> Res<std::fs::File> {
+pub(crate) fn reopen_append(file: &std::fs::File) -> Res<std::fs::File> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", file.as_raw_fd());
     Ok(std::fs::OpenOptions::new().append(true).open(path)?)

@@ -1,6 +1,8 @@
 //! WASI 0.2 hosts, written by hand against the WIT in `wit/deps`.
 //!
-//! Each group has its own module: [`cli`], [`io`], [`clocks`], [`random`].
+//! Each group has its own module: [`cli`], [`io`], [`clocks`], [`random`],
+//! [`filesystem`], [`sockets`], [`http`]; [`preview1`] serves
+//! `wasi_snapshot_preview1` to core modules over the same state.
 //! Host state lives in a [`WasiCtx`] that the store's data exposes through
 //! [`WasiView`]; host objects (streams, pollables) live in its
 //! [`ResourceTable`]. Functions that wait are async: inside
@@ -12,6 +14,7 @@ pub mod command;
 pub mod filesystem;
 pub mod http;
 pub mod io;
+pub mod preview1;
 pub mod random;
 pub mod sockets;
 pub(crate) mod vals;
@@ -84,6 +87,8 @@ pub struct WasiCtx {
     pub(crate) network: sockets::NetworkPolicy,
     /// Sockets open now, for [`sockets::NetworkPolicy::max_sockets`].
     pub(crate) open_sockets: Arc<std::sync::atomic::AtomicU64>,
+    /// `wasi_snapshot_preview1`'s descriptor table, for core modules.
+    pub(crate) preview1: preview1::State,
 }
 
 impl Default for WasiCtx {
@@ -101,6 +106,7 @@ impl Default for WasiCtx {
             preopens: Vec::new(),
             network: sockets::NetworkPolicy::default(),
             open_sockets: Arc::default(),
+            preview1: preview1::State::default(),
         }
     }
 }

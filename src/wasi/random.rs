@@ -37,8 +37,13 @@ fn secure_bytes(len: u64) -> Result<Vec<u8>> {
         bail!("get-random-bytes: {len} bytes requested, at most {MAX_BYTES}");
     }
     let mut buf = vec![0; len as usize];
-    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("OS random source failed: {e}"))?;
+    fill_secure(&mut buf)?;
     Ok(buf)
+}
+
+/// Fills `buf` from the OS CSPRNG (`wasi:random/random`).
+pub(crate) fn fill_secure(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf).map_err(|e| anyhow::anyhow!("OS random source failed: {e}"))
 }
 
 pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) {

@@ -13,7 +13,7 @@ mod streams;
 mod table;
 
 pub use error::IoError;
-pub use poll::{BoxFuture, Pollable, Signal, Subscribe};
+pub use poll::{wait_any, BoxFuture, Pollable, Signal, Subscribe};
 pub use streams::{
     ClosedInput, HostInputStream, HostOutputStream, InputStream, MemoryInput, OutputStream, Read, StreamError,
     StreamResult, WRITE_BUDGET,

@@ -99,7 +99,7 @@ impl Subscribe for SignalReady {
 }
 
 /// Waits until any of `ps` is ready.
-async fn wait_any(ps: &[Pollable]) {
+pub async fn wait_any(ps: &[Pollable]) {
     let mut waits: Vec<BoxFuture<()>> = ps.iter().map(Pollable::wait).collect();
     std::future::poll_fn(|cx| {
         for w in waits.iter_mut() {

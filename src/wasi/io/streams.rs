@@ -92,6 +92,17 @@ impl InputStream {
     pub fn new(s: impl HostInputStream) -> Self {
         InputStream(Box::new(s))
     }
+
+    /// The host end (for hosts that drive a stream without the guest's
+    /// `wasi:io` calls, such as `wasi_snapshot_preview1`).
+    pub fn host(&mut self) -> &mut dyn HostInputStream {
+        &mut *self.0
+    }
+
+    /// What `subscribe` waits on.
+    pub fn pollable(&self) -> Pollable {
+        self.0.pollable()
+    }
 }
 
 /// `wasi:io/streams.output-stream`, as the table holds it.
@@ -100,6 +111,16 @@ pub struct OutputStream(Box<dyn HostOutputStream>);
 impl OutputStream {
     pub fn new(s: impl HostOutputStream) -> Self {
         OutputStream(Box::new(s))
+    }
+
+    /// The host end (see [`InputStream::host`]).
+    pub fn host(&mut self) -> &mut dyn HostOutputStream {
+        &mut *self.0
+    }
+
+    /// What `subscribe` waits on.
+    pub fn pollable(&self) -> Pollable {
+        self.0.pollable()
     }
 }
 
