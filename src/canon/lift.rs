@@ -368,3 +368,48 @@ pub fn check_tuple_ptr<T>(cx: &Cx<'_, '_, T>, ptr: u32, tuple: &Type) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Component, Engine, Linker, Store};
+
+    /// The error text of calling `f`, which lifts the core `body` (returning
+    /// `core`) as component type `ty`.
+    fn trap_of(ty: &str, core: &str, body: &str) -> String {
+        let wat = format!(
+            r#"(component
+  (core module $M (memory (export "mem") 1) (func (export "f") (result {core}) {body}))
+  (core instance $m (instantiate $M))
+  (type $T0 {ty})
+  (export $T "t" (type $T0))
+  (func (export "f") (result $T) (canon lift (core func $m "f") (memory (core memory $m "mem")))))"#
+        );
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
+        let mut store = Store::new(&engine, ());
+        let instance = Linker::default().instantiate(&mut store, &component).unwrap();
+        let f = instance.get_func(&store, "f").unwrap();
+        format!("{:#}", f.call(&mut store, &[]).expect_err("expected a trap"))
+    }
+
+    /// The spec tests match `invalid variant discriminant`, wasmtime's
+    /// `discriminant N out of range [0..CASES)`: the trap says both, flat
+    /// and loaded from memory.
+    #[test]
+    fn a_bad_discriminant_says_it_is_out_of_the_cases_range() {
+        let flat = trap_of(r#"(enum "a" "b" "c")"#, "i32", "(i32.const 3)");
+        assert!(
+            flat.contains("invalid variant discriminant: discriminant 3 out of range [0..3)"),
+            "{flat}"
+        );
+        let stored = trap_of(
+            r#"(variant (case "a" u32) (case "b"))"#,
+            "i32",
+            "(i32.store8 (i32.const 0) (i32.const 2)) (i32.const 0)",
+        );
+        assert!(
+            stored.contains("invalid variant discriminant: discriminant 2 out of range [0..2)"),
+            "{stored}"
+        );
+    }
+}

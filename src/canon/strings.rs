@@ -547,3 +547,417 @@ fn inflate_latin1<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, n: u32) -> Result<(), Tra
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Component, Engine, Linker, Store};
+
+    /// A bump `realloc` from `$next` that grows memory as needed and keeps the
+    /// old contents; with `log`, it first appends its four arguments to the
+    /// log at 1024 (read with the callee's `log` export).
+    fn bump_realloc(log: bool) -> String {
+        let log = if log {
+            "(call $log (local.get $old)) (call $log (local.get $osize)) (call $log (local.get $align)) (call $log (local.get $nsize))"
+        } else {
+            ""
+        };
+        format!(
+            r#"(func (export "realloc") (param $old i32) (param $osize i32) (param $align i32) (param $nsize i32) (result i32)
+        (local $r i32)
+        {log}
+        (local.set $r (i32.and (i32.add (global.get $next) (i32.sub (local.get $align) (i32.const 1)))
+                               (i32.sub (i32.const 0) (local.get $align))))
+        (global.set $next (i32.add (local.get $r) (local.get $nsize)))
+        (if (i32.gt_u (global.get $next) (i32.shl (memory.size) (i32.const 16)))
+          (then (if (i32.eq (i32.const -1) (memory.grow (i32.shr_u (i32.add (i32.sub (global.get $next)
+                    (i32.shl (memory.size) (i32.const 16))) (i32.const 65535)) (i32.const 16))))
+                  (then unreachable))))
+        (if (local.get $old) (then (memory.copy (local.get $r) (local.get $old)
+          (select (local.get $osize) (local.get $nsize) (i32.lt_u (local.get $osize) (local.get $nsize))))))
+        (local.get $r))"#
+        )
+    }
+
+    /// `$Callee` lifts `echo(s) -> s` with `enc`, and `log` (its realloc calls
+    /// as (old, old size, align, new size) quadruples); `realloc` replaces
+    /// the logging bump allocator.
+    fn callee(enc: &str, realloc: Option<&str>) -> String {
+        let realloc = realloc.map_or_else(|| bump_realloc(true), str::to_owned);
+        format!(
+            r#"(component $Callee
+    (core module $M
+      (memory (export "mem") 1)
+      (global $next (mut i32) (i32.const 4096))
+      (global $logged (mut i32) (i32.const 0))
+      (func $log (param i32)
+        (if (i32.lt_u (global.get $logged) (i32.const 3072))
+          (then (i32.store (i32.add (i32.const 1024) (global.get $logged)) (local.get 0))
+                (global.set $logged (i32.add (global.get $logged) (i32.const 4))))))
+      {realloc}
+      (func (export "echo") (param i32 i32) (result i32)
+        (i32.store (i32.const 0) (local.get 0))
+        (i32.store (i32.const 4) (local.get 1))
+        (i32.const 0))
+      (func (export "log") (result i32)
+        (i32.store (i32.const 8) (i32.const 1024))
+        (i32.store (i32.const 12) (i32.shr_u (global.get $logged) (i32.const 2)))
+        (i32.const 8)))
+    (core instance $m (instantiate $M))
+    (func (export "echo") (param "s" string) (result string)
+      (canon lift (core func $m "echo") (memory (core memory $m "mem")) (realloc (core func $m "realloc"))
+        string-encoding={enc}))
+    (func (export "log") (result (list u32)) (canon lift (core func $m "log") (memory (core memory $m "mem")))))"#
+        )
+    }
+
+    /// `$Caller` lowers `echo` with `enc`: `run(s)` passes a host string
+    /// through it and returns the echo, `raw(ptr, units)` passes whatever is
+    /// at `ptr` in its memory (of `pages` pages, filled with `poke`).
+    fn caller(enc: &str, pages: u32) -> String {
+        let realloc = bump_realloc(false);
+        format!(
+            r#"(component $Caller
+    (import "echo" (func $echo (param "s" string) (result string)))
+    (core module $Libc
+      (memory (export "mem") {pages})
+      (global $next (mut i32) (i32.const 65536))
+      {realloc}
+      (func (export "poke") (param i32 i32) (i32.store8 (local.get 0) (local.get 1))))
+    (core instance $libc (instantiate $Libc))
+    (core func $echo' (canon lower (func $echo) (memory (core memory $libc "mem"))
+      (realloc (core func $libc "realloc")) string-encoding={enc}))
+    (core module $Main
+      (import "" "echo" (func $echo (param i32 i32 i32)))
+      (func (export "run") (param i32 i32) (result i32)
+        (call $echo (local.get 0) (local.get 1) (i32.const 8))
+        (i32.const 8))
+      (func (export "raw") (param i32 i32)
+        (call $echo (local.get 0) (local.get 1) (i32.const 8))))
+    (core instance $main (instantiate $Main (with "" (instance (export "echo" (func $echo'))))))
+    (func (export "run") (param "s" string) (result string)
+      (canon lift (core func $main "run") (memory (core memory $libc "mem")) (realloc (core func $libc "realloc"))
+        string-encoding={enc}))
+    (func (export "raw") (param "p" u32) (param "n" u32) (canon lift (core func $main "raw")))
+    (func (export "poke") (param "at" u32) (param "b" u8) (canon lift (core func $libc "poke"))))"#
+        )
+    }
+
+    struct Pair {
+        store: Store<()>,
+        instance: crate::Instance,
+    }
+
+    impl Pair {
+        fn new(from: &str, to: &str) -> Self {
+            Self::with(&caller(from, 2), &callee(to, None))
+        }
+
+        fn with(caller: &str, callee: &str) -> Self {
+            let wat = format!(
+                r#"(component
+  {callee}
+  {caller}
+  (instance $callee (instantiate $Callee))
+  (instance $caller (instantiate $Caller (with "echo" (func $callee "echo"))))
+  (export "run" (func $caller "run"))
+  (export "raw" (func $caller "raw"))
+  (export "poke" (func $caller "poke"))
+  (export "log" (func $callee "log")))"#
+            );
+            let engine = Engine::default();
+            let component = Component::new(&engine, wat.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
+            let mut store = Store::new(&engine, ());
+            let instance = Linker::default().instantiate(&mut store, &component).unwrap();
+            Pair { store, instance }
+        }
+
+        fn call(&mut self, f: &str, args: &[Val]) -> anyhow::Result<Vec<Val>> {
+            let func = self.instance.get_func(&self.store, f).unwrap();
+            func.call(&mut self.store, args)
+        }
+
+        fn run(&mut self, s: &str) -> anyhow::Result<String> {
+            match self.call("run", &[Val::String(s.into())])?.as_slice() {
+                [Val::String(s)] => Ok(s.clone()),
+                other => panic!("run returned {other:?}"),
+            }
+        }
+
+        fn poke(&mut self, at: u32, bytes: &[u8]) {
+            for (i, b) in bytes.iter().enumerate() {
+                self.call("poke", &[Val::U32(at + i as u32), Val::U8(*b)]).unwrap();
+            }
+        }
+
+        /// `raw(ptr, units)`: the error text of its trap.
+        fn raw_trap(&mut self, ptr: u32, units: u32) -> String {
+            let e = self
+                .call("raw", &[Val::U32(ptr), Val::U32(units)])
+                .expect_err("expected a trap");
+            format!("{e:#}")
+        }
+
+        fn log(&mut self) -> Vec<u32> {
+            match self.call("log", &[]).unwrap().as_slice() {
+                [Val::List(vs)] => vs
+                    .iter()
+                    .map(|v| match v {
+                        Val::U32(x) => *x,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect(),
+                other => panic!("log returned {other:?}"),
+            }
+        }
+    }
+
+    const ENCODINGS: [&str; 3] = ["utf8", "utf16", "latin1+utf16"];
+
+    /// Strings whose characters straddle the 64 KiB chunks in every source
+    /// encoding, and latin1 runs longer than a chunk.
+    fn samples() -> Vec<String> {
+        vec![
+            String::new(),
+            "hello".into(),
+            "héllo ÿ".into(),
+            "h☃ snowman".into(),
+            "🍰 cake, aé☃🍰".into(),
+            format!("{}☃{}", "a".repeat(CHUNK - 1), "é".repeat(100)),
+            format!("{}🍰{}", "a".repeat(CHUNK / 2 - 1), "b".repeat(10)),
+            format!("a{}", "é".repeat(CHUNK + 3)),
+            format!("{}☃", "é".repeat(CHUNK + 3)),
+            format!("{}🍰x", "é".repeat(CHUNK / 2 - 1)),
+        ]
+    }
+
+    #[test]
+    fn strings_cross_between_every_pair_of_encodings_both_ways() {
+        for from in ENCODINGS {
+            for to in ENCODINGS {
+                let mut pair = Pair::new(from, to);
+                for s in samples() {
+                    let got = pair.run(&s).unwrap_or_else(|e| panic!("{from} -> {to}: {e:#}"));
+                    assert!(
+                        got == s,
+                        "{from} -> {to} -> {from} changed a string of {} bytes",
+                        s.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// The receiver's realloc calls for (old size, align, new size) calls of
+    /// the bump allocator from 4096.
+    fn bump_log(calls: &[(u32, u32, u32)]) -> Vec<u32> {
+        let (mut next, mut prev, mut log) = (4096u32, 0u32, Vec::new());
+        for &(osize, align, nsize) in calls {
+            let r = next.div_ceil(align) * align;
+            log.extend([if log.is_empty() { 0 } else { prev }, osize, align, nsize]);
+            next = r + nsize;
+            prev = r;
+        }
+        log
+    }
+
+    /// The receiver's allocations are wasmtime's: sized from the source's
+    /// code units, before anything is transcoded, grown to the worst case
+    /// when a first pass stops, and shrunk to fit.
+    #[test]
+    fn the_receiver_allocates_as_wasmtimes_adapters_do() {
+        let cases: [(&str, &str, &str, &[(u32, u32, u32)]); 11] = [
+            ("utf8", "utf8", "☃", &[(0, 1, 3)]),
+            ("utf16", "utf16", "☃", &[(0, 2, 2)]),
+            ("utf8", "utf16", "é", &[(0, 2, 4), (4, 2, 2)]),
+            ("utf16", "utf8", "aé", &[(0, 1, 2), (2, 1, 6), (6, 1, 3)]),
+            ("utf16", "utf8", "ab", &[(0, 1, 2)]),
+            ("latin1+utf16", "utf8", "é", &[(0, 1, 1), (1, 1, 2)]),
+            ("latin1+utf16", "utf16", "é", &[(0, 2, 2)]),
+            ("latin1+utf16", "latin1+utf16", "A☃", &[(0, 2, 4)]),
+            ("utf8", "latin1+utf16", "é", &[(0, 2, 2), (2, 2, 1)]),
+            ("utf8", "latin1+utf16", "é☃", &[(0, 2, 5), (5, 2, 10), (10, 2, 4)]),
+            ("utf16", "latin1+utf16", "é☃", &[(0, 2, 2), (2, 2, 4)]),
+        ];
+        for (from, to, s, calls) in cases {
+            let mut pair = Pair::new(from, to);
+            assert_eq!(pair.run(s).unwrap(), s);
+            assert_eq!(pair.log(), bump_log(calls), "{from} -> {to} of {s:?}");
+        }
+    }
+
+    /// wasmtime reads the string only after the receiver's realloc: an
+    /// invalid string whose receiver's realloc traps reports the realloc.
+    #[test]
+    fn the_receivers_realloc_runs_before_the_string_is_read() {
+        let unreachable = r#"(func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)"#;
+        for to in ENCODINGS {
+            let mut pair = Pair::with(&caller("utf8", 2), &callee(to, Some(unreachable)));
+            pair.poke(65536, &[0xff]);
+            let e = pair.raw_trap(65536, 1);
+            assert!(e.contains("unreachable"), "utf8 -> {to}: {e}");
+        }
+    }
+
+    #[test]
+    fn invalid_strings_trap_even_past_the_first_chunk() {
+        let at = 65536;
+        for to in ENCODINGS {
+            let mut pair = Pair::with(&caller("utf8", 4), &callee(to, None));
+            pair.poke(at + CHUNK as u32 + 7, &[0xc3]);
+            let e = pair.raw_trap(at, CHUNK as u32 + 8);
+            assert!(e.contains("invalid utf8 encoding"), "utf8 -> {to}: {e}");
+
+            // A lone high surrogate, after a non-ASCII character so that
+            // first passes stop before it.
+            let mut pair = Pair::with(&caller("utf16", 4), &callee(to, None));
+            pair.poke(at + 2, &[0xe9, 0x00]);
+            pair.poke(at + 2 * CHUNK as u32 + 10, &[0x00, 0xd8]);
+            let e = pair.raw_trap(at, CHUNK as u32 + 8);
+            assert!(e.contains("invalid utf16 encoding"), "utf16 -> {to}: {e}");
+        }
+    }
+
+    /// The spec's 2^28-1 limit is the host's; between components wasmtime's
+    /// 2^31-1 applies, so a 2^28-byte string reaches the receiver's realloc.
+    #[test]
+    fn strings_between_components_may_exceed_the_hosts_limit() {
+        let unreachable = r#"(func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)"#;
+        let mut pair = Pair::with(&caller("utf8", (1 << 12) + 1), &callee("utf8", Some(unreachable)));
+        let e = pair.raw_trap(0, 1 << 28);
+        assert!(e.contains("unreachable"), "{e}");
+    }
+
+    #[test]
+    fn the_receivers_byte_length_is_limited_to_2_31_minus_1() {
+        let max = MAX_ADAPTER_STRING_BYTE_LENGTH;
+        assert!(validate_string_length(max, 1).is_ok());
+        assert_eq!(validate_string_length(max + 1, 1), Err(out_of_bounds()));
+        assert!(validate_string_length(0x3fff_ffff, 2).is_ok());
+        assert_eq!(validate_string_length(0x4000_0000, 2), Err(out_of_bounds()));
+        assert!(validate_string_length(715_827_882, 3).is_ok());
+        assert_eq!(validate_string_length(715_827_883, 3), Err(out_of_bounds()));
+    }
+
+    #[test]
+    fn the_senders_pointer_is_checked_for_alignment_then_bounds() {
+        let mut pair = Pair::new("utf16", "utf8");
+        assert!(pair.raw_trap(65537, 0).contains("unaligned pointer"));
+        let mut pair = Pair::new("latin1+utf16", "utf8");
+        assert!(pair.raw_trap(65537, 1).contains("unaligned pointer"));
+        let mut pair = Pair::new("utf8", "utf8");
+        assert!(pair.raw_trap(2 * 65536 - 1, 2).contains("string content out-of-bounds"));
+        let mut pair = Pair::new("utf16", "utf16");
+        assert!(pair.raw_trap(2 * 65536 - 2, 2).contains("string content out-of-bounds"));
+    }
+
+    /// Every realloc result is checked (wasmtime's strings.wast: a shrink of
+    /// a utf16-tagged string that turns out latin1 returns a bad pointer).
+    #[test]
+    fn every_realloc_result_is_checked() {
+        let second_unaligned = r#"(func (export "realloc") (param $old i32) (param i32 i32 i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $old)) (then (i32.const 2)) (else (i32.const 3))))"#;
+        let mut pair = Pair::with(
+            &caller("latin1+utf16", 2),
+            &callee("latin1+utf16", Some(second_unaligned)),
+        );
+        pair.poke(65536, b"A\0A\0");
+        let e = pair.raw_trap(65536, UTF16_TAG | 2);
+        assert!(e.contains("unaligned pointer"), "{e}");
+
+        let beyond = r#"(func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 65535))"#;
+        let mut pair = Pair::with(&caller("utf8", 2), &callee("utf8", Some(beyond)));
+        let e = pair.raw_trap(65536, 2);
+        assert!(e.contains("string content out-of-bounds"), "{e}");
+    }
+
+    /// The error text of calling `f` of a component lifting a string `f`
+    /// that returns (ptr, units) with `enc`.
+    fn host_lift_trap(enc: &str, ptr: u32, units: u32) -> String {
+        let wat = format!(
+            r#"(component
+  (core module $M
+    (memory (export "mem") 1)
+    (func (export "f") (result i32)
+      (i32.store (i32.const 0) (i32.const {ptr})) (i32.store (i32.const 4) (i32.const {units})) (i32.const 0)))
+  (core instance $m (instantiate $M))
+  (func (export "f") (result string) (canon lift (core func $m "f") (memory (core memory $m "mem")) string-encoding={enc})))"#,
+            units = units as i32
+        );
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat.as_bytes()).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Linker::default().instantiate(&mut store, &component).unwrap();
+        let f = instance.get_func(&store, "f").unwrap();
+        format!("{:#}", f.call(&mut store, &[]).expect_err("expected a trap"))
+    }
+
+    /// The host's unaligned-string trap is worded as wasmtime's `WasmStr`.
+    #[test]
+    fn an_unaligned_string_for_the_host_names_its_alignment() {
+        assert!(host_lift_trap("utf16", 17, 1).contains("string pointer not aligned to 2"));
+        assert!(host_lift_trap("latin1+utf16", 17, 1).contains("string pointer not aligned to 2"));
+        assert!(host_lift_trap("latin1+utf16", 17, UTF16_TAG | 1).contains("string pointer not aligned to 2"));
+        // Bounds are checked after alignment, with the spec tests' words.
+        assert!(host_lift_trap("utf16", 65534, 2).contains("string pointer/length out of bounds of memory"));
+    }
+
+    #[test]
+    fn chunks_end_on_character_boundaries() {
+        use SourceEncoding::*;
+        assert_eq!(whole_characters(b"ab", Utf8), 2);
+        assert_eq!(whole_characters("a☃".as_bytes(), Utf8), 4);
+        assert_eq!(whole_characters(&"a☃".as_bytes()[..3], Utf8), 1);
+        assert_eq!(whole_characters(&"a🍰".as_bytes()[..4], Utf8), 1);
+        // Four continuation bytes are invalid whatever follows: kept, so
+        // that validation traps on them.
+        assert_eq!(whole_characters(&[0x61, 0x80, 0x80, 0x80, 0x80], Utf8), 5);
+        let cake: Vec<u8> = "a🍰".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(whole_characters(&cake, Utf16), 6);
+        assert_eq!(whole_characters(&cake[..4], CompactUtf16), 2);
+        assert_eq!(whole_characters(&[0xc3], CompactLatin1), 1);
+    }
+
+    #[test]
+    fn the_latin1_prefix_of_utf8_is_encoding_rs_s() {
+        let mut out = Vec::new();
+        assert_eq!(utf8_to_latin1("aéÿ☃".as_bytes(), &mut out), 5);
+        assert_eq!(out, [b'a', 0xe9, 0xff]);
+        out.clear();
+        // A lead byte without its continuation stops the prefix.
+        assert_eq!(utf8_to_latin1(&[b'a', 0xc3, b'b'], &mut out), 1);
+        assert_eq!(utf8_to_latin1(&[0xc3], &mut out), 0);
+    }
+
+    /// A string in transit lowered anywhere but in an adapter is an internal
+    /// error, never a read of the sender's memory for a host.
+    #[test]
+    fn a_string_in_transit_cannot_be_lowered_for_the_host() {
+        use crate::canon::limits::Limits;
+        use crate::canon::state::StoreData;
+        let engine = wasmi::Engine::default();
+        let mut store = wasmi::Store::new(&engine, StoreData::new((), Limits::default()));
+        let memory = wasmi::Memory::new(&mut store, wasmi::MemoryType::new(1, None)).unwrap();
+        let s = AdapterString {
+            memory,
+            ptr: 0,
+            units: 1,
+            encoding: SourceEncoding::Utf8,
+        };
+        let opts = super::super::Options {
+            memory: Some(memory),
+            ..Default::default()
+        };
+        let mut cx = Cx::new(wasmi::AsContextMut::as_context_mut(&mut store), &opts, Site::Host);
+        let e = store_adapter_string(&mut cx, &s).unwrap_err();
+        assert!(e.to_string().contains("internal error"), "{e}");
+        let e = super::super::lower::lower_flat(
+            &mut cx,
+            &Val::AdapterString(s),
+            &crate::values::Type::String,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("internal error"), "{e}");
+    }
+}
