@@ -113,7 +113,9 @@ impl Mem<'_> {
     /// An `iovec_array` / `ciovec_array` (`ptr`, `len` elements of 8 bytes,
     /// aligned to 4).
     pub fn iovecs(&self, ptr: u32, len: u32) -> Result<Vec<Iovec>> {
-        let size = len.checked_mul(8).ok_or_else(|| Error::trap("iovec array too long"))?;
+        let size = len
+            .checked_mul(8)
+            .ok_or_else(|| Error::trap(format!("pointer out of bounds: an iovec array of {len} elements")))?;
         self.aligned(ptr, size, 4)?;
         (0..len)
             .map(|i| {
