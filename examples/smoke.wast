@@ -36,4 +36,4 @@
 ;; An import nobody provides cannot link.
 (assert_unlinkable
   (component (import "missing" (func (param "x" u32))))
-  "is not defined")
+  "was not found")

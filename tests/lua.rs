@@ -361,7 +361,9 @@ return { main = function(ms) local r, err = funcs.call("l:nap", ms) return r or 
         out.iter().find(|v| v.is_err())
     );
     eprintln!("1000 concurrent Lua → sleeping WASM calls (100 ms) on one thread: {took:?}");
-    assert!(took < Duration::from_millis(600), "{took:?}");
+    // One after another they would take 100 s; the bound leaves room for
+    // a loaded machine.
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[test]

@@ -636,18 +636,21 @@ const KNOWN_OTHER_KINDS: &[&str] = &[
 /// # Errors
 /// Only if `path` itself cannot be read, or a folder has no `_index.yaml`.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let mut files = Vec::new();
-    if path.is_dir() {
-        collect(path, &mut files)?;
+    let mut loaded = Loaded::default();
+    let files = if path.is_dir() {
+        let (files, refused) = super::files::index_files(path)?;
+        loaded
+            .problems
+            .extend(refused.into_iter().map(|message| Problem { id: None, message }));
         if files.is_empty() {
             bail!("{}: no _index.yaml files found", path.display());
         }
+        files
     } else if path.is_file() {
-        files.push(path.to_path_buf());
+        vec![path.to_path_buf()]
     } else {
         bail!("{}: no such file or folder", path.display());
-    }
-    let mut loaded = Loaded::default();
+    };
     for f in files {
         let entries = match load_file(&f, &mut loaded) {
             Ok(e) => e,
@@ -679,27 +682,66 @@ pub fn load(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut items: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow!("{}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    items.sort();
-    for p in items {
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.file_name().is_some_and(|n| n == "_index.yaml") {
-            out.push(p);
+/// YAML nested deeper than this is refused before it is parsed (the parse
+/// of deep nesting is quadratic).
+const MAX_YAML_DEPTH: usize = 64;
+
+/// The deepest nesting of a YAML text, over-estimated cheaply: flow
+/// brackets open outside quotes, plus block indentation and `- ` items.
+/// The contents of block scalars (`|`, `>`: inline Lua, say) are text.
+fn yaml_depth(text: &str) -> usize {
+    let mut deepest = 0;
+    let mut flow = 0usize;
+    // The indentation of a line that opened a block scalar.
+    let mut scalar: Option<usize> = None;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        match scalar {
+            Some(at) if body.is_empty() || indent > at => continue,
+            _ => scalar = None,
         }
+        let mut block = indent / 2;
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("? ")) {
+            block += 1;
+            rest = r.trim_start_matches(' ');
+        }
+        let mut quote = None;
+        for c in rest.chars() {
+            match (quote, c) {
+                (None, '#') => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    deepest = deepest.max(flow + block);
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let head = rest.split(" #").next().unwrap_or_default().trim_end();
+        if flow == 0
+            && head
+                .trim_end_matches(['-', '+', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+                .ends_with(['|', '>'])
+        {
+            scalar = Some(indent);
+        }
+        deepest = deepest.max(flow + block);
     }
-    Ok(())
+    deepest
 }
 
 /// Reads a file's entries; an entry that does not parse is a problem of
 /// its own, recorded in `loaded`.
 fn load_file(file: &Path, loaded: &mut Loaded) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
+    let bytes = super::files::read_capped(file, super::files::MAX_DEFINITION_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", file.display()))?;
+    if yaml_depth(&text) > MAX_YAML_DEPTH {
+        bail!("{}: nested more than {MAX_YAML_DEPTH} levels deep", file.display());
+    }
     let doc: FileDoc = serde_yaml::from_str(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let mut out = Vec::new();
     for (i, raw) in doc.entries.iter().enumerate() {

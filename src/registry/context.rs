@@ -3,6 +3,7 @@
 //! env, mounts, network).
 
 use super::config::{self, Entry, EnvStorage, FunctionSpec, Kind};
+use super::files;
 use super::Inner;
 use crate::wasi::WasiCtx;
 use anyhow::{anyhow, Result};
@@ -21,25 +22,14 @@ impl Inner {
             .ok_or_else(|| Self::fail(from, field, format!("no entry `{id}`")))
     }
 
-    /// A `file://` path of `entry`, relative to its definition file, which
-    /// must stay inside the registry folder.
-    pub(super) fn registry_file(&self, entry: &Entry, field: &str, rel: &str) -> Result<PathBuf> {
+    /// Reads a `file://` path of `entry`, relative to its definition file,
+    /// which must stay inside the registry folder; returns its real path
+    /// and contents.
+    pub(super) fn registry_file(&self, entry: &Entry, field: &str, rel: &str) -> Result<(PathBuf, Vec<u8>)> {
         let path = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
-        let real = path
-            .canonicalize()
-            .map_err(|e| Self::fail(entry, field, format!("cannot read {}: {e}", path.display())))?;
-        if !real.starts_with(&self.root) {
-            return Err(Self::fail(
-                entry,
-                field,
-                format!(
-                    "{} is outside the registry folder {}",
-                    path.display(),
-                    self.root.display()
-                ),
-            ));
-        }
-        Ok(real)
+        let real = files::within(&self.root, &path, "the registry folder").map_err(|e| Self::fail(entry, field, e))?;
+        let bytes = files::read_capped(&real, files::MAX_CODE_BYTES).map_err(|e| Self::fail(entry, field, e))?;
+        Ok((real, bytes))
     }
 
     /// The host folder of an `fs.directory` reference.

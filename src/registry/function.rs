@@ -4,6 +4,7 @@
 //! caller's executor, or on the entry's own worker threads.
 
 use super::config::{Entry, FunctionSpec};
+use super::files;
 use super::imports::{self, Grants};
 use super::{CallCtx, Inner, Registry};
 use crate::component::wrap::{componentize_core, imports_preview1, is_core_module};
@@ -15,7 +16,7 @@ use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
@@ -97,6 +98,9 @@ impl Inner {
             }
         };
         self.check_imports(entry, spec, &component, adapted)?;
+        // Mounts, variables and the network policy resolve now, so that
+        // `check` reports a broken reference rather than the first call.
+        self.wasi_ctx(&entry.id, spec)?;
         let Some(ty) = export_type(&component, &spec.method) else {
             return Err(Self::fail(
                 entry,
@@ -132,20 +136,21 @@ impl Inner {
         if spec.wat {
             let source = spec.source.as_deref().unwrap_or_default();
             let bytes = match source.strip_prefix("file://") {
-                Some(rel) => {
-                    let p = entry.file.parent().unwrap_or(Path::new(".")).join(rel);
-                    std::fs::read(&p)
-                        .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", p.display())))?
-                }
+                Some(rel) => self.registry_file(entry, "source", rel)?.1,
                 None => source.as_bytes().to_vec(),
             };
             let digest = Sha256::digest(&bytes).into();
             return Ok((bytes, digest));
         }
+        // `path` is inside the `fs.directory` (a leading `/` is its top).
         let dir = self.directory(entry, "fs", spec.fs.as_deref().unwrap_or_default())?;
+        let real_dir = dir
+            .canonicalize()
+            .map_err(|e| Self::fail(entry, "fs", format!("cannot read {}: {e}", dir.display())))?;
         let path = dir.join(spec.path.as_deref().unwrap_or_default().trim_start_matches('/'));
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Self::fail(entry, "path", format!("cannot read {}: {e}", path.display())))?;
+        let bytes = files::within(&real_dir, &path, "its fs.directory")
+            .and_then(|real| files::read_capped(&real, files::MAX_CODE_BYTES))
+            .map_err(|e| Self::fail(entry, "path", e))?;
         let want = spec
             .hash
             .as_deref()

@@ -9,6 +9,7 @@
 
 pub mod config;
 mod context;
+mod files;
 pub mod funcs;
 mod function;
 pub mod http;

@@ -73,9 +73,7 @@ impl Inner {
     pub(super) fn lua_code(&self, entry: &Entry, spec: &LuaSpec) -> Result<LuaCode> {
         let (source, chunk_name) = match spec.source.strip_prefix("file://") {
             Some(rel) => {
-                let path = self.registry_file(entry, "source", rel)?;
-                let text = std::fs::read(&path)
-                    .map_err(|e| Self::fail(entry, "source", format!("cannot read {}: {e}", path.display())))?;
+                let (path, text) = self.registry_file(entry, "source", rel)?;
                 (text, format!("@{}", path.display()))
             }
             None => (spec.source.clone().into_bytes(), format!("={}", entry.id)),
