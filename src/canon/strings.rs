@@ -766,7 +766,9 @@ mod tests {
     /// when a first pass stops, and shrunk to fit.
     #[test]
     fn the_receiver_allocates_as_wasmtimes_adapters_do() {
-        let cases: [(&str, &str, &str, &[(u32, u32, u32)]); 11] = [
+        /// (sender's encoding, receiver's, string, realloc calls).
+        type Case = (&'static str, &'static str, &'static str, &'static [(u32, u32, u32)]);
+        let cases: [Case; 11] = [
             ("utf8", "utf8", "☃", &[(0, 1, 3)]),
             ("utf16", "utf16", "☃", &[(0, 2, 2)]),
             ("utf8", "utf16", "é", &[(0, 2, 4), (4, 2, 2)]),
