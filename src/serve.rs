@@ -286,6 +286,7 @@ impl ProxyHandler {
         self.pool
             .with(
                 &self.name,
+                false,
                 || self.instantiate(),
                 async |w: &mut Warm| {
                     let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);

@@ -29,7 +29,7 @@ fn scratch(name: &str) -> PathBuf {
 /// The test guests in `dir`, and registry entries for them (namespace `p`).
 fn entries(dir: &Path) -> String {
     for (from, to) in [("tests/process.wat", "process.wat"), ("tests/nap.wat", "nap.wat")] {
-        std::fs::copy(root().join(from), dir.join(to)).unwrap();
+        std::fs::copy(root().join(from), dir.join("bin").join(to)).unwrap();
     }
     std::fs::copy(root().join("tests/c_registry/guest.wasm"), dir.join("bin/guest.wasm")).unwrap();
     std::fs::copy(
@@ -41,7 +41,7 @@ fn entries(dir: &Path) -> String {
     std::fs::write(dir.join("bin/hello_cmd.wasm"), hello_cmd).unwrap();
     let hash = |f: &str| common::sha256(&dir.join("bin").join(f));
     let wat = |name: &str, file: &str, method: &str, extra: &str| {
-        format!("  - name: {name}\n    kind: process.wasm\n    fs: bin\n    path: /../{file}\n    hash: sha256:{}\n    method: {method}\n{extra}", common::sha256(&dir.join(file)))
+        format!("  - name: {name}\n    kind: process.wasm\n    fs: bin\n    path: /{file}\n    hash: sha256:{}\n    method: {method}\n{extra}", common::sha256(&dir.join("bin").join(file)))
     };
     let mut out = String::from("  - name: bin\n    kind: fs.directory\n    directory: ./bin\n");
     out += &format!("  - name: hello\n    kind: function.wasm\n    fs: bin\n    path: /hello.wasm\n    hash: sha256:{}\n    method: hello\n", hash("hello.wasm"));

@@ -113,22 +113,41 @@ impl<W> Pool<W> {
     /// Runs `call` with a warm instance (or one made by `make`), waiting for
     /// a free slot. After a successful call the instance goes back to the
     /// pool if `keep` says so.
+    ///
+    /// `reentrant`: the caller is itself inside a call of this pool (one
+    /// function calling itself through `funcs`), so the slot it would wait
+    /// for may be its own. With none free now, the call gets an instance
+    /// of its own, dropped afterwards; the call depth limit bounds these.
     pub async fn with<R>(
         &self,
         id: &str,
+        reentrant: bool,
         make: impl FnOnce() -> Result<W>,
         call: impl AsyncFnOnce(&mut W) -> Result<R>,
         keep: impl FnOnce(&mut W) -> bool,
     ) -> Result<R> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
-        if let PoolKind::Static { queue, .. } = self.kind {
-            if queued >= queue && self.permits.try_acquire().is_none() {
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                bail!("`{id}` is overloaded: its static pool's queue of {queue} waiting calls is full");
+        let permit = match self.permits.try_acquire() {
+            Some(permit) => permit,
+            None if reentrant => {
+                let mut w = make()?;
+                self.count_created();
+                let result = call(&mut w).await;
+                self.retire(1);
+                return result;
             }
-        }
-        let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+            None => {
+                let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+                if let PoolKind::Static { queue, .. } = self.kind {
+                    if queued >= queue {
+                        self.waiting.fetch_sub(1, Ordering::SeqCst);
+                        bail!("`{id}` is overloaded: its static pool's queue of {queue} waiting calls is full");
+                    }
+                }
+                let permit = self.permits.acquire().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit
+            }
+        };
         let mut w = match self.take_or_wait().await {
             Some(w) => w,
             None => {
@@ -267,7 +286,7 @@ mod tests {
     use super::*;
 
     fn run(p: &Pool<u32>) -> Result<u32> {
-        crate::dispatch::block_on(p.with("t:x", || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
+        crate::dispatch::block_on(p.with("t:x", false, || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
     }
 
     #[test]
@@ -302,7 +321,7 @@ mod tests {
     #[test]
     fn an_instance_not_kept_is_retired() {
         let pool: Pool<u32> = Pool::new(PoolKind::Inline);
-        let r = crate::dispatch::block_on(pool.with("t:x", || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
+        let r = crate::dispatch::block_on(pool.with("t:x", false, || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
         assert_eq!(r.unwrap(), 7);
         assert_eq!((pool.stats().created, pool.stats().live), (1, 0));
     }

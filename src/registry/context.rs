@@ -107,6 +107,33 @@ impl Inner {
         Ok(value.or_else(|| v.default.clone()))
     }
 
+    /// Resolves what the WASI context of entry `id` refers to (variables
+    /// and their storages, mounted folders, the network policy) without
+    /// reading values, so that `check` reports a broken reference; a
+    /// required variable that is unset is an error of the call.
+    pub(super) fn check_references(&self, id: &str, spec: &FunctionSpec) -> Result<()> {
+        let entry = &self.entries[id];
+        for (i, m) in spec.wasi.env.iter().enumerate() {
+            let field = format!("wasi.env[{i}]");
+            let target = self.entry(entry, &field, &m.id)?;
+            let Kind::EnvVariable(v) = &target.kind else {
+                return Err(Self::fail(
+                    entry,
+                    &field,
+                    format!("`{}` is not an env.variable", target.id),
+                ));
+            };
+            self.storage(target, &v.storage)?;
+        }
+        for (i, m) in spec.wasi.mounts.iter().enumerate() {
+            self.directory_mode(entry, &format!("wasi.mounts[{i}].fs"), &m.fs)?;
+        }
+        if spec.imports.iter().any(|i| i == "wasi:sockets") {
+            network_policy(spec).map_err(|e| Self::fail(entry, "network", e))?;
+        }
+        Ok(())
+    }
+
     /// The WASI context of one call of entry `id`: args, cwd, env, mounts.
     pub(super) fn wasi_ctx(&self, id: &str, spec: &FunctionSpec) -> Result<WasiCtx> {
         let entry = &self.entries[id];

@@ -2,6 +2,7 @@
 //! functions by ID. The caller is suspended while the callee runs (the
 //! callee's call is the host future), and every failure is `err(message)`.
 
+use super::chain::Chain;
 use super::{CallCtx, Registry, MAX_CALL_DEPTH};
 use crate::values::Type;
 use crate::values::Val;
@@ -39,19 +40,19 @@ impl Input {
     }
 }
 
-/// Calls `target` for a guest `depth` calls deep; the output is text or
-/// bytes as the guest asked.
-pub(crate) async fn call(registry: Registry, target: String, input: Input, depth: u32) -> Result<Input> {
+/// Calls `target` for a guest in `chain`; the output is text or bytes as
+/// the guest asked.
+pub(crate) async fn call(registry: Registry, target: String, input: Input, chain: Chain) -> Result<Input> {
     if !target.contains(':') || target.starts_with(':') || target.ends_with(':') {
         bail!("invalid target `{target}`: expected `namespace:name`");
     }
-    if depth > MAX_CALL_DEPTH {
+    if chain.depth() > MAX_CALL_DEPTH {
         bail!("call depth limit ({MAX_CALL_DEPTH}) exceeded calling `{target}`");
     }
     let as_bytes = matches!(input, Input::Bytes(_));
     if let Some(f) = registry.lua_function(&target) {
         return f
-            .call_input(std::sync::Arc::downgrade(&registry.inner), input, depth)
+            .call_input(std::sync::Arc::downgrade(&registry.inner), input, chain)
             .await;
     }
     if registry.native(&target).is_none() {
@@ -62,11 +63,11 @@ pub(crate) async fn call(registry: Registry, target: String, input: Input, depth
             _ => None,
         };
         if let Some(arg) = direct {
-            let out = registry.call_at(&target, vec![arg], depth).await?;
+            let out = registry.call_at(&target, vec![arg], chain).await?;
             return output(out.first(), ty.result.as_ref(), as_bytes);
         }
     }
-    let result = registry.call_json_async(&target, input.json_args()?, depth).await?;
+    let result = registry.call_json_async(&target, input.json_args()?, chain).await?;
     let text = match result {
         Json::String(s) => s,
         other => other.to_string(),
@@ -138,19 +139,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallCtx>) {
     let i = linker.instance(INTERFACE);
     i.func_async("call-string", |cx, args| {
         let (target, input) = (string_arg(&args[0])?, string_arg(&args[1])?);
-        let (registry, depth) = (cx.data().registry()?, cx.data().depth);
+        let (registry, chain) = (cx.data().registry()?, cx.data().chain.clone());
         Ok(Box::pin(async move {
-            Ok(vec![ok_or_err(
-                call(registry, target, Input::Text(input), depth + 1).await,
-            )])
+            Ok(vec![ok_or_err(call(registry, target, Input::Text(input), chain).await)])
         }))
     });
     i.func_async("call-bytes", |cx, args| {
         let (target, input) = (string_arg(&args[0])?, crate::wasi::bytes_arg(&args[1])?);
-        let (registry, depth) = (cx.data().registry()?, cx.data().depth);
+        let (registry, chain) = (cx.data().registry()?, cx.data().chain.clone());
         Ok(Box::pin(async move {
             Ok(vec![ok_or_err(
-                call(registry, target, Input::Bytes(input), depth + 1).await,
+                call(registry, target, Input::Bytes(input), chain).await,
             )])
         }))
     });

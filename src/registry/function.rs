@@ -3,6 +3,7 @@
 //! method's type), warm instances, and calls on the entry's pool — on the
 //! caller's executor, or on the entry's own worker threads.
 
+use super::chain::Chain;
 use super::config::{Entry, FunctionSpec};
 use super::files;
 use super::imports::{self, Grants};
@@ -100,7 +101,7 @@ impl Inner {
         self.check_imports(entry, spec, &component, adapted)?;
         // Mounts, variables and the network policy resolve now, so that
         // `check` reports a broken reference rather than the first call.
-        self.wasi_ctx(&entry.id, spec)?;
+        self.check_references(&entry.id, spec)?;
         let Some(ty) = export_type(&component, &spec.method) else {
             return Err(Self::fail(
                 entry,
@@ -220,7 +221,7 @@ impl Inner {
     fn instantiate_in(&self, registry: &Weak<Inner>, f: &Function, wasi: crate::wasi::WasiCtx) -> Result<Warm> {
         let ctx = CallCtx {
             wasi,
-            depth: 0,
+            chain: Default::default(),
             registry: registry.clone(),
         };
         let mut store = Store::new(&self.engine, ctx);
@@ -257,8 +258,14 @@ impl Registry {
     }
 
     /// Runs `call` on a warm instance of `f`, on `f`'s worker threads if it
-    /// has them (the caller is suspended meanwhile).
-    pub(super) async fn on_instance<R: Send + 'static>(&self, f: Arc<Function>, call: WarmCall<R>) -> Result<R> {
+    /// has them (the caller is suspended meanwhile). `reentrant`: a caller
+    /// of this call holds one of `f`'s instances, so none may be waited for.
+    pub(super) async fn on_instance<R: Send + 'static>(
+        &self,
+        f: Arc<Function>,
+        reentrant: bool,
+        call: WarmCall<R>,
+    ) -> Result<R> {
         let run = {
             let registry = self.clone();
             let f = f.clone();
@@ -268,6 +275,7 @@ impl Registry {
                 f.pool
                     .with(
                         &f.id,
+                        reentrant,
                         || registry.warm(&f),
                         async |w: &mut Warm| call(w).await,
                         |w| reuse && f.keeps(w),
@@ -282,12 +290,14 @@ impl Registry {
     }
 
     /// Calls function entry `f` with dynamic values.
-    pub(super) async fn call_wasm(&self, f: Arc<Function>, args: Vec<Val>, depth: u32) -> Result<Vec<Val>> {
+    pub(super) async fn call_wasm(&self, f: Arc<Function>, args: Vec<Val>, chain: Chain) -> Result<Vec<Val>> {
         let limit = f.spec.limits().max_execution();
         let id = f.id.clone();
+        let reentrant = chain.holds(&f.id);
+        let calls_from = chain.through(&f.id);
         let call: WarmCall<Vec<Val>> = Box::new(move |w: &mut Warm| {
             Box::pin(async move {
-                w.store.data_mut().depth = depth;
+                w.store.data_mut().chain = calls_from;
                 w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
                 match w.func.call_async(&mut w.store, &args).await {
                     Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => Err(e.context(format!(
@@ -298,7 +308,7 @@ impl Registry {
                 }
             })
         });
-        self.on_instance(f, call).await
+        self.on_instance(f, reentrant, call).await
     }
 }
 

@@ -8,6 +8,7 @@
 //! parameter directly, else JSON arguments) and its result is the response
 //! body — Wippy's mapping of HTTP to function arguments and results.
 
+use super::chain::Chain;
 use super::config::{Entry, HttpEndpoint};
 use super::function::{Warm, WarmCall};
 use super::{Inner, Registry};
@@ -169,13 +170,15 @@ impl Registry {
         let f = self.function(id)?;
         let limit = f.spec.limits().max_execution();
         let types = types.clone();
+        let calls_from = Chain::default().through(&f.id);
         let call: WarmCall<()> = Box::new(move |w: &mut Warm| {
             Box::pin(async move {
+                w.store.data_mut().chain = calls_from;
                 w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
                 types.call(&mut w.store, &w.func, req, slot).await
             })
         });
-        self.on_instance(f, call).await
+        self.on_instance(f, false, call).await
     }
 
     /// Calls a payload function with a request's body, Wippy's way: no body
@@ -225,7 +228,7 @@ impl Registry {
                 super::json::args_from_json(&ty, &args)?
             }
         };
-        let out = self.call_at(id, args, 0).await?;
+        let out = self.call_at(id, args, Chain::default()).await?;
         let (v, t) = match (out.first(), ty.result.as_ref()) {
             (Some(Val::Result(Err(e))), Some(Type::Result { err, .. })) => {
                 let msg = match (e, err) {

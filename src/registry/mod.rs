@@ -7,6 +7,7 @@
 //! returns its load error) and the rest are served, unless the load is
 //! strict ([`LoadOptions`]).
 
+pub mod chain;
 pub mod config;
 mod context;
 mod files;
@@ -24,6 +25,7 @@ use crate::pool::PoolStats;
 use crate::wasi::WasiCtx;
 use crate::{Engine, Linker, Val};
 use anyhow::{anyhow, bail, Context, Result};
+use chain::Chain;
 use config::{Entry, Kind};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -78,8 +80,8 @@ pub type NativeFn = Arc<dyn Fn(Vec<serde_json::Value>) -> Result<serde_json::Val
 /// The host state of one call of a registry function.
 pub struct CallCtx {
     pub wasi: WasiCtx,
-    /// How many `funcs` calls deep this call is.
-    pub depth: u32,
+    /// The chain the calls this instance makes through `funcs` run in.
+    pub chain: chain::Chain,
     /// The registry the instance belongs to (weak: the registry's pools
     /// hold the instances).
     registry: Weak<Inner>,
@@ -324,20 +326,20 @@ impl Registry {
     /// Calls function `id` with dynamic values, in an instance with its own
     /// store and host state.
     pub async fn call(&self, id: &str, args: &[Val]) -> Result<Vec<Val>> {
-        self.call_at(id, args.to_vec(), 0).await
+        self.call_at(id, args.to_vec(), Chain::default()).await
     }
 
-    /// A call `depth` levels deep in a `funcs` chain.
+    /// A call made in a `funcs` chain.
     pub(crate) fn call_at(
         &self,
         id: &str,
         args: Vec<Val>,
-        depth: u32,
+        chain: Chain,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Val>>> + Send + '_>> {
         let id = id.to_string();
         Box::pin(async move {
             let f = self.function(&id)?;
-            self.call_wasm(f, args, depth).await
+            self.call_wasm(f, args, chain).await
         })
     }
 
@@ -364,34 +366,34 @@ impl Registry {
     /// Calls function `id` with positional JSON arguments and returns its
     /// result as JSON. Native functions take the JSON as it is.
     pub fn call_json(&self, id: &str, args: &[serde_json::Value]) -> Result<serde_json::Value> {
-        crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), 0))
+        crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), Chain::default()))
     }
 
     /// Calls function `id` (WASM, Lua or native) with positional JSON
     /// arguments, as a task of the caller's executor: the async form of
     /// [`Registry::call_json`].
     pub async fn call_json_value(&self, id: &str, args: Vec<serde_json::Value>) -> Result<serde_json::Value> {
-        self.call_json_async(id, args, 0).await
+        self.call_json_async(id, args, Chain::default()).await
     }
 
     pub(crate) async fn call_json_async(
         &self,
         id: &str,
         args: Vec<serde_json::Value>,
-        depth: u32,
+        chain: Chain,
     ) -> Result<serde_json::Value> {
-        if depth > MAX_CALL_DEPTH {
+        if chain.depth() > MAX_CALL_DEPTH {
             bail!("call depth limit ({MAX_CALL_DEPTH}) exceeded calling `{id}`");
         }
         if let Some(native) = self.native(id) {
             return native(args);
         }
         if let Some(f) = self.lua_function(id) {
-            return f.call_json(Arc::downgrade(&self.inner), args, depth).await;
+            return f.call_json(Arc::downgrade(&self.inner), args, chain).await;
         }
         let ty = self.func_type(id)?;
         let vals = json::args_from_json(&ty, &args).with_context(|| format!("arguments of `{id}`"))?;
-        let out = self.call_at(id, vals, depth).await?;
+        let out = self.call_at(id, vals, chain).await?;
         json::result_to_json(&ty, &out)
     }
 

@@ -10,6 +10,7 @@ mod sandbox;
 
 pub use sandbox::LuaState;
 
+use super::chain::Chain;
 use super::config::{Entry, LuaSpec};
 use super::funcs::Input;
 use super::{Inner, Registry};
@@ -146,7 +147,12 @@ impl Inner {
         };
         // The method must exist: run the chunk's top level once.
         let mut state = f.state().map_err(|e| Self::fail(entry, "source", e))?;
-        let found = crate::dispatch::block_on(f.method(&mut state, Weak::new(), 0, Some(Instant::now() + LOAD_BUDGET)));
+        let found = crate::dispatch::block_on(f.method(
+            &mut state,
+            Weak::new(),
+            Chain::default(),
+            Some(Instant::now() + LOAD_BUDGET),
+        ));
         if let Err(e) = found {
             return Err(Self::fail(entry, "method", format!("{e:#}")));
         }
@@ -191,10 +197,11 @@ impl LuaFunction {
         &self,
         st: &mut LuaState,
         registry: Weak<Inner>,
-        depth: u32,
+        calls_from: Chain,
         deadline: Option<Instant>,
     ) -> Result<Function> {
-        st.lua.set_app_data(CallState::new(&self.id, deadline, registry, depth));
+        st.lua
+            .set_app_data(CallState::new(&self.id, deadline, registry, calls_from));
         let (chunk, env) = st.chunk(&self.code).map_err(|e| anyhow!("{}", message(&e)))?;
         if let Some(mut call) = st.lua.app_data_mut::<CallState>() {
             call.env = Some(env.clone());
@@ -218,7 +225,7 @@ impl LuaFunction {
     async fn call_with<R: Send + 'static>(
         self: Arc<Self>,
         registry: Weak<Inner>,
-        depth: u32,
+        chain: Chain,
         args: impl FnOnce(&Lua) -> mlua::Result<MultiValue> + Send + 'static,
         out: impl FnOnce(&Lua, MultiValue) -> Result<R> + Send + 'static,
     ) -> Result<R> {
@@ -226,13 +233,17 @@ impl LuaFunction {
             let f = self.clone();
             async move {
                 let deadline = f.max_execution.map(|d| Instant::now() + d);
+                // A state held by a caller in the chain is not waited for.
+                let reentrant = chain.holds(&f.id);
+                let calls_from = chain.through(&f.id);
                 f.pool
                     .with(
                         &f.id,
+                        reentrant,
                         || f.state(),
                         async |st: &mut LuaState| {
                             let in_lua = async {
-                                let method = f.method(st, registry, depth, deadline).await?;
+                                let method = f.method(st, registry, calls_from, deadline).await?;
                                 let args = args(&st.lua).map_err(|e| anyhow!("{}", message(&e)))?;
                                 run(&st.lua, &f.id, method, args, deadline).await
                             };
@@ -253,7 +264,12 @@ impl LuaFunction {
 
     /// A call with positional JSON arguments; the first result as JSON,
     /// a second, non-nil one as the error.
-    pub(super) async fn call_json(self: Arc<Self>, registry: Weak<Inner>, args: Vec<Json>, depth: u32) -> Result<Json> {
+    pub(super) async fn call_json(
+        self: Arc<Self>,
+        registry: Weak<Inner>,
+        args: Vec<Json>,
+        chain: Chain,
+    ) -> Result<Json> {
         let id = self.id.clone();
         let make = move |lua: &Lua| {
             let mut m = MultiValue::new();
@@ -262,7 +278,7 @@ impl LuaFunction {
             }
             Ok(m)
         };
-        self.call_with(registry, depth, make, move |_, results| {
+        self.call_with(registry, chain, make, move |_, results| {
             let first = results.front().cloned().unwrap_or(Value::Nil);
             if let Some(e) = returned_error(&results) {
                 bail!("`{id}`: {e}");
@@ -275,7 +291,12 @@ impl LuaFunction {
     /// A call from `funcs` (`call-string` / `call-bytes`): the input is one
     /// Lua string; a string result comes back as it is, a number as text,
     /// a table as JSON text.
-    pub(super) async fn call_input(self: Arc<Self>, registry: Weak<Inner>, input: Input, depth: u32) -> Result<Input> {
+    pub(super) async fn call_input(
+        self: Arc<Self>,
+        registry: Weak<Inner>,
+        input: Input,
+        chain: Chain,
+    ) -> Result<Input> {
         let id = self.id.clone();
         let as_bytes = matches!(input, Input::Bytes(_));
         let make = move |lua: &Lua| {
@@ -285,7 +306,7 @@ impl LuaFunction {
             };
             Ok(MultiValue::from_iter([Value::String(s)]))
         };
-        self.call_with(registry, depth, make, move |_, results| {
+        self.call_with(registry, chain, make, move |_, results| {
             if let Some(e) = returned_error(&results) {
                 bail!("`{id}`: {e}");
             }

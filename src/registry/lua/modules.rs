@@ -35,11 +35,11 @@ fn failure(message: impl Into<String>) -> (Value, Option<String>) {
 fn funcs(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let call = lua.create_async_function(|lua, (target, args): (String, MultiValue)| async move {
-        let (registry, depth) = {
+        let (registry, chain) = {
             let Some(call) = lua.app_data_ref::<CallState>() else {
                 return Ok(failure("funcs.call outside a registry call"));
             };
-            (call.registry.clone(), call.depth)
+            (call.registry.clone(), call.chain.clone())
         };
         let Some(inner) = registry.upgrade() else {
             return Ok(failure("the registry is gone"));
@@ -52,7 +52,7 @@ fn funcs(lua: &Lua) -> mlua::Result<Table> {
                 Err(e) => return Ok(failure(format!("argument {}: {e}", i + 1))),
             }
         }
-        match registry.call_json_async(&target, json, depth + 1).await {
+        match registry.call_json_async(&target, json, chain).await {
             Ok(v) => Ok((to_lua(&lua, &v)?, None)),
             Err(e) => Ok(failure(format!("{e:#}"))),
         }

@@ -61,9 +61,9 @@ pub(super) struct CallState {
     /// it (never from a coroutine the guest runs itself).
     pub thread: usize,
     hooks: u32,
-    /// The registry and how deep in a `funcs` chain the call is.
+    /// The registry, and the chain the call's `funcs` calls run in.
     pub registry: std::sync::Weak<crate::registry::Inner>,
-    pub depth: u32,
+    pub chain: crate::registry::chain::Chain,
     /// The call's environment, for `load`.
     pub env: Option<Table>,
     /// Events of the processes it monitors (`process.events()`).
@@ -77,7 +77,7 @@ impl CallState {
         id: &str,
         deadline: Option<Instant>,
         registry: std::sync::Weak<crate::registry::Inner>,
-        depth: u32,
+        chain: crate::registry::chain::Chain,
     ) -> Self {
         CallState {
             id: id.to_string(),
@@ -85,7 +85,7 @@ impl CallState {
             thread: 0,
             hooks: 0,
             registry,
-            depth,
+            chain,
             env: None,
             events: None,
             spawned: Vec::new(),
