@@ -19,7 +19,7 @@ const UTF16_TAG: u32 = 1 << 31;
 
 /// Lifts a string: into a host `String` at the host site; in an adapter, as
 /// an [`AdapterString`] for the receiver to copy from.
-pub fn lift_string<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, tagged_units: u32) -> Result<Val, Trap> {
+pub(crate) fn lift_string<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, tagged_units: u32) -> Result<Val, Trap> {
     Ok(match cx.site {
         Site::Host => Val::String(load_string_from_range(cx, ptr, tagged_units)?),
         Site::Adapter => Val::AdapterString(load_adapter_string(cx, ptr, tagged_units)?),
@@ -187,7 +187,7 @@ impl Fixed {
 
 /// `translate_string`, the receiver's side: stores a string in transit
 /// into the receiver's memory; returns (ptr, tagged code units).
-pub fn store_adapter_string<T>(cx: &mut Cx<'_, '_, T>, src: &AdapterString) -> Result<(u32, u32), wasmi::Error> {
+pub(crate) fn store_adapter_string<T>(cx: &mut Cx<'_, '_, T>, src: &AdapterString) -> Result<(u32, u32), wasmi::Error> {
     use SourceEncoding as S;
     use StringEncoding as D;
     if cx.site != Site::Adapter {
