@@ -102,3 +102,27 @@ fn lua_recursion_through_funcs_ends_at_the_depth_limit_in_an_inline_pool() {
     .unwrap();
     assert!(out.as_str().is_some_and(|e| e.contains("call depth limit")), "{out}");
 }
+
+#[test]
+fn a_memory_grow_within_the_limit_succeeds_under_fuel_slicing() {
+    // 2048 pages (128 MiB) under a 200 MB limit: the grow costs more fuel
+    // than one slice, so it is retried after the slice; it must be charged
+    // once. 4096 pages (256 MiB) is over the limit and fails (-1).
+    let dir = scratch("grow");
+    let r = registry(
+        &dir,
+        r#"  - name: grow
+    kind: function.wat
+    wit: "grow: func(pages: u32) -> s32;"
+    method: grow
+    options:
+      limits:
+        memory_bytes: 200000000
+    source: |
+      (module (memory 1)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+"#,
+    );
+    assert_eq!(r.call_json("h:grow", &[json!(2048)]).unwrap(), json!(1));
+    assert_eq!(r.call_json("h:grow", &[json!(4096)]).unwrap(), json!(-1));
+}

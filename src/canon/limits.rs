@@ -34,6 +34,10 @@ impl Default for Limits {
 pub(crate) struct Limiter {
     pub limits: Limits,
     memory_in_use: usize,
+    /// The growth last allowed: wasmi asks before it charges fuel, so a
+    /// grow that then runs out of fuel (and is retried after the slice) or
+    /// fails to allocate must give it back.
+    last_grow: usize,
 }
 
 impl Limiter {
@@ -41,6 +45,7 @@ impl Limiter {
         Limiter {
             limits,
             memory_in_use: 0,
+            last_grow: 0,
         }
     }
 }
@@ -64,8 +69,14 @@ impl wasmi::ResourceLimiter for Limiter {
             maximum.is_none_or(|m| desired <= m) && self.memory_in_use.saturating_add(grow) <= self.limits.memory_bytes;
         if allowed {
             self.memory_in_use += grow;
+            self.last_grow = grow;
         }
         Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, _error: &wasmi_core::MemoryError) -> Result<(), wasmi_core::LimiterError> {
+        self.memory_in_use = self.memory_in_use.saturating_sub(std::mem::take(&mut self.last_grow));
+        Ok(())
     }
 
     fn table_growing(
