@@ -117,7 +117,7 @@ fn run_one(wasm: &Path, scratch: &Path) -> Result<(), String> {
         let component = wippy_wasm::Component::from_program(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
         wippy_wasm::wasi::command::run_component(&engine, &component, ctx)
     } else {
-        let module = preview1::Module::new(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
+        let module = wippy_wasm::CoreModule::new(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
         preview1::run_module(&engine, &module, ctx)
     }
     .map_err(|e| format!("{e:#}"))?;

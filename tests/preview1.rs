@@ -11,9 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wippy_wasm::wasi::preview1::{self, Instance, Module};
+use wippy_wasm::wasi::preview1::{self, Instance};
 use wippy_wasm::wasi::{Exit, Sink, Source, WasiCtx};
-use wippy_wasm::{Config, Engine, Store, Val};
+use wippy_wasm::{Config, CoreModule, Engine, Store, Val};
+
+/// Compiles a module from its text.
+fn compile(engine: &Engine, text: &str) -> CoreModule {
+    CoreModule::new(engine, &wat::parse_str(text).unwrap()).unwrap()
+}
 
 /// A fresh, empty directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
@@ -51,7 +56,7 @@ fn text(b: &Captured) -> String {
 fn run(fixture: &str, ctx: WasiCtx) -> Run {
     let bytes = std::fs::read(common::fixture(fixture)).unwrap();
     let engine = Engine::default();
-    let module = Module::new(&engine, &bytes).unwrap();
+    let module = CoreModule::new(&engine, &bytes).unwrap();
     let (ctx, out, err) = captured(ctx);
     let status = preview1::run_module(&engine, &module, ctx).unwrap();
     Run {
@@ -178,13 +183,13 @@ fn every_preview1_function_is_defined_at_its_signature() {
         .collect();
     let wat = format!("(module {imports} (memory (export \"memory\") 1) (func (export \"_start\")))");
     let engine = Engine::default();
-    let module = Module::new(&engine, wat.as_bytes()).unwrap();
+    let module = compile(&engine, &wat);
     let mut store = Store::new(&engine, WasiCtx::new());
     Instance::new(&mut store, &module).expect("every import links");
     // The same name at another signature is refused at link time.
     let wrong = r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32) (result i32)))
                     (memory (export "memory") 1) (func (export "_start")))"#;
-    let module = Module::new(&engine, wrong.as_bytes()).unwrap();
+    let module = compile(&engine, wrong);
     let e = Instance::new(&mut store, &module)
         .err()
         .expect("a wrong signature does not link");
@@ -361,7 +366,7 @@ const SLEEPER: &str = r#"(module
 #[test]
 fn waiting_guests_are_suspended_not_blocking_the_thread() {
     let engine = Engine::default();
-    let module = Module::new(&engine, SLEEPER.as_bytes()).unwrap();
+    let module = compile(&engine, SLEEPER);
     let executor = async_executor::Executor::new();
     let t = Instant::now();
     let tasks: Vec<_> = (0..200)
@@ -392,7 +397,7 @@ fn fuel_slices_and_deadlines_hold_for_core_modules() {
     let mut config = Config::default();
     config.consume_fuel(true);
     let engine = Engine::new(&config);
-    let module = Module::new(&engine, spin.as_bytes()).unwrap();
+    let module = compile(&engine, spin);
     let mut store = Store::new(&engine, WasiCtx::new());
     store.set_fuel_slice(Some(10_000));
     store.set_deadline(Some(Instant::now() + Duration::from_millis(200)));
@@ -451,7 +456,7 @@ const BAD_CALLS: &str = r#"(module
 #[test]
 fn bad_pointers_trap_and_bad_fds_are_errnos() {
     let engine = Engine::default();
-    let module = Module::new(&engine, BAD_CALLS.as_bytes()).unwrap();
+    let module = compile(&engine, BAD_CALLS);
     let dir = temp_dir("bad-calls");
     let (ctx, out, _) = captured(WasiCtx::new().args(["x"]).preopen_dir(&dir, "/d", false).unwrap());
     let mut store = Store::new(&engine, ctx);
@@ -487,19 +492,20 @@ fn bad_modules_are_clear_errors() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, WasiCtx::new());
     // Malformed bytes, and text that is not a module.
-    let e = Module::new(&engine, b"\0asm\x01\0\0\0\x01\xff").err().unwrap();
-    assert!(format!("{e:#}").contains("invalid core module"), "{e:#}");
-    assert!(Module::new(&engine, b"(module (func $f (i32.add)))").is_err());
+    let e = CoreModule::new(&engine, b"\0asm\x01\0\0\0\x01\xff").err().unwrap();
+    assert!(format!("{e:#}").contains("core module"), "{e:#}");
+    let invalid = wat::parse_str("(module (func $f (i32.add)))").unwrap();
+    assert!(CoreModule::new(&engine, &invalid).is_err());
     // An import preview 1 does not have.
     let wat = r#"(module (import "wasi_snapshot_preview1" "fd_frobnicate" (func (param i32) (result i32)))
                   (memory (export "memory") 1) (func (export "_start")))"#;
-    let module = Module::new(&engine, wat.as_bytes()).unwrap();
+    let module = compile(&engine, wat);
     let e = Instance::new(&mut store, &module).err().unwrap();
     assert!(format!("{e:#}").contains("fd_frobnicate"), "{e:#}");
     // Preview 1 functions need the memory exported as `memory`.
     let wat = r#"(module (import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))
                   (memory 1) (func (export "_start") (drop (call $r (i32.const 0) (i32.const 4)))))"#;
-    let module = Module::new(&engine, wat.as_bytes()).unwrap();
+    let module = compile(&engine, wat);
     let instance = Instance::new(&mut store, &module).unwrap();
     let e = wippy_wasm::dispatch::block_on(instance.call_async(&mut store, "_start", &[])).unwrap_err();
     assert!(format!("{e:#}").contains("exports no memory"), "{e:#}");
@@ -564,7 +570,7 @@ fn exit_is_an_error_value_for_embedders() {
     let wat = r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
                   (memory (export "memory") 1) (func (export "_start") (call $exit (i32.const 42))))"#;
     let engine = Engine::default();
-    let module = Module::new(&engine, wat.as_bytes()).unwrap();
+    let module = compile(&engine, wat);
     let mut store = Store::new(&engine, WasiCtx::new());
     let instance = Instance::new(&mut store, &module).unwrap();
     let e = wippy_wasm::dispatch::block_on(instance.call_async(&mut store, "_start", &[])).unwrap_err();

@@ -5,7 +5,7 @@
 use crate::wasi::command::run_component;
 use crate::wasi::preview1;
 use crate::wasi::{self, DirMount, Exit, WasiCtx};
-use crate::{Component, Engine, Linker, Store, Val};
+use crate::{Component, CoreModule, Engine, Linker, Store, Val};
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 
@@ -32,9 +32,8 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
     let engine = Engine::default();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let program = if is_core_module(&bytes) {
-        Program::Module(
-            preview1::Module::new(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?,
-        )
+        let module = core_module(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?;
+        Program::Module(module)
     } else {
         Program::Component(Component::new(&engine, &bytes).with_context(|| format!("cannot load {}", path.display()))?)
     };
@@ -64,7 +63,13 @@ pub fn run_file(path: &Path, opts: &RunOptions, ctx: WasiCtx) -> Result<i32> {
 enum Program {
     Component(Component),
     /// A core module (importing `wasi_snapshot_preview1`, or nothing).
-    Module(preview1::Module),
+    Module(CoreModule),
+}
+
+/// Compiles a core module from its binary or `(module ...)` text.
+fn core_module(engine: &Engine, bytes: &[u8]) -> Result<CoreModule> {
+    let binary = wat::parse_bytes(bytes).map_err(|e| anyhow!("invalid module text: {e}"))?;
+    CoreModule::new(engine, &binary)
 }
 
 /// Whether `bytes` are a core wasm module (binary or `(module ...)` text).
@@ -83,7 +88,7 @@ fn is_core_module(bytes: &[u8]) -> bool {
 /// `--invoke` on a core module: runs `_initialize` if it exports one (a
 /// reactor), then calls the export with WAVE arguments of its core types
 /// (`i32` as `s32`, `i64` as `s64`, `f32`, `f64`) and prints the result.
-pub fn invoke_module(engine: &Engine, module: &preview1::Module, ctx: WasiCtx, call: &str) -> Result<i32> {
+pub fn invoke_module(engine: &Engine, module: &CoreModule, ctx: WasiCtx, call: &str) -> Result<i32> {
     let name = super::wave::call_name(call)?;
     let mut store = Store::new(engine, ctx);
     let instance = preview1::Instance::new(&mut store, module)?;
@@ -92,7 +97,7 @@ pub fn invoke_module(engine: &Engine, module: &preview1::Module, ctx: WasiCtx, c
         .ok_or_else(|| anyhow!("the module has no exported function `{name}`"))?;
     let args = super::wave::call_args(call, &ty)?;
     let run = async {
-        if module.exports_func("_initialize") {
+        if preview1::exports_func(module, "_initialize") {
             instance.call_async(&mut store, "_initialize", &[]).await?;
         }
         instance.call_async(&mut store, &name, &args).await

@@ -1,8 +1,8 @@
 //! `errno`: preview 1's error codes, and how the P2 hosts' failures map to
 //! them — a `wasi:filesystem` `error-code` ([`Code`]), an OS error, a stream
 //! error — as wasmtime's `p1.rs` maps them. A failure that is the guest's
-//! fault in a way preview 1 calls a trap (a pointer out of bounds) is an
-//! [`Error::Trap`] instead.
+//! fault in a way preview 1 calls a trap (a pointer out of bounds) ends
+//! the call with a trap instead.
 
 use crate::canon::trap::{HostFault, Trap};
 use crate::wasi::filesystem::{error_code, Code};

@@ -5,12 +5,12 @@
 //! with no adapter component in between, as wasmtime's `p1.rs` does.
 //!
 //! Every function of the witx (`wasi_snapshot_preview1.witx`) is defined,
-//! each in the file of its concern: [`proc`] (arguments, environment, exit,
-//! randomness, `sched_yield`, `sock_*`), [`clocks`], [`io`] (reads, writes,
-//! seeks, closing and renumbering fds), [`fs`] (descriptor and path
-//! operations, through the cap-std sandbox of `wasi:filesystem`), [`poll`]
-//! (`poll_oneoff`). The descriptor table is [`fds`]; errno mapping
-//! [`errno`]; guest memory [`memory`].
+//! each in the file of its concern: `proc.rs` (arguments, environment,
+//! exit, randomness, `sched_yield`, `sock_*`), `clocks.rs`, `io.rs` (reads,
+//! writes, seeks, closing and renumbering fds), [`fs`] (descriptor and path
+//! operations, through the cap-std sandbox of `wasi:filesystem`), `poll.rs`
+//! (`poll_oneoff`). The descriptor table is `fds.rs`, errno mapping
+//! [`errno`], guest memory access `memory.rs`.
 //!
 //! Calls that wait — `poll_oneoff` on a clock or on stdin, a read of the
 //! host's stdin, `sched_yield` — suspend the guest through the dispatcher:
@@ -22,14 +22,14 @@
 //! is said at the function (new fds take the lowest free number, as POSIX
 //! does; a host directory holding a socket does not trap).
 
-pub mod clocks;
+mod clocks;
 pub mod errno;
-pub(crate) mod fds;
+mod fds;
 pub mod fs;
-pub mod io;
-pub(crate) mod memory;
-pub mod poll;
-pub mod proc;
+mod io;
+mod memory;
+mod poll;
+mod proc;
 
 use self::errno::{ret, Error, Result};
 use self::fds::Fds;
@@ -39,7 +39,7 @@ use crate::canon::state::StoreData;
 use crate::canon::trap::from_wasmi;
 use crate::dispatch::{suspend_with, Finish, Resume};
 use crate::values::{FuncType, Type, Val};
-use crate::{Engine, Store};
+use crate::{CoreModule, Engine, Store};
 use anyhow::{anyhow, bail, Context};
 use wasmi::{AsContextMut, StoreContextMut};
 
@@ -194,38 +194,16 @@ pub(crate) fn linker_error(e: wasmi::errors::LinkerError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-/// A wasm32-wasip1 core module, validated and compiled.
-#[derive(Clone)]
-pub struct Module {
-    inner: wasmi::Module,
+/// Whether `module` exports a function `name`.
+pub fn exports_func(module: &CoreModule, name: &str) -> bool {
+    module
+        .inner
+        .exports()
+        .any(|e| e.name() == name && matches!(e.ty(), wasmi::ExternType::Func(_)))
 }
 
-impl Module {
-    /// Compiles a core module from its binary or text (`(module ...)`) form.
-    ///
-    /// # Errors
-    /// Malformed or invalid wasm (wasmi's message), or text that does not
-    /// parse.
-    pub fn new(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Self> {
-        let bytes = if bytes.starts_with(b"\0asm") {
-            std::borrow::Cow::Borrowed(bytes)
-        } else {
-            wat::parse_bytes(bytes).map_err(|e| anyhow!("invalid module text: {e}"))?
-        };
-        let inner = wasmi::Module::new(engine.wasmi(), &bytes[..]).map_err(|e| anyhow!("invalid core module: {e}"))?;
-        Ok(Module { inner })
-    }
-
-    /// Whether the module exports a function `name`.
-    pub fn exports_func(&self, name: &str) -> bool {
-        self.inner
-            .exports()
-            .any(|e| e.name() == name && matches!(e.ty(), wasmi::ExternType::Func(_)))
-    }
-}
-
-/// An instance of a [`Module`], its preview 1 imports served by the
-/// [`WasiCtx`] of its store.
+/// An instance of a wasip1 core module ([`CoreModule`]), its preview 1
+/// imports served by the [`WasiCtx`] of its store.
 pub struct Instance {
     inner: wasmi::Instance,
 }
@@ -236,7 +214,7 @@ impl Instance {
     /// # Errors
     /// An import that preview 1 does not define (or at another type), or a
     /// trap in the start function.
-    pub fn new<T: WasiView>(store: &mut Store<T>, module: &Module) -> anyhow::Result<Self> {
+    pub fn new<T: WasiView>(store: &mut Store<T>, module: &CoreModule) -> anyhow::Result<Self> {
         let mut linker = Linker::<T>::new(store.inner.engine());
         add_to_linker(&mut linker)?;
         let inner = linker
@@ -359,15 +337,22 @@ pub fn exit_status(r: anyhow::Result<Vec<Val>>) -> i32 {
 /// # Errors
 /// The module is not a command (it exports no `_start`), or cannot be
 /// instantiated.
-pub fn run_module(engine: &Engine, module: &Module, ctx: WasiCtx) -> anyhow::Result<i32> {
-    if !module.exports_func("_start") {
-        if module.exports_func("_initialize") {
+pub fn run_module(engine: &Engine, module: &CoreModule, ctx: WasiCtx) -> anyhow::Result<i32> {
+    if !exports_func(module, "_start") {
+        if exports_func(module, "_initialize") {
             bail!("the module is a reactor (it exports `_initialize`, not `_start`): call one of its exports with --invoke");
         }
         bail!("the module exports no `_start` function: it is not a wasip1 command");
     }
     let mut store = Store::new(engine, ctx);
-    let instance = Instance::new(&mut store, module)?;
+    let instance = match Instance::new(&mut store, module) {
+        Ok(i) => i,
+        // A start function may exit too.
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit(code)) => return Ok(*code),
+            None => return Err(e),
+        },
+    };
     Ok(exit_status(crate::dispatch::block_on(instance.call_async(
         &mut store,
         "_start",
