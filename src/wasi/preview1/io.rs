@@ -119,23 +119,40 @@ fn fd_pread<T: WasiView>(
     mem.write_u32(nread, n)
 }
 
-/// Writes to stdout or stderr: what the stream takes now, flushed.
+/// What a write to stdout or stderr waits for.
+enum Pending {
+    /// Room in the stream (it took nothing yet): then the write is made.
+    Room(Wait<()>),
+    /// The stream to take in what was written (a blocking flush).
+    Drain(Wait<StreamResult<()>>),
+}
+
+/// Writes to stdout or stderr as a blocking write does: what the stream
+/// takes now, flushed; a stream with no room is waited on first.
 fn write_stream(
     mem: &mut Mem<'_>,
     s: &mut crate::wasi::io::OutputStream,
     iov: Iovec,
     nwritten: u32,
-) -> Result<Step<Wait<StreamResult<()>>>> {
+    may_wait: bool,
+) -> Result<Step<Pending>> {
     let data = mem.bytes(iov.buf, iov.len)?;
+    let ready = s.pollable();
     let s = s.host();
     let room = s.check_write()?;
+    if room == 0 && !data.is_empty() {
+        if !may_wait {
+            return Err(Errno::Again.into());
+        }
+        return Ok(Step::Wait(Pending::Room(ready.wait())));
+    }
     let n = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
     s.write(&data[..n])?;
     s.flush()?;
     mem.write_u32(nwritten, n as u32)?;
     Ok(match s.unfinished() {
         None => Step::Done(Ok(())),
-        Some(drain) => Step::Wait(drain),
+        Some(drain) => Step::Wait(Pending::Drain(drain)),
     })
 }
 
@@ -166,14 +183,23 @@ fn fd_write<T: WasiView>(
                 Ok(Step::Done(mem.write_u32(nwritten, n)))
             }
             (Fd::Stdout(_) | Fd::Stderr(_), Some(_)) => Err(Errno::Spipe.into()),
-            (Fd::Stdout(s) | Fd::Stderr(s), None) => write_stream(&mut mem, s, iov, nwritten),
+            (Fd::Stdout(s) | Fd::Stderr(s), None) => Ok(write_stream(&mut mem, s, iov, nwritten, true)?),
             _ => Err(Errno::Badf.into()),
         }
     })();
     match step {
         Err(e) => ret(Err(e)),
         Ok(Step::Done(r)) => ret(r),
-        Ok(Step::Wait(drain)) => suspend(c, drain, |_, _, r| r.map_err(Error::from)),
+        Ok(Step::Wait(Pending::Drain(drain))) => suspend(c, drain, |_, _, r| r.map_err(Error::from)),
+        // Once there is room, the write is made; if it must wait again (to
+        // drain), it is done without that wait, as a non-blocking flush.
+        Ok(Step::Wait(Pending::Room(room))) => suspend(c, room, move |mut mem, ctx, ()| {
+            let iov = mem.first_buffer(iovs, iovs_len)?;
+            match fds(ctx).get_mut(fd)? {
+                Fd::Stdout(s) | Fd::Stderr(s) => write_stream(&mut mem, s, iov, nwritten, false).map(|_| ()),
+                _ => Err(Errno::Badf.into()),
+            }
+        }),
     }
 }
 
@@ -280,4 +306,58 @@ pub(crate) fn add_to_linker<T: WasiView>(l: &mut Linker<T>) -> anyhow::Result<()
     })
     .map_err(linker_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasi::io::{HostOutputStream, OutputStream, Pollable};
+    use std::sync::Mutex;
+
+    /// A stream with `room` bytes of room, recording what it took.
+    struct Narrow(u64, Arc<Mutex<Vec<u8>>>);
+
+    impl HostOutputStream for Narrow {
+        fn check_write(&mut self) -> StreamResult<u64> {
+            Ok(self.0)
+        }
+        fn write(&mut self, data: &[u8]) -> StreamResult<()> {
+            self.1.lock().unwrap().extend_from_slice(data);
+            Ok(())
+        }
+        fn flush(&mut self) -> StreamResult<()> {
+            Ok(())
+        }
+        fn pollable(&self) -> Pollable {
+            Pollable::ready()
+        }
+    }
+
+    #[test]
+    fn stream_writes_take_what_fits_and_wait_for_room() {
+        let mut buf = vec![0u8; 64];
+        buf[32..37].copy_from_slice(b"hello");
+        let iov = Iovec { buf: 32, len: 5 };
+        let took = Arc::new(Mutex::new(Vec::new()));
+        let mut mem = Mem(&mut buf);
+        // Room for 3: a short write of 3.
+        let mut s = OutputStream::new(Narrow(3, took.clone()));
+        assert!(matches!(
+            write_stream(&mut mem, &mut s, iov, 0, true),
+            Ok(Step::Done(Ok(())))
+        ));
+        assert_eq!(mem.read_u32(0).unwrap(), 3);
+        assert_eq!(*took.lock().unwrap(), b"hel");
+        // No room: wait for it, or (when already waited) `again`.
+        let mut s = OutputStream::new(Narrow(0, took.clone()));
+        assert!(matches!(
+            write_stream(&mut mem, &mut s, iov, 0, true),
+            Ok(Step::Wait(Pending::Room(_)))
+        ));
+        assert!(matches!(
+            write_stream(&mut mem, &mut s, iov, 0, false),
+            Err(Error::Errno(Errno::Again))
+        ));
+        assert_eq!(took.lock().unwrap().len(), 3);
+    }
 }
