@@ -230,6 +230,13 @@ impl Runner {
             self.named.insert(name, index);
         }
         self.current = Some(index);
+        // Stores no name or `current` reaches any more are dropped: scripts
+        // that grow memories to 4 GiB re-instantiate under one name.
+        for (i, slot) in self.instances.iter_mut().enumerate() {
+            if Some(i) != self.current && !self.named.values().any(|n| *n == i) && matches!(slot, Current::Live(..)) {
+                *slot = Current::Skipped("replaced by a later component".into());
+            }
+        }
     }
 
     /// Instantiates a loaded (or failed) component and makes it current.
