@@ -228,7 +228,8 @@ impl ProxyHandler {
             types,
         };
         // Fail now, not on the first request, if it cannot be instantiated.
-        let warm = handler.instantiate()?;
+        let deadline = handler.config.max_execution.map(|d| std::time::Instant::now() + d);
+        let warm = crate::dispatch::block_on(handler.instantiate(deadline))?;
         handler.pool.put_back(warm);
         Ok(handler)
     }
@@ -257,7 +258,9 @@ impl ProxyHandler {
         self.pool.busy()
     }
 
-    fn instantiate(&self) -> Result<Warm> {
+    /// A new instance for a request ending by `deadline` (start functions
+    /// are sliced and stop there).
+    async fn instantiate(&self, deadline: Option<std::time::Instant>) -> Result<Warm> {
         let mut ctx = WasiCtx::new()
             .stdout(crate::wasi::Sink::Inherit)
             .stderr(crate::wasi::Sink::Inherit)
@@ -270,10 +273,11 @@ impl ProxyHandler {
         }
         let mut store = Store::new(&self.engine, ctx);
         store.set_fuel_slice(Some(FUEL_SLICE));
-        store.set_fuel(u64::MAX / 2)?;
+        store.set_deadline(deadline);
         let instance = self
             .linker
-            .instantiate(&mut store, &self.component)
+            .instantiate_async(&mut store, &self.component)
+            .await
             .with_context(|| format!("instantiating {}", self.name))?;
         let handle = instance
             .get_func(&store, "wasi:http/incoming-handler#handle")
@@ -283,13 +287,13 @@ impl ProxyHandler {
 
     /// Calls the guest's `handle` with the request on a pooled instance.
     async fn call(&self, req: IncomingRequest, slot: Arc<Slot<Result<Response, Val>>>) -> Result<()> {
+        let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);
         self.pool
             .with(
                 &self.name,
                 false,
-                || self.instantiate(),
+                async || self.instantiate(deadline).await,
                 async |w: &mut Warm| {
-                    let deadline = self.config.max_execution.map(|d| std::time::Instant::now() + d);
                     w.store.set_deadline(deadline);
                     self.types.call(&mut w.store, &w.handle, req, slot).await
                 },

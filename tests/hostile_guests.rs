@@ -1,5 +1,9 @@
 //! Hostile guests never freeze, exhaust or abort the host: recursion
-//! through `funcs` ends at the depth limit whatever the pool.
+//! through `funcs` ends at the depth limit whatever the pool; start
+//! functions are sliced and stopped at the call's deadline, also behind
+//! `serve`; instantiation trees are bounded; `memory.grow` is charged once.
+
+mod common;
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -125,4 +129,145 @@ fn a_memory_grow_within_the_limit_succeeds_under_fuel_slicing() {
     );
     assert_eq!(r.call_json("h:grow", &[json!(2048)]).unwrap(), json!(1));
     assert_eq!(r.call_json("h:grow", &[json!(4096)]).unwrap(), json!(-1));
+}
+
+/// A core module whose start function never returns.
+const ENDLESS_START: &str = r#"(module (func $forever (loop $l (br $l))) (start $forever)
+      (func (export "run") (result i32) i32.const 1))"#;
+
+#[test]
+fn an_endless_start_function_stops_at_max_execution() {
+    let dir = scratch("start");
+    let r = registry(
+        &dir,
+        &format!(
+            r#"  - name: stuck
+    kind: function.wat
+    wit: "run: func() -> u32;"
+    method: run
+    options:
+      limits:
+        max_execution_ms: 200
+    source: |
+      {ENDLESS_START}
+"#
+        ),
+    );
+    let started = std::time::Instant::now();
+    let err = within(Duration::from_secs(30), move || r.call_json("h:stuck", &[])).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("instantiating `h:stuck` ran longer than max_execution_ms (200 ms)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+/// A component instantiating the level below four times, `depth` levels
+/// deep: 4^depth instances from a few kilobytes.
+fn instantiation_bomb(depth: usize) -> String {
+    let mut body = String::from("(core module $m) (core instance (instantiate $m))");
+    for _ in 0..depth {
+        body = format!("(component $c {body}) {}", "(instance (instantiate $c)) ".repeat(4));
+    }
+    // The root exports something to call.
+    format!(
+        r#"(component {body}
+      (core module $r (func (export "run") (result i32) i32.const 1)) (core instance $r (instantiate $r))
+      (func (export "run") (result u32) (canon lift (core func $r "run"))))"#
+    )
+}
+
+#[test]
+fn an_instantiation_bomb_is_refused_by_the_instance_limit() {
+    let bomb = instantiation_bomb(40);
+    assert!(bomb.len() < 8 << 10, "{} bytes", bomb.len());
+    let dir = scratch("bomb");
+    std::fs::write(dir.join("bomb.wat"), &bomb).unwrap();
+    let r = registry(
+        &dir,
+        r#"  - name: bomb
+    kind: function.wat
+    source: file://bomb.wat
+    method: run
+    options:
+      limits:
+        max_execution_ms: 100
+        memory_bytes: 1048576
+"#,
+    );
+    let err = within(Duration::from_secs(60), move || r.call_json("h:bomb", &[])).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("too many component instances in one store (the limit is 10000)")
+            || err.contains("ran longer than max_execution_ms"),
+        "{err}"
+    );
+}
+
+#[test]
+fn endless_start_functions_behind_serve_do_not_freeze_it() {
+    let dir = scratch("serve-start");
+    std::fs::write(
+        dir.join("_index.yaml"),
+        format!(
+            r#"version: "1.0"
+namespace: h
+entries:
+  - name: stuck
+    kind: function.wat
+    wit: "run: func() -> u32;"
+    method: run
+    transport: wasi-http
+    options:
+      limits:
+        max_execution_ms: 300
+    source: |
+      {ENDLESS_START}
+  - name: ok
+    kind: function.wat
+    wit: "run: func() -> u32;"
+    method: run
+    transport: wasi-http
+    source: |
+      (module (func (export "run") (result i32) i32.const 7))
+  - name: stuck_route
+    kind: http.endpoint
+    method: GET
+    path: /stuck
+    func: stuck
+  - name: ok_route
+    kind: http.endpoint
+    method: GET
+    path: /ok
+    func: ok
+"#
+        ),
+    )
+    .unwrap();
+    let mut served = common::Served::start(&["-c", dir.to_str().unwrap()]);
+    let addr = served.addr;
+    // More stuck requests than the server has threads, at once.
+    let stuck: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || common::http::get(addr, "/stuck")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    let ok = common::http::get(addr, "/ok");
+    assert_eq!((ok.status, ok.text().trim()), (200, "7"), "{}", served.stderr());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    for t in stuck {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(r.text().contains("ran longer than max_execution_ms"), "{}", r.text());
+    }
+    // SIGINT stops it even while start functions spin.
+    let _more: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || common::http::exchange(addr, b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        served.interrupt(Duration::from_secs(5)).is_some(),
+        "still running after SIGINT"
+    );
 }

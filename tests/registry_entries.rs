@@ -380,7 +380,7 @@ fn one_broken_entry_does_not_take_the_registry_down() {
     // serve -c serves the healthy endpoint.
     let server = Served::start(&["-c", config]);
     assert_eq!(post(server.addr, "/hello", b"web").text(), "hello, web");
-    assert!(server.stderr().contains("bad:hash"), "{}", server.stderr());
+    assert!(server.stderr_shows("bad:hash"), "{}", server.stderr());
 }
 
 fn pool(yaml: &str) -> Result<PoolKind, String> {

@@ -14,6 +14,9 @@ pub struct Limits {
     pub instances: usize,
     pub memories: usize,
     pub tables: usize,
+    /// Component instances (a nested component instantiated many times
+    /// makes many, each with its own handle tables).
+    pub component_instances: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +28,7 @@ impl Default for Limits {
             instances: 10_000,
             memories: 10_000,
             tables: 10_000,
+            component_instances: 10_000,
         }
     }
 }

@@ -12,15 +12,20 @@ use super::host::{HostImports, HostInstance};
 use super::matching::check_module;
 use super::names::split_version;
 use super::parse::{ComponentDef, Item};
+use super::start::START_EXPORT;
 use super::typeconv::{func_type, Bindings};
 use crate::canon::handles::InstanceState;
 use crate::canon::state::StoreData;
 use crate::canon::trap::from_wasmi;
 use crate::canon::{Options, StringEncoding};
+use crate::dispatch::{drive, Timeout};
 use crate::values::ResourceType;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmi::{AsContextMut, Caller, Extern, StoreContextMut};
 use wasmparser::component_types::{ComponentAnyTypeId, ComponentEntityType, ComponentInstanceTypeId};
 use wasmparser::types::Types;
@@ -32,7 +37,7 @@ enum CoreInstance {
 }
 
 enum Imports<'a, T> {
-    Host(&'a dyn HostImports<T>),
+    Host(&'a (dyn HostImports<T> + Sync)),
     Args(HashMap<String, Export<T>>),
 }
 
@@ -58,48 +63,111 @@ fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
 }
 
 /// Instantiates a root component, resolving its imports against `host`;
-/// returns the new component instance's id and exports.
-pub(crate) fn instantiate_root<T: 'static>(
+/// returns the new component instance's id and exports. Start functions
+/// run through the dispatcher: fuel-sliced, and stopped by the store's
+/// deadline, which instantiation itself also checks as it goes.
+pub(crate) async fn instantiate_root<T: Send + 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     def: &Arc<ComponentDef>,
     adapters: &AdapterCache,
-    host: &dyn HostImports<T>,
+    host: &(dyn HostImports<T> + Sync),
 ) -> Result<(usize, InstanceValue<T>)> {
     let value = ComponentValue {
         def: def.clone(),
         outer: None,
     };
-    instantiate(store, &value, Imports::Host(host), None, adapters)
+    instantiate(store, &value, Imports::Host(host), None, adapters).await
 }
 
-fn instantiate<T: 'static>(
-    store: &mut StoreContextMut<'_, StoreData<T>>,
-    comp: &ComponentValue,
-    imports: Imports<'_, T>,
+type Instantiating<'a, T> = Pin<Box<dyn Future<Output = Result<(usize, InstanceValue<T>)>> + Send + 'a>>;
+
+fn instantiate<'a, 's: 'a, T: Send + 'static>(
+    store: &'a mut StoreContextMut<'s, StoreData<T>>,
+    comp: &'a ComponentValue,
+    imports: Imports<'a, T>,
     parent: Option<usize>,
-    adapters: &AdapterCache,
-) -> Result<(usize, InstanceValue<T>)> {
-    let id = store.data().rt.instances.len();
-    store.data_mut().rt.instances.push(InstanceState::new(parent));
-    let mut s = Scope {
-        id,
-        core_funcs: Vec::new(),
-        core_tables: Vec::new(),
-        core_memories: Vec::new(),
-        core_globals: Vec::new(),
-        core_modules: Vec::new(),
-        core_instances: Vec::new(),
-        funcs: Vec::new(),
-        components: Vec::new(),
-        instances: Vec::new(),
-        bindings: HashMap::new(),
-        exports: Vec::new(),
-    };
-    let types = &comp.def.types;
-    for item in &comp.def.items {
-        step(store, comp, &imports, &mut s, types, item, adapters)?;
+    adapters: &'a AdapterCache,
+) -> Instantiating<'a, T> {
+    Box::pin(async move {
+        let id = store.data().rt.instances.len();
+        let most = store.data().limiter.limits.component_instances;
+        if id >= most {
+            bail!("too many component instances in one store (the limit is {most})");
+        }
+        store.data_mut().rt.instances.push(InstanceState::new(parent));
+        let mut s = Scope {
+            id,
+            core_funcs: Vec::new(),
+            core_tables: Vec::new(),
+            core_memories: Vec::new(),
+            core_globals: Vec::new(),
+            core_modules: Vec::new(),
+            core_instances: Vec::new(),
+            funcs: Vec::new(),
+            components: Vec::new(),
+            instances: Vec::new(),
+            bindings: HashMap::new(),
+            exports: Vec::new(),
+        };
+        let types = &comp.def.types;
+        for item in &comp.def.items {
+            if store.data().rt.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(anyhow::Error::new(Timeout).context("while instantiating"));
+            }
+            match item {
+                Item::CoreInstantiate { module, args } => {
+                    let inst = core_instantiate(store, &s, *module, args)?;
+                    s.core_instances.push(CoreInstance::Real(inst));
+                    if let Some(start) = inst.get_func(&*store, START_EXPORT) {
+                        drive(store, &start, &[], &mut []).await.map_err(from_wasmi)?;
+                    }
+                }
+                Item::Instantiate { component, args } => {
+                    let c = at(&s.components, *component, "component")?.clone();
+                    let mut map = HashMap::new();
+                    for (name, kind, index) in args {
+                        map.insert(name.clone(), item_at(&s, types, *kind, *index)?);
+                    }
+                    let (_, iv) = instantiate(store, &c, Imports::Args(map), Some(s.id), adapters).await?;
+                    push_instance(&mut s, types, Arc::new(iv));
+                    // A large tree of instances shares the thread with others.
+                    futures_lite::future::yield_now().await;
+                }
+                item => step(store, comp, &imports, &mut s, types, item, adapters)?,
+            }
+        }
+        Ok((id, InstanceValue { exports: s.exports }))
+    })
+}
+
+/// A core instance of module `module` with the named instances `args` as
+/// its imports, before its start function runs.
+fn core_instantiate<T>(
+    store: &mut StoreContextMut<'_, StoreData<T>>,
+    s: &Scope<T>,
+    module: u32,
+    args: &[(String, u32)],
+) -> Result<wasmi::Instance> {
+    let m = at(&s.core_modules, module, "core module")?.clone();
+    let mut externs = Vec::new();
+    for imp in m.imports() {
+        let (_, inst) = args.iter().find(|(n, _)| n == imp.module()).ok_or_else(|| {
+            anyhow!(
+                "core instantiation: no instance given for import module `{}`",
+                imp.module()
+            )
+        })?;
+        let inst = at(&s.core_instances, *inst, "core instance")?;
+        let e = core_export(store, inst, imp.name()).ok_or_else(|| {
+            anyhow!(
+                "core instantiation: import `{}::{}` is not provided",
+                imp.module(),
+                imp.name()
+            )
+        })?;
+        externs.push(e);
     }
-    Ok((id, InstanceValue { exports: s.exports }))
+    wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(from_wasmi)
 }
 
 fn step<T: 'static>(
@@ -123,29 +191,6 @@ fn step<T: 'static>(
                 def: def.clone(),
                 outer: Some(outer),
             });
-        }
-        Item::CoreInstantiate { module, args } => {
-            let m = at(&s.core_modules, *module, "core module")?.clone();
-            let mut externs = Vec::new();
-            for imp in m.imports() {
-                let (_, inst) = args.iter().find(|(n, _)| n == imp.module()).ok_or_else(|| {
-                    anyhow!(
-                        "core instantiation: no instance given for import module `{}`",
-                        imp.module()
-                    )
-                })?;
-                let inst = at(&s.core_instances, *inst, "core instance")?;
-                let e = core_export(store, inst, imp.name()).ok_or_else(|| {
-                    anyhow!(
-                        "core instantiation: import `{}::{}` is not provided",
-                        imp.module(),
-                        imp.name()
-                    )
-                })?;
-                externs.push(e);
-            }
-            let inst = wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(from_wasmi)?;
-            s.core_instances.push(CoreInstance::Real(inst));
         }
         Item::CoreFromExports(exports) => {
             let mut items = Vec::new();
@@ -335,15 +380,6 @@ fn step<T: 'static>(
             s.exports.push((name.clone(), e.clone()));
             push_item(s, types, *kind, e, *type_index)?;
         }
-        Item::Instantiate { component, args } => {
-            let c = at(&s.components, *component, "component")?.clone();
-            let mut map = HashMap::new();
-            for (name, kind, index) in args {
-                map.insert(name.clone(), item_at(s, types, *kind, *index)?);
-            }
-            let (_, iv) = instantiate(store, &c, Imports::Args(map), Some(s.id), adapters)?;
-            push_instance(s, types, Arc::new(iv));
-        }
         Item::FromExports(exports) => {
             let mut iv = InstanceValue { exports: Vec::new() };
             for (name, kind, index) in exports {
@@ -351,6 +387,7 @@ fn step<T: 'static>(
             }
             push_instance(s, types, Arc::new(iv));
         }
+        Item::CoreInstantiate { .. } | Item::Instantiate { .. } => bail!("internal: instantiated above"),
     }
     Ok(())
 }

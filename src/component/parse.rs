@@ -189,7 +189,9 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
             if let Payload::End(_) = payload {
                 let range = range.clone();
                 module_depth.pop();
-                let module = wasmi::Module::new(engine, &bytes[range.clone()]).map_err(|e| {
+                let code = super::start::export_start(&bytes[range.clone()])
+                    .map_err(|e| anyhow!("core module at offset {:#x}: {e}", range.start))?;
+                let module = wasmi::Module::new(engine, &code[..]).map_err(|e| {
                     // wasmi lacks some core proposals (exceptions, GC, threads, memory64, ...).
                     let why = if e.to_string().contains("proposal not enabled") {
                         "unsupported: "

@@ -153,24 +153,25 @@ pub(crate) fn suspend_with<T: 'static>(
 /// both. Component exports and core modules (`wasi_snapshot_preview1`)
 /// share it.
 pub(crate) async fn drive<T: 'static>(
-    store: &mut wasmi::Store<StoreData<T>>,
+    store: &mut impl wasmi::AsContextMut<Data = StoreData<T>>,
     func: &wasmi::Func,
     args: &[wasmi::Val],
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
+    let mut store = store.as_context_mut();
     let slice = store.data().rt.fuel_slice;
     if let Some(slice) = slice {
         store.set_fuel(slice)?;
     }
     store.data_mut().rt.async_driver = true;
-    let first = func.call_resumable(&mut *store, args, results);
-    let r = drive_from(store, first, slice, results).await;
+    let first = func.call_resumable(&mut store, args, results);
+    let r = drive_from(&mut store, first, slice, results).await;
     store.data_mut().rt.async_driver = false;
     r
 }
 
 async fn drive_from<T: 'static>(
-    store: &mut wasmi::Store<StoreData<T>>,
+    store: &mut wasmi::StoreContextMut<'_, StoreData<T>>,
     first: Result<wasmi::ResumableCall, wasmi::Error>,
     slice: Option<u64>,
     results: &mut [wasmi::Val],

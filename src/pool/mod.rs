@@ -122,14 +122,14 @@ impl<W> Pool<W> {
         &self,
         id: &str,
         reentrant: bool,
-        make: impl FnOnce() -> Result<W>,
+        make: impl AsyncFnOnce() -> Result<W>,
         call: impl AsyncFnOnce(&mut W) -> Result<R>,
         keep: impl FnOnce(&mut W) -> bool,
     ) -> Result<R> {
         let permit = match self.permits.try_acquire() {
             Some(permit) => permit,
             None if reentrant => {
-                let mut w = make()?;
+                let mut w = make().await?;
                 self.count_created();
                 let result = call(&mut w).await;
                 self.retire(1);
@@ -151,7 +151,7 @@ impl<W> Pool<W> {
         let mut w = match self.take_or_wait().await {
             Some(w) => w,
             None => {
-                let w = Box::new(make()?);
+                let w = Box::new(make().await?);
                 self.count_created();
                 w
             }
@@ -286,7 +286,7 @@ mod tests {
     use super::*;
 
     fn run(p: &Pool<u32>) -> Result<u32> {
-        crate::dispatch::block_on(p.with("t:x", false, || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
+        crate::dispatch::block_on(p.with("t:x", false, async || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
     }
 
     #[test]
@@ -321,7 +321,8 @@ mod tests {
     #[test]
     fn an_instance_not_kept_is_retired() {
         let pool: Pool<u32> = Pool::new(PoolKind::Inline);
-        let r = crate::dispatch::block_on(pool.with("t:x", false, || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
+        let r =
+            crate::dispatch::block_on(pool.with("t:x", false, async || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
         assert_eq!(r.unwrap(), 7);
         assert_eq!((pool.stats().created, pool.stats().live), (1, 0));
     }

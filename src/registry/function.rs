@@ -20,6 +20,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 /// A loaded, checked function entry.
 pub struct Function {
@@ -202,23 +203,42 @@ impl Inner {
 
 impl Inner {
     /// A new instance of `f` with its own store and host state; `registry`
-    /// is this registry, for `funcs`.
-    pub(super) fn instantiate(&self, registry: &Weak<Inner>, f: &Function) -> Result<Warm> {
-        self.instantiate_in(registry, f, self.wasi_ctx(&f.id, &f.spec)?)
+    /// is this registry, for `funcs`. Start functions are sliced and stop
+    /// at `deadline`, the deadline of the call the instance is made for.
+    pub(super) async fn instantiate(
+        &self,
+        registry: &Weak<Inner>,
+        f: &Function,
+        deadline: Option<Instant>,
+    ) -> Result<Warm> {
+        self.instantiate_in(registry, f, self.wasi_ctx(&f.id, &f.spec)?, deadline)
+            .await
     }
 
     /// A new instance of process `f`: its stdout and stderr are the host's,
     /// and `argv` follows its `wasi.args`.
-    pub(super) fn instantiate_process(&self, registry: &Weak<Inner>, f: &Function, argv: &[String]) -> Result<Warm> {
+    pub(super) async fn instantiate_process(
+        &self,
+        registry: &Weak<Inner>,
+        f: &Function,
+        argv: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Warm> {
         let mut wasi = self.wasi_ctx(&f.id, &f.spec)?;
         wasi.args.extend(argv.iter().cloned());
         let wasi = wasi
             .stdout(crate::wasi::Sink::Inherit)
             .stderr(crate::wasi::Sink::Inherit);
-        self.instantiate_in(registry, f, wasi)
+        self.instantiate_in(registry, f, wasi, deadline).await
     }
 
-    fn instantiate_in(&self, registry: &Weak<Inner>, f: &Function, wasi: crate::wasi::WasiCtx) -> Result<Warm> {
+    async fn instantiate_in(
+        &self,
+        registry: &Weak<Inner>,
+        f: &Function,
+        wasi: crate::wasi::WasiCtx,
+        deadline: Option<Instant>,
+    ) -> Result<Warm> {
         let ctx = CallCtx {
             wasi,
             chain: Default::default(),
@@ -226,18 +246,24 @@ impl Inner {
         };
         let mut store = Store::new(&self.engine, ctx);
         store.set_fuel_slice(Some(FUEL_SLICE));
-        // Start functions run during instantiation, which is not sliced.
-        store.set_fuel(u64::MAX / 2)?;
+        store.set_deadline(deadline);
         if let Some(bytes) = f.spec.limits().memory_bytes() {
             store.set_limits(crate::Limits {
                 memory_bytes: bytes as usize,
                 ..Default::default()
             });
         }
-        let instance = self
-            .linker
-            .instantiate(&mut store, &f.component)
-            .with_context(|| format!("instantiating `{}`", f.id))?;
+        let instance = match self.linker.instantiate_async(&mut store, &f.component).await {
+            Ok(i) => i,
+            Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => {
+                return Err(e.context(format!(
+                    "instantiating `{}` ran longer than max_execution_ms ({} ms)",
+                    f.id,
+                    f.spec.limits().max_execution().unwrap_or_default().as_millis()
+                )))
+            }
+            Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
+        };
         let func = instance
             .get_func(&store, &f.spec.method)
             .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))?;
@@ -246,15 +272,17 @@ impl Inner {
 
     /// Makes an instance of `f` now (`pool.warm_start`).
     pub(super) fn warm_start(&self, registry: &Weak<Inner>, f: &Function) -> Result<()> {
-        f.pool.put_back(self.instantiate(registry, f)?);
+        let deadline = f.spec.limits().max_execution().map(|d| Instant::now() + d);
+        f.pool
+            .put_back(crate::dispatch::block_on(self.instantiate(registry, f, deadline))?);
         Ok(())
     }
 }
 
 impl Registry {
-    /// A new instance of `f`.
-    pub(super) fn warm(&self, f: &Function) -> Result<Warm> {
-        self.inner.instantiate(&Arc::downgrade(&self.inner), f)
+    /// A new instance of `f`, for a call ending by `deadline`.
+    pub(super) async fn warm(&self, f: &Function, deadline: Option<Instant>) -> Result<Warm> {
+        self.inner.instantiate(&Arc::downgrade(&self.inner), f, deadline).await
     }
 
     /// Runs `call` on a warm instance of `f`, on `f`'s worker threads if it
@@ -264,6 +292,7 @@ impl Registry {
         &self,
         f: Arc<Function>,
         reentrant: bool,
+        deadline: Option<Instant>,
         call: WarmCall<R>,
     ) -> Result<R> {
         let run = {
@@ -276,7 +305,7 @@ impl Registry {
                     .with(
                         &f.id,
                         reentrant,
-                        || registry.warm(&f),
+                        async || registry.warm(&f, deadline).await,
                         async |w: &mut Warm| call(w).await,
                         |w| reuse && f.keeps(w),
                     )
@@ -292,13 +321,16 @@ impl Registry {
     /// Calls function entry `f` with dynamic values.
     pub(super) async fn call_wasm(&self, f: Arc<Function>, args: Vec<Val>, chain: Chain) -> Result<Vec<Val>> {
         let limit = f.spec.limits().max_execution();
+        // One deadline for making an instance (if the pool has none free)
+        // and for the call.
+        let deadline = limit.map(|d| Instant::now() + d);
         let id = f.id.clone();
         let reentrant = chain.holds(&f.id);
         let calls_from = chain.through(&f.id);
         let call: WarmCall<Vec<Val>> = Box::new(move |w: &mut Warm| {
             Box::pin(async move {
                 w.store.data_mut().chain = calls_from;
-                w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
+                w.store.set_deadline(deadline);
                 match w.func.call_async(&mut w.store, &args).await {
                     Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => Err(e.context(format!(
                         "`{id}` ran longer than max_execution_ms ({} ms)",
@@ -308,7 +340,7 @@ impl Registry {
                 }
             })
         });
-        self.on_instance(f, reentrant, call).await
+        self.on_instance(f, reentrant, deadline, call).await
     }
 }
 

@@ -169,16 +169,17 @@ impl Registry {
     ) -> Result<()> {
         let f = self.function(id)?;
         let limit = f.spec.limits().max_execution();
+        let deadline = limit.map(|d| std::time::Instant::now() + d);
         let types = types.clone();
         let calls_from = Chain::default().through(&f.id);
         let call: WarmCall<()> = Box::new(move |w: &mut Warm| {
             Box::pin(async move {
                 w.store.data_mut().chain = calls_from;
-                w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
+                w.store.set_deadline(deadline);
                 types.call(&mut w.store, &w.func, req, slot).await
             })
         });
-        self.on_instance(f, false, call).await
+        self.on_instance(f, false, deadline, call).await
     }
 
     /// Calls a payload function with a request's body, Wippy's way: no body

@@ -152,17 +152,39 @@ impl<T: 'static> Linker<T> {
     }
 
     /// Instantiates `component` in `store`, resolving its imports here.
+    /// Start functions run to completion on this thread (see
+    /// [`Linker::instantiate_async`] to share it).
     ///
     /// # Errors
     /// An import with no matching definition (naming the import and the type
-    /// it expects), a trap in a start function, or a core link error.
-    pub fn instantiate(&self, store: &mut Store<T>, component: &Component) -> Result<Instance> {
+    /// it expects), a trap in a start function, the store's deadline or
+    /// limits, or a core link error.
+    pub fn instantiate(&self, store: &mut Store<T>, component: &Component) -> Result<Instance>
+    where
+        T: Send,
+    {
+        crate::dispatch::block_on(self.instantiate_async(store, component))
+    }
+
+    /// Instantiates `component` as a task of the dispatcher: start functions
+    /// are fuel-sliced like calls (see [`Store::set_fuel_slice`]), yielding
+    /// between slices, and stop at the store's deadline
+    /// ([`Store::set_deadline`]); a host function they call with
+    /// `func_async` suspends them.
+    ///
+    /// # Errors
+    /// As [`Linker::instantiate`].
+    pub async fn instantiate_async(&self, store: &mut Store<T>, component: &Component) -> Result<Instance>
+    where
+        T: Send,
+    {
         let (id, exports) = crate::component::instantiate::instantiate_root(
             &mut store.ctx(),
             &component.def,
             &component.adapters,
             self,
-        )?;
+        )
+        .await?;
         Ok(Instance {
             id,
             exports: Arc::new(exports),

@@ -136,6 +136,35 @@ impl Served {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Whether stderr shows `needle` within a few seconds (it is read on
+    /// another thread, so it may lag the server).
+    #[allow(dead_code)]
+    pub fn stderr_shows(&self, needle: &str) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends SIGINT and waits up to `limit` for the server to exit; its
+    /// status, or `None` if it is still running.
+    #[allow(dead_code)]
+    pub fn interrupt(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for Served {

@@ -240,7 +240,7 @@ impl LuaFunction {
                     .with(
                         &f.id,
                         reentrant,
-                        || f.state(),
+                        async || f.state(),
                         async |st: &mut LuaState| {
                             let in_lua = async {
                                 let method = f.method(st, registry, calls_from, deadline).await?;

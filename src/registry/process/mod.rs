@@ -185,12 +185,13 @@ impl Registry {
         let task = async move {
             let run = async {
                 // Init: its own instance and host state.
-                let mut w = match inner.instantiate_process(&weak, &f, &options.argv) {
+                let limit = f.spec.limits().max_execution();
+                let deadline = limit.map(|d| std::time::Instant::now() + d);
+                let mut w = match inner.instantiate_process(&weak, &f, &options.argv, deadline).await {
                     Ok(w) => w,
                     Err(e) => return Exit::Failed(format!("{e:#}")),
                 };
-                let limit = f.spec.limits().max_execution();
-                w.store.set_deadline(limit.map(|d| std::time::Instant::now() + d));
+                w.store.set_deadline(deadline);
                 let result = w.func.call_async(&mut w.store, &vals).await;
                 // Close: the instance and all it holds go now.
                 drop(w);

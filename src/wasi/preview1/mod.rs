@@ -221,6 +221,13 @@ impl Instance {
             .instantiate_and_start(&mut store.inner, &module.inner)
             .map_err(from_wasmi)
             .context("cannot instantiate the module")?;
+        // The start function, exported at load (see component::start), runs
+        // like any guest code: sliced, bound by the deadline.
+        if let Some(start) = inner.get_func(&store.inner, crate::component::start::START_EXPORT) {
+            crate::dispatch::block_on(crate::dispatch::drive(&mut store.inner, &start, &[], &mut []))
+                .map_err(from_wasmi)
+                .context("in the start function")?;
+        }
         Ok(Instance { inner })
     }
 
