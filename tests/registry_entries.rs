@@ -649,3 +649,69 @@ fn unknown_fields_are_warnings_and_errors_when_strict() {
     assert_ne!(status, 0);
     assert!(out.contains("`poool`") && out.contains("`pool.worker_clas`"), "{out}");
 }
+
+/// A wasip1 reactor built by zig's clang (`tests/c_reactor/`) as a
+/// `function.wasm` entry with a `wit` signature: the runtime serves its
+/// preview 1 imports natively and lifts `greet` from the core module.
+fn reactor_registry(imports: &str) -> PathBuf {
+    let dir = scratch("reactor");
+    let wasm = root().join("tests/c_reactor/reactor.wasm");
+    std::fs::copy(&wasm, dir.join("bin/reactor.wasm")).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/motto.txt"), "keep it small\n").unwrap();
+    let hash = common::sha256(&wasm);
+    write(
+        &dir,
+        &format!(
+            r#"namespace: r
+entries:
+  - name: bin
+    kind: fs.directory
+    directory: bin
+  - name: data
+    kind: fs.directory
+    directory: data
+  - name: vars
+    kind: env.storage.static
+    values:
+      GREETING: salut
+  - name: greeting
+    kind: env.variable
+    variable: GREETING
+    storage: r:vars
+  - name: greet
+    kind: function.wasm
+    fs: r:bin
+    path: /reactor.wasm
+    hash: sha256:{hash}
+    method: greet
+    wit: "greet: func(name: string) -> string;"
+    imports: {imports}
+    wasi:
+      env:
+        - id: r:greeting
+          name: GREETING
+      mounts:
+        - fs: r:data
+          guest: /data
+          read_only: true
+"#
+        ),
+    )
+}
+
+#[test]
+fn a_wasip1_reactor_runs_natively_with_its_wit_signature() {
+    let r = Registry::load(reactor_registry("[wasi1]")).unwrap();
+    for name in ["wörld", "again"] {
+        assert_eq!(
+            r.call_json("r:greet", &[json!(name)]).unwrap(),
+            json!(format!("salut, {name}! keep it small [clock ok, random ok]"))
+        );
+    }
+    let stats = r.pool_stats("r:greet").unwrap();
+    assert_eq!(stats.created, 1, "the second call reused the warm instance");
+    // Preview 1 is a capability like any other group.
+    let err = format!("{:#}", Registry::load(reactor_registry("[wasi:cli]")).err().unwrap());
+    assert!(err.contains("field `imports`") && err.contains("wasi1"), "{err}");
+}

@@ -10,6 +10,7 @@
 
 pub(crate) mod adapter;
 pub(crate) mod calls;
+pub(crate) mod core_export;
 pub(crate) mod func;
 pub mod host;
 pub(crate) mod instantiate;

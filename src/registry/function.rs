@@ -12,7 +12,7 @@ use crate::component::wrap::{componentize_core, imports_preview1, is_core_module
 use crate::pool::workers::WorkerPool;
 use crate::pool::Pool;
 use crate::values::FuncType;
-use crate::{Component, Func, Store, Val};
+use crate::{Component, CoreModule, Func, Store, Val};
 use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ pub struct Function {
     pub id: String,
     pub spec: FunctionSpec,
     pub file: PathBuf,
-    component: Component,
+    code: Code,
     /// The method's type (`None` if it involves resources, which JSON and
     /// `funcs` cannot carry).
     pub(super) ty: Option<FuncType>,
@@ -39,6 +39,18 @@ pub struct Function {
     retained: Option<(u64, u64)>,
 }
 
+/// What an entry runs.
+enum Code {
+    Component(Component),
+    /// A core module (a wasip1 reactor, or plain wasm) run natively, its
+    /// method lifted at the `wit` signature; `wasi_snapshot_preview1`
+    /// imports are served by the preview 1 layer, no adapter.
+    Core {
+        module: CoreModule,
+        ty: FuncType,
+    },
+}
+
 /// A warm instance: its store, the method to call, and calls made so far.
 pub(super) struct Warm {
     pub store: Store<CallCtx>,
@@ -46,9 +58,13 @@ pub(super) struct Warm {
     calls: u64,
 }
 
-/// Components compiled during one load, by the sha256 of their bytes:
-/// entries on the same binary share one.
-pub(super) type Compiled = HashMap<[u8; 32], Component>;
+/// Components and core modules compiled during one load, by the sha256 of
+/// their bytes: entries on the same binary share one.
+#[derive(Default)]
+pub(super) struct Compiled {
+    components: HashMap<[u8; 32], Component>,
+    cores: HashMap<[u8; 32], CoreModule>,
+}
 
 /// Fuel per time slice of a registry call: a busy guest yields to the
 /// executor after this much work.
@@ -68,6 +84,7 @@ impl Inner {
                     .starts_with("module")
             });
         let mut adapted = false;
+        let mut core_module = None;
         let (bytes, digest) = if is_core_module(&bytes) || text_module {
             let core = if text_module {
                 wat::parse_bytes(&bytes)
@@ -84,18 +101,29 @@ impl Inner {
                 ));
             };
             adapted = imports_preview1(&core);
+            // The module runs natively; the component wrapping it (with the
+            // preview1 adapter) is made to check the signature and imports.
+            let core_digest: [u8; 32] = Sha256::digest(&core).into();
+            core_module = Some(match compiled.cores.get(&core_digest) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = CoreModule::new(&self.engine, &core).map_err(|e| Self::fail(entry, "source", e))?;
+                    compiled.cores.insert(core_digest, m.clone());
+                    m
+                }
+            });
             let wrapped = componentize_core(&core, wit).map_err(|e| Self::fail(entry, "wit", format!("{e:#}")))?;
             let digest = Sha256::digest(&wrapped).into();
             (wrapped, digest)
         } else {
             (bytes, file_digest)
         };
-        let component = match compiled.get(&digest) {
+        let component = match compiled.components.get(&digest) {
             Some(c) => c.clone(),
             None => {
                 let c = Component::new(&self.engine, &bytes)
                     .map_err(|e| Self::fail(entry, if spec.wat { "source" } else { "path" }, format!("{e:#}")))?;
-                compiled.insert(digest, c.clone());
+                compiled.components.insert(digest, c.clone());
                 c
             }
         };
@@ -120,11 +148,24 @@ impl Inner {
             }
             None => None,
         };
+        let code = match core_module {
+            None => Code::Component(component),
+            Some(module) => {
+                let Some(ty) = ty.clone() else {
+                    return Err(Self::fail(
+                        entry,
+                        "wit",
+                        "a core module's signature cannot use resources",
+                    ));
+                };
+                Code::Core { module, ty }
+            }
+        };
         Ok(Function {
             id: entry.id.clone(),
             spec: spec.clone(),
             file: entry.file.clone(),
-            component,
+            code,
             ty,
             pool: Pool::new(pool.kind),
             workers,
@@ -253,8 +294,16 @@ impl Inner {
                 ..Default::default()
             });
         }
-        let instance = match self.linker.instantiate_async(&mut store, &f.component).await {
-            Ok(i) => i,
+        let made = match &f.code {
+            Code::Component(c) => self.linker.instantiate_async(&mut store, c).await.and_then(|instance| {
+                instance
+                    .get_func(&store, &f.spec.method)
+                    .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))
+            }),
+            Code::Core { module, ty } => instantiate_core(&mut store, module, &f.spec.method, ty).await,
+        };
+        let func = match made {
+            Ok(func) => func,
             Err(e) if e.downcast_ref::<crate::dispatch::Timeout>().is_some() => {
                 return Err(e.context(format!(
                     "instantiating `{}` ran longer than max_execution_ms ({} ms)",
@@ -264,9 +313,6 @@ impl Inner {
             }
             Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
         };
-        let func = instance
-            .get_func(&store, &f.spec.method)
-            .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))?;
         Ok(Warm { store, func, calls: 0 })
     }
 
@@ -342,6 +388,21 @@ impl Registry {
         });
         self.on_instance(f, reentrant, deadline, call).await
     }
+}
+
+/// A native instance of a core module (preview 1 served directly), its
+/// reactor initialiser run, and its method lifted at `ty`.
+async fn instantiate_core(
+    store: &mut Store<CallCtx>,
+    module: &CoreModule,
+    method: &str,
+    ty: &FuncType,
+) -> Result<Func> {
+    let instance = crate::wasi::preview1::Instance::new_async(store, module).await?;
+    if crate::wasi::preview1::exports_func(module, "_initialize") {
+        instance.call_async(store, "_initialize", &[]).await?;
+    }
+    instance.lift(store, method, ty.clone())
 }
 
 /// What to do with a warm instance: a boxed closure, so that the call can

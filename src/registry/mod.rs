@@ -183,7 +183,7 @@ impl Registry {
         } else {
             inner.warnings = loaded.warnings;
         }
-        let mut compiled = function::Compiled::new();
+        let mut compiled = function::Compiled::default();
         // Lua libraries first: functions import them.
         let mut catalog = lua::Catalog::new();
         let ids: Vec<String> = inner.entries.keys().cloned().collect();

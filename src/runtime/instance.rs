@@ -129,6 +129,16 @@ fn find_export<'a, T>(exports: &'a InstanceValue<T>, iface: &str) -> Option<&'a 
 }
 
 impl Func {
+    /// A function value made outside a component instance's exports (a
+    /// bare core module's lifted export).
+    pub(crate) fn from_def<T: 'static>(name: &str, def: FuncDef<T>) -> Func {
+        Func {
+            name: name.to_string(),
+            ty: def.ty().clone(),
+            def: Arc::new(def) as Arc<dyn Any + Send + Sync>,
+        }
+    }
+
     /// The component-level type.
     pub fn ty(&self) -> &FuncType {
         &self.ty

@@ -215,20 +215,40 @@ impl Instance {
     /// An import that preview 1 does not define (or at another type), or a
     /// trap in the start function.
     pub fn new<T: WasiView>(store: &mut Store<T>, module: &CoreModule) -> anyhow::Result<Self> {
+        crate::dispatch::block_on(Self::new_async(store, module))
+    }
+
+    /// Instantiates `module` as a task of the dispatcher: its start
+    /// function (exported at load, see `component::start`) runs like any
+    /// guest code, sliced and bound by the store's deadline.
+    ///
+    /// # Errors
+    /// As [`Instance::new`].
+    pub async fn new_async<T: WasiView>(store: &mut Store<T>, module: &CoreModule) -> anyhow::Result<Self> {
         let mut linker = Linker::<T>::new(store.inner.engine());
         add_to_linker(&mut linker)?;
         let inner = linker
             .instantiate_and_start(&mut store.inner, &module.inner)
             .map_err(from_wasmi)
             .context("cannot instantiate the module")?;
-        // The start function, exported at load (see component::start), runs
-        // like any guest code: sliced, bound by the deadline.
         if let Some(start) = inner.get_func(&store.inner, crate::component::start::START_EXPORT) {
-            crate::dispatch::block_on(crate::dispatch::drive(&mut store.inner, &start, &[], &mut []))
+            crate::dispatch::drive(&mut store.inner, &start, &[], &mut [])
+                .await
                 .map_err(from_wasmi)
                 .context("in the start function")?;
         }
         Ok(Instance { inner })
+    }
+
+    /// Export `name` lifted at the component function type `ty`, as a
+    /// component wrapping the module would (`memory`, `cabi_realloc`,
+    /// `cabi_post_<name>`, UTF-8): a [`Func`] to call with values.
+    ///
+    /// # Errors
+    /// No such export, or one whose core type is not what `ty` lifts from.
+    pub fn lift<T: WasiView>(&self, store: &mut Store<T>, name: &str, ty: FuncType) -> anyhow::Result<crate::Func> {
+        let def = crate::component::core_export::lift_core_export(store.ctx(), &self.inner, name, ty)?;
+        Ok(crate::Func::from_def(name, def))
     }
 
     /// The type of exported function `name`, as component values: `i32` is
