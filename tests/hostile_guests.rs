@@ -271,3 +271,42 @@ entries:
         "still running after SIGINT"
     );
 }
+
+/// Peak RSS of a whole `wippy-wasm call` process running one flood, in KiB:
+/// the CLI, the registry and the guest together.
+const FLOOD_PEAK_KIB: u64 = 128 * 1024;
+
+/// `wippy-wasm call h:flood` on `guest`, under a 1 MiB memory limit and a
+/// 20 s deadline: the error it ends with, and the process's peak RSS.
+fn flood(guest_file: &str, imports: &str) -> (String, u64) {
+    let dir = scratch("flood");
+    std::fs::copy(guest(guest_file), dir.join("flood.wat")).unwrap();
+    std::fs::write(
+        dir.join("_index.yaml"),
+        format!(
+            "namespace: h\nentries:\n  - name: flood\n    kind: function.wat\n    source: file://flood.wat\n    method: flood\n    imports: {imports}\n    options:\n      limits:\n        memory_bytes: 1048576\n        max_execution_ms: 20000\n"
+        ),
+    )
+    .unwrap();
+    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:flood"]);
+    assert_ne!(m.status, 0, "the flood cannot succeed: {}", m.stdout);
+    eprintln!("{guest_file}: peak RSS {} KiB in {:?}: {}", m.peak_kib, m.elapsed, m.stderr.trim());
+    (m.stderr, m.peak_kib)
+}
+
+#[test]
+fn a_resource_new_flood_stops_at_the_handle_limit() {
+    let (err, peak) = flood("handle_flood.wat", "[]");
+    assert!(
+        err.contains("handle table full") && err.contains("100000 handles"),
+        "{err}"
+    );
+    assert!(peak < FLOOD_PEAK_KIB, "peak RSS {peak} KiB, bound {FLOOD_PEAK_KIB} KiB");
+}
+
+#[test]
+fn a_host_pollable_flood_stops_at_the_resource_limit() {
+    let (err, peak) = flood("pollable_flood.wat", "[wasi:clocks, wasi:io]");
+    assert!(err.contains("resource table is full"), "{err}");
+    assert!(peak < FLOOD_PEAK_KIB, "peak RSS {peak} KiB, bound {FLOOD_PEAK_KIB} KiB");
+}

@@ -357,25 +357,10 @@ fn a_service_that_fails_twice_then_stays_up() {
 }
 
 /// Peak RSS (KiB) and wall time of `wippy-wasm up -c DIR`.
-fn up_cost(dir: &Path) -> (u64, Duration) {
-    let start = Instant::now();
-    // Reaped by wait4 below, which also reports its peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
-        .args(["up", "-c", dir.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: waits for our own child and fills the rusage we give it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "up failed: {status}"
-    );
-    (usage.ru_maxrss as u64, start.elapsed())
+fn up_cost(dir: &Path) -> (u64, std::time::Duration) {
+    let m = common::cli_measured(&["up", "-c", dir.to_str().unwrap()]);
+    assert_eq!(m.status, 0, "up failed: {}", m.stderr);
+    (m.peak_kib, m.elapsed)
 }
 
 #[test]

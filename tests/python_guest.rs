@@ -139,24 +139,9 @@ fn the_product_pages_python_world_runs_through_call_and_serve() {
 
 /// Peak RSS (KiB) and wall time of `wippy-wasm check -c DIR`.
 fn check_cost(dir: &Path) -> (u64, std::time::Duration) {
-    let start = std::time::Instant::now();
-    // Reaped by wait4 below, which also reports its peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
-        .args(["check", "-c", dir.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: waits for our own child and fills the rusage we give it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "check failed"
-    );
-    (usage.ru_maxrss as u64, start.elapsed())
+    let m = common::cli_measured(&["check", "-c", dir.to_str().unwrap()]);
+    assert_eq!(m.status, 0, "check failed: {}", m.stderr);
+    (m.peak_kib, m.elapsed)
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub struct Handle {
 pub struct HandleTable {
     array: Vec<Option<Handle>>,
     free: Vec<u32>,
+    /// Live handles allowed ([`super::limits::Limits::handles`]), at most
+    /// the spec's `MAX_LENGTH`.
+    max: usize,
 }
 
 /// The spec's `Table.MAX_LENGTH`.
@@ -28,14 +31,20 @@ const MAX_LENGTH: usize = (1 << 28) - 1;
 
 impl Default for HandleTable {
     fn default() -> Self {
-        HandleTable {
-            array: vec![None],
-            free: Vec::new(),
-        }
+        HandleTable::with_max(MAX_LENGTH)
     }
 }
 
 impl HandleTable {
+    /// An empty table holding at most `max` live handles.
+    pub fn with_max(max: usize) -> Self {
+        HandleTable {
+            array: vec![None],
+            free: Vec::new(),
+            max: max.min(MAX_LENGTH),
+        }
+    }
+
     pub fn get(&self, i: u32) -> Result<&Handle, Trap> {
         match self.array.get(i as usize) {
             Some(Some(h)) => Ok(h),
@@ -56,8 +65,11 @@ impl HandleTable {
             return Ok(i);
         }
         let i = self.array.len();
-        if i > MAX_LENGTH {
-            return Err(trap!("handle table full"));
+        if i > self.max {
+            return Err(trap!(
+                "handle table full: a component instance may hold {} handles (`Limits::handles`)",
+                self.max
+            ));
         }
         self.array.push(Some(h));
         Ok(i as u32)
@@ -90,10 +102,11 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub fn new(parent: Option<usize>) -> Self {
+    /// A component instance's state; its table holds at most `max_handles`.
+    pub fn new(parent: Option<usize>, max_handles: usize) -> Self {
         InstanceState {
             parent,
-            handles: HandleTable::default(),
+            handles: HandleTable::with_max(max_handles),
             may_enter: true,
             may_leave: true,
         }

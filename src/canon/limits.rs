@@ -17,10 +17,14 @@ pub struct Limits {
     /// Component instances (a nested component instantiated many times
     /// makes many, each with its own handle tables).
     pub component_instances: usize,
+    /// Live handles in any one component instance's table (a guest calling
+    /// `resource.new` in a loop stops here, not at the spec's 2^28 - 1).
+    pub handles: usize,
 }
 
 impl Default for Limits {
-    /// 1 GiB of memory, a million table elements, 10 000 of each item.
+    /// 1 GiB of memory, a million table elements, 10 000 of each item,
+    /// 100 000 handles per component instance.
     fn default() -> Self {
         Limits {
             memory_bytes: 1 << 30,
@@ -29,6 +33,7 @@ impl Default for Limits {
             memories: 10_000,
             tables: 10_000,
             component_instances: 10_000,
+            handles: 100_000,
         }
     }
 }

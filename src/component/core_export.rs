@@ -28,7 +28,8 @@ pub(crate) fn lift_core_export<T>(
         bail!("`{name}` has core type {have:?}; `{ty}` lifts from {want:?}");
     }
     let id = store.data().rt.instances.len();
-    store.data_mut().rt.instances.push(InstanceState::new(None));
+    let handles = store.data().limiter.limits.handles;
+    store.data_mut().rt.instances.push(InstanceState::new(None, handles));
     let opts = Options {
         instance: id,
         memory: instance.get_memory(&store, "memory"),

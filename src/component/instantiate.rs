@@ -94,7 +94,8 @@ fn instantiate<'a, 's: 'a, T: Send + 'static>(
         if id >= most {
             bail!("too many component instances in one store (the limit is {most})");
         }
-        store.data_mut().rt.instances.push(InstanceState::new(parent));
+        let handles = store.data().limiter.limits.handles;
+        store.data_mut().rt.instances.push(InstanceState::new(parent, handles));
         let mut s = Scope {
             id,
             core_funcs: Vec::new(),

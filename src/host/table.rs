@@ -59,7 +59,7 @@ impl fmt::Display for TableError {
             TableError::NotPresent => "resource not present",
             TableError::WrongType => "resource has a different type",
             TableError::HasChildren => "resource still has children",
-            TableError::Full => "resource table is full",
+            TableError::Full => "resource table is full (too many live host resources)",
         })
     }
 }
@@ -73,15 +73,40 @@ struct Entry {
 }
 
 /// Host objects behind resource handles.
-#[derive(Default)]
 pub struct ResourceTable {
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
+    /// Live entries allowed: a guest creating pollables or streams in a loop
+    /// gets [`TableError::Full`] instead of exhausting the host.
+    max: usize,
+}
+
+impl Default for ResourceTable {
+    fn default() -> Self {
+        Self::with_max(Self::DEFAULT_MAX)
+    }
 }
 
 impl ResourceTable {
+    /// Live entries a table holds by default.
+    pub const DEFAULT_MAX: usize = 100_000;
+
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table holding at most `max` live entries.
+    pub fn with_max(max: usize) -> Self {
+        ResourceTable {
+            entries: Vec::new(),
+            free: Vec::new(),
+            max,
+        }
+    }
+
+    /// Changes the number of live entries allowed from now on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     /// Adds a value with no parent.
@@ -114,6 +139,9 @@ impl ResourceTable {
         if let Some(rep) = self.free.pop() {
             self.entries[rep as usize] = Some(entry);
             return Ok(rep);
+        }
+        if self.entries.len() >= self.max {
+            return Err(TableError::Full);
         }
         let rep = u32::try_from(self.entries.len()).map_err(|_| TableError::Full)?;
         self.entries.push(Some(entry));

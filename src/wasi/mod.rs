@@ -150,6 +150,13 @@ impl WasiCtx {
         self
     }
 
+    /// Host resources (pollables, streams, descriptors, sockets) the guest
+    /// may hold at once (default [`ResourceTable::DEFAULT_MAX`]).
+    pub fn max_resources(mut self, max: usize) -> Self {
+        self.table.set_max(max);
+        self
+    }
+
     /// The host objects behind the guest's handles.
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table

@@ -92,6 +92,59 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// What [`cli_measured`] reports of one `wippy-wasm` run.
+#[allow(dead_code)]
+pub struct Measured {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident set size, KiB.
+    pub peak_kib: u64,
+    pub elapsed: std::time::Duration,
+}
+
+/// Runs `wippy-wasm ARGS` and reports its output, its peak RSS (from
+/// `wait4`) and its wall time.
+#[allow(dead_code)]
+pub fn cli_measured(args: &[&str]) -> Measured {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    // Reaped by wait4 below, which also reports its peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let mut status = 0;
+    // SAFETY: waits for our own child and fills the rusage we give it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    let status = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Measured {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        peak_kib: usage.ru_maxrss as u64,
+        elapsed: start.elapsed(),
+    }
+}
+
 /// `wippy-wasm serve ARGS` as a child process on a free loopback port;
 /// killed when dropped.
 pub struct Served {
