@@ -290,7 +290,12 @@ fn flood(guest_file: &str, imports: &str) -> (String, u64) {
     .unwrap();
     let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:flood"]);
     assert_ne!(m.status, 0, "the flood cannot succeed: {}", m.stdout);
-    eprintln!("{guest_file}: peak RSS {} KiB in {:?}: {}", m.peak_kib, m.elapsed, m.stderr.trim());
+    eprintln!(
+        "{guest_file}: peak RSS {} KiB in {:?}: {}",
+        m.peak_kib,
+        m.elapsed,
+        m.stderr.trim()
+    );
     (m.stderr, m.peak_kib)
 }
 

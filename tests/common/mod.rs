@@ -103,45 +103,45 @@ pub struct Measured {
     pub elapsed: std::time::Duration,
 }
 
-/// Runs `wippy-wasm ARGS` and reports its output, its peak RSS (from
-/// `wait4`) and its wall time.
+/// Spawns argv[1..] and waits for it, writing its peak RSS (KiB) to the
+/// file named by `$PEAK_FILE`; exits with its status.
+const MEASURE_PY: &str = "import os, sys
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+open(os.environ['PEAK_FILE'], 'w').write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))";
+
+/// Runs `wippy-wasm ARGS` and reports its output, its peak RSS and its
+/// wall time. The child is started by a small Python process: a process
+/// spawned straight from this one (vfork, then exec) inherits this test
+/// binary's own peak RSS in `ru_maxrss`, other tests' allocations included.
 #[allow(dead_code)]
 pub fn cli_measured(args: &[&str]) -> Measured {
-    use std::io::Read;
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let peak_file = std::env::temp_dir().join(format!("wippy-peak-{}-{n}", std::process::id()));
     let start = std::time::Instant::now();
-    // Reaped by wait4 below, which also reports its peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wippy-wasm"))
+    let out = std::process::Command::new("python3")
+        .args(["-c", MEASURE_PY, env!("CARGO_BIN_EXE_wippy-wasm")])
         .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .env("PEAK_FILE", &peak_file)
+        .output()
         .unwrap();
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let mut status = 0;
-    // SAFETY: waits for our own child and fills the rusage we give it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    let status = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let elapsed = start.elapsed();
+    let peak = std::fs::read_to_string(&peak_file);
+    let _ = std::fs::remove_file(&peak_file);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let peak_kib = peak
+        .unwrap_or_else(|e| panic!("no peak RSS reported ({e}): {stderr}"))
+        .trim()
+        .parse()
+        .unwrap();
     Measured {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        peak_kib: usage.ru_maxrss as u64,
-        elapsed: start.elapsed(),
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        peak_kib,
+        elapsed,
     }
 }
 
