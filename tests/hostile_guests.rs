@@ -315,3 +315,76 @@ fn a_host_pollable_flood_stops_at_the_resource_limit() {
     assert!(err.contains("resource table is full"), "{err}");
     assert!(peak < FLOOD_PEAK_KIB, "peak RSS {peak} KiB, bound {FLOOD_PEAK_KIB} KiB");
 }
+
+/// Peak RSS of one `wippy-wasm` process handed a 16 MiB `list<u8>` result,
+/// in KiB: the guest's memory, the bytes once, and their text. A `Val` per
+/// byte (and a JSON tree on top) took over 1 GiB.
+const BYTES_PEAK_KIB: u64 = 256 * 1024;
+const SIXTEEN_MIB: usize = 16 << 20;
+
+fn big_registry() -> PathBuf {
+    let dir = scratch("big");
+    std::fs::copy(guest("big_bytes.wat"), dir.join("big.wat")).unwrap();
+    let entry = |name: &str| {
+        format!("  - name: {name}\n    kind: function.wat\n    source: file://big.wat\n    method: {name}\n    options:\n      limits:\n        memory_bytes: 134217728\n")
+    };
+    std::fs::write(
+        dir.join("_index.yaml"),
+        format!("namespace: h\nentries:\n{}{}", entry("bytes"), entry("words")),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_large_list_u8_result_is_held_compactly() {
+    let dir = big_registry();
+    let n = SIXTEEN_MIB.to_string();
+    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:bytes", &n]);
+    assert_eq!(m.status, 0, "{}", m.stderr);
+    let text = m.stdout.trim();
+    assert!(
+        text.starts_with("[0,1,2,") && text.ends_with(",254,255]"),
+        "{}",
+        &text[..40]
+    );
+    assert_eq!(text.matches(',').count(), SIXTEEN_MIB - 1);
+    eprintln!("call: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
+    assert!(
+        m.peak_kib < BYTES_PEAK_KIB,
+        "call: peak RSS {} KiB, bound {BYTES_PEAK_KIB} KiB",
+        m.peak_kib
+    );
+
+    let wat = guest("big_bytes.wat");
+    let invoke = format!("bytes({SIXTEEN_MIB})");
+    let m = common::cli_measured(&["run", "--invoke", &invoke, wat.to_str().unwrap()]);
+    assert_eq!(m.status, 0, "{}", m.stderr);
+    assert!(m.stdout.trim().ends_with(", 254, 255]"), "{}", m.stderr);
+    eprintln!("run --invoke: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
+    assert!(
+        m.peak_kib < BYTES_PEAK_KIB,
+        "run: peak RSS {} KiB, bound {BYTES_PEAK_KIB} KiB",
+        m.peak_kib
+    );
+}
+
+#[test]
+fn a_result_too_large_to_lift_is_refused_at_the_per_call_bound() {
+    // 10 M words is 40 MB of guest memory, but ~400 MB as host values: over
+    // the default 256 MiB `Limits::lifted_bytes`, refused before allocating.
+    let dir = big_registry();
+    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:words", "10000000"]);
+    assert_ne!(m.status, 0, "{}", &m.stdout[..m.stdout.len().min(80)]);
+    assert!(
+        m.stderr.contains("`Limits::lifted_bytes`") && m.stderr.contains("h:words"),
+        "{}",
+        m.stderr
+    );
+    eprintln!("words: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
+    assert!(
+        m.peak_kib < FLOOD_PEAK_KIB,
+        "peak RSS {} KiB, bound {FLOOD_PEAK_KIB} KiB",
+        m.peak_kib
+    );
+}

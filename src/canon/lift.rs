@@ -77,6 +77,8 @@ pub fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, t: &Type) -> Result<Val, Trap> 
             Val::List(vs)
         }
         Type::Record(fields) => {
+            let names: usize = fields.iter().map(|f| f.name.len()).sum();
+            cx.charge_lift((fields.len() * std::mem::size_of::<(String, Val)>() + names) as u64)?;
             let offsets = field_offsets(fields.iter().map(|f| &f.ty));
             let mut out = Vec::with_capacity(fields.len());
             for (f, off) in fields.iter().zip(offsets) {
@@ -85,6 +87,7 @@ pub fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, t: &Type) -> Result<Val, Trap> 
             Val::Record(out)
         }
         Type::Tuple(ts) => {
+            cx.charge_lift((ts.len() * std::mem::size_of::<Val>()) as u64)?;
             let offsets = field_offsets(ts.iter());
             let mut out = Vec::with_capacity(ts.len());
             for (t, off) in ts.iter().zip(offsets) {
@@ -186,6 +189,7 @@ pub fn load_bytes_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32) -> R
         return Err(trap!("list byte length {len} exceeds the maximum"));
     }
     cx.check_range(ptr, 1, len as u64, "list")?;
+    cx.charge_lift(len as u64)?;
     Ok(cx.mem()?[ptr as usize..ptr as usize + len as usize].to_vec())
 }
 
@@ -196,6 +200,7 @@ pub fn load_list_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32, e: &T
         return Err(trap!("list byte length {byte_len} exceeds the maximum"));
     }
     cx.check_range(ptr, alignment(e), byte_len, "list")?;
+    cx.charge_lift(len as u64 * std::mem::size_of::<Val>() as u64)?;
     let mut out = Vec::with_capacity(len as usize);
     // Fast path for bytes.
     if matches!(e, Type::U8) {

@@ -20,11 +20,14 @@ pub struct Limits {
     /// Live handles in any one component instance's table (a guest calling
     /// `resource.new` in a loop stops here, not at the spec's 2^28 - 1).
     pub handles: usize,
+    /// Host memory the values lifted for one call (its arguments, or its
+    /// results) may take: a guest cannot make the host copy without bound.
+    pub lifted_bytes: usize,
 }
 
 impl Default for Limits {
     /// 1 GiB of memory, a million table elements, 10 000 of each item,
-    /// 100 000 handles per component instance.
+    /// 100 000 handles per component instance, 256 MiB of lifted values per call.
     fn default() -> Self {
         Limits {
             memory_bytes: 1 << 30,
@@ -34,6 +37,7 @@ impl Default for Limits {
             tables: 10_000,
             component_instances: 10_000,
             handles: 100_000,
+            lifted_bytes: 256 << 20,
         }
     }
 }

@@ -61,8 +61,13 @@ pub struct Cx<'a, 'o, T> {
     pub lenders: Vec<u32>,
     /// The task that borrows lowered by `lower_borrow` are scoped to.
     pub borrow_scope: Option<usize>,
-    /// Lift `list<u8>` as `Val::Bytes` (for host functions that opted in).
+    /// Lift `list<u8>` as `Val::Bytes` (export results, and host functions
+    /// that opted in).
     pub compact_bytes: bool,
+    /// Host memory this lift has committed to values so far, and the most
+    /// it may ([`limits::Limits::lifted_bytes`]).
+    lifted: u64,
+    lift_limit: u64,
 }
 
 /// The spec's limit on a string's byte length (`definitions.py`), for
@@ -76,6 +81,7 @@ pub const MAX_LIST_BYTE_LENGTH: u64 = (1 << 28) - 1;
 
 impl<'a, 'o, T> Cx<'a, 'o, T> {
     pub fn new(store: StoreContextMut<'a, StoreData<T>>, opts: &'o Options, site: Site) -> Self {
+        let lift_limit = store.data().limiter.limits.lifted_bytes as u64;
         Cx {
             store,
             opts,
@@ -83,7 +89,23 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
             lenders: Vec::new(),
             borrow_scope: None,
             compact_bytes: false,
+            lifted: 0,
+            lift_limit,
         }
+    }
+
+    /// Charges `bytes` of host memory to this lift before it is allocated:
+    /// one call's arguments or results may not make the host hold more than
+    /// the limit, however the guest's data is shaped.
+    pub fn charge_lift(&mut self, bytes: u64) -> Result<(), Trap> {
+        self.lifted = self.lifted.saturating_add(bytes);
+        if self.lifted > self.lift_limit {
+            return Err(trap!(
+                "the values of one call would take more than {} bytes of host memory (`Limits::lifted_bytes`)",
+                self.lift_limit
+            ));
+        }
+        Ok(())
     }
 
     fn memory(&self) -> Result<Memory, Trap> {

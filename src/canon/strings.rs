@@ -44,6 +44,7 @@ pub fn load_string_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, tagged_units:
         return Err(trap!("string byte length {byte_len} exceeds the maximum"));
     }
     cx.check_range(ptr, align, byte_len, "string")?;
+    cx.charge_lift(byte_len)?;
     let bytes = &cx.mem()?[ptr as usize..(ptr as u64 + byte_len) as usize];
     match enc {
         Enc::Utf8 => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| trap!("{e}")),

@@ -400,8 +400,7 @@ fn call(config: &std::path::Path, id: &str, args: &[String], strict: bool) -> an
             serde_json::from_str(a).map_err(|e| anyhow::anyhow!("argument {}: invalid JSON `{a}`: {e}", i + 1))
         })
         .collect::<anyhow::Result<Vec<serde_json::Value>>>()?;
-    let result = registry.call_json(id, &args)?;
-    println!("{result}");
+    println!("{}", registry.call_json_text(id, &args)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -118,6 +118,7 @@ fn to_wave(v: &Val, t: &Type) -> Result<Value> {
         (Val::Float64(x), _) => Value::make_f64(*x),
         (Val::Char(c), _) => Value::make_char(*c),
         (Val::String(s), _) => Value::make_string(Cow::Borrowed(s)),
+        (Val::Bytes(bs), Type::List(_)) => Value::make_list(&ty, bs.iter().map(|b| Value::make_u8(*b))).map_err(err)?,
         (Val::List(vs), Type::List(e) | Type::FixedList(e, _)) => {
             Value::make_list(&ty, vs.iter().map(|v| to_wave(v, e)).collect::<Result<Vec<_>>>()?).map_err(err)?
         }
@@ -190,7 +191,20 @@ pub fn call_args(call: &str, ty: &FuncType) -> Result<Vec<Val>> {
     Ok(vals.iter().map(from_wave).collect())
 }
 
-/// Writes a value in WAVE.
+/// Writes a value in WAVE. A `list<u8>` result is written directly: a WAVE
+/// value per byte would cost many times the guest's bytes.
 pub fn format(v: &Val, t: &Type) -> Result<String> {
+    if let Val::Bytes(bytes) = v {
+        let mut out = String::with_capacity(bytes.len() * 5 + 2);
+        out.push('[');
+        for (i, b) in bytes.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b}"));
+        }
+        out.push(']');
+        return Ok(out);
+    }
     wasm_wave::to_string(&to_wave(v, t)?).map_err(|e| anyhow!("{e}"))
 }

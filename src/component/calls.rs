@@ -145,6 +145,9 @@ pub(crate) fn lift_return<T, R>(
 
 /// Lifts dynamic result values for [`lift_return`].
 pub(crate) fn lift_results<T>(cx: &mut Cx<'_, '_, T>, ty: &FuncType, vi: &mut FlatIter<'_>) -> Result<Vec<Val>, Trap> {
+    // `list<u8>` results come back compact: a `Val` per byte would cost the
+    // host ~40 bytes for each byte the guest returns.
+    cx.compact_bytes = true;
     lift_flat_values(cx, ty.result_spilled(), vi, ty.result.iter())
 }
 

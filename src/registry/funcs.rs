@@ -99,11 +99,12 @@ fn output(v: Option<&Val>, t: Option<&Type>, as_bytes: bool) -> Result<Input> {
     Ok(match (v, t, as_bytes) {
         (Some(Val::String(s)), _, false) => Input::Text(s.clone()),
         (Some(Val::String(s)), _, true) => Input::Bytes(s.clone().into_bytes()),
+        (Some(Val::Bytes(bytes)), _, true) => Input::Bytes(bytes.clone()),
         (Some(Val::List(items)), Some(Type::List(e)), true) if **e == Type::U8 => {
             Input::Bytes(items.iter().map(|b| if let Val::U8(b) = b { *b } else { 0 }).collect())
         }
         (Some(v), Some(t), _) => {
-            let text = super::json::to_json(v, t)?.to_string();
+            let text = super::json::to_json_text(v, t)?;
             if as_bytes {
                 Input::Bytes(text.into_bytes())
             } else {

@@ -233,7 +233,7 @@ impl Registry {
         let (v, t) = match (out.first(), ty.result.as_ref()) {
             (Some(Val::Result(Err(e))), Some(Type::Result { err, .. })) => {
                 let msg = match (e, err) {
-                    (Some(e), Some(et)) => super::json::to_json(e, et)?.to_string(),
+                    (Some(e), Some(et)) => super::json::to_json_text(e, et)?,
                     _ => "error".into(),
                 };
                 bail!("{msg}");
@@ -254,7 +254,7 @@ impl Registry {
                 let bytes: Vec<u8> = serde_json::from_value(bytes)?;
                 whole_response(200, bytes, "application/octet-stream")
             }
-            (Some(v), Some(t)) => whole_response(200, super::json::to_json(v, t)?.to_string(), "application/json"),
+            (Some(v), Some(t)) => whole_response(200, super::json::to_json_text(v, t)?, "application/json"),
         })
     }
 }

@@ -6,7 +6,9 @@
 use crate::values::Val;
 use crate::values::{FuncType, Type};
 use anyhow::{anyhow, bail, Result};
-use serde_json::{json, Map, Value as Json};
+use serde::ser::{Error as _, SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value as Json;
 
 /// Converts positional JSON arguments to the function's parameters. Errors
 /// name the parameter and the path inside it.
@@ -205,71 +207,110 @@ fn one_key(v: &Json) -> Option<(String, Option<&Json>)> {
 
 /// [`Val`] → JSON.
 pub fn to_json(v: &Val, t: &Type) -> Result<Json> {
-    Ok(match (v, t) {
-        (Val::Bool(b), _) => json!(b),
-        (Val::S8(x), _) => json!(x),
-        (Val::U8(x), _) => json!(x),
-        (Val::S16(x), _) => json!(x),
-        (Val::U16(x), _) => json!(x),
-        (Val::S32(x), _) => json!(x),
-        (Val::U32(x), _) => json!(x),
-        (Val::S64(x), _) => json!(x),
-        (Val::U64(x), _) => json!(x),
-        (Val::Float32(x), _) => json!(x),
-        (Val::Float64(x), _) => json!(x),
-        (Val::Char(c), _) => json!(c.to_string()),
-        (Val::String(s), _) => json!(s),
-        (Val::List(items), Type::List(e) | Type::FixedList(e, _)) => {
-            Json::Array(items.iter().map(|i| to_json(i, e)).collect::<Result<_>>()?)
-        }
-        (Val::Map(entries), Type::Map(k, vt)) => {
-            let mut m = Map::new();
-            for (key, val) in entries {
-                let key = match to_json(key, k)? {
-                    Json::String(s) => s,
-                    other => other.to_string(),
+    serde_json::to_value(Typed(v, t)).map_err(|e| anyhow!("{e}"))
+}
+
+/// [`Val`] → JSON text, written straight from the value: a large result
+/// (a `list<u8>` of many MiB) never exists as a JSON tree.
+pub fn to_json_text(v: &Val, t: &Type) -> Result<String> {
+    serde_json::to_string(&Typed(v, t)).map_err(|e| anyhow!("{e}"))
+}
+
+/// Results as JSON text: the single result, or `null`.
+pub fn result_to_json_text(ty: &FuncType, results: &[Val]) -> Result<String> {
+    match (results.first(), &ty.result) {
+        (Some(v), Some(t)) => to_json_text(v, t),
+        _ => Ok("null".into()),
+    }
+}
+
+/// A value with its type, serialised with Wippy's JSON mapping.
+struct Typed<'a>(&'a Val, &'a Type);
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fail = |m: String| S::Error::custom(m);
+        match (self.0, self.1) {
+            (Val::Bool(b), _) => s.serialize_bool(*b),
+            (Val::S8(x), _) => s.serialize_i8(*x),
+            (Val::U8(x), _) => s.serialize_u8(*x),
+            (Val::S16(x), _) => s.serialize_i16(*x),
+            (Val::U16(x), _) => s.serialize_u16(*x),
+            (Val::S32(x), _) => s.serialize_i32(*x),
+            (Val::U32(x), _) => s.serialize_u32(*x),
+            (Val::S64(x), _) => s.serialize_i64(*x),
+            (Val::U64(x), _) => s.serialize_u64(*x),
+            // Non-finite floats are `null`, as `serde_json::json!` has them.
+            (Val::Float32(x), _) if !x.is_finite() => s.serialize_unit(),
+            (Val::Float64(x), _) if !x.is_finite() => s.serialize_unit(),
+            (Val::Float32(x), _) => s.serialize_f32(*x),
+            (Val::Float64(x), _) => s.serialize_f64(*x),
+            (Val::Char(c), _) => s.serialize_char(*c),
+            (Val::String(v), _) => s.serialize_str(v),
+            (Val::List(items), Type::List(e) | Type::FixedList(e, _)) => {
+                s.collect_seq(items.iter().map(|i| Typed(i, e)))
+            }
+            (Val::Bytes(bytes), _) => s.collect_seq(bytes),
+            (Val::Map(entries), Type::Map(k, vt)) => {
+                let mut keyed = Vec::with_capacity(entries.len());
+                for (key, val) in entries {
+                    let key = match to_json(key, k).map_err(|e| fail(format!("{e:#}")))? {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    keyed.push((key, val));
+                }
+                // Keys sorted and the last of equal keys kept, as in a
+                // `serde_json` object.
+                keyed.reverse();
+                keyed.sort_by(|a, b| a.0.cmp(&b.0));
+                keyed.dedup_by(|a, b| a.0 == b.0);
+                let mut m = s.serialize_map(Some(keyed.len()))?;
+                for (key, val) in keyed {
+                    m.serialize_entry(&key, &Typed(val, vt))?;
+                }
+                m.end()
+            }
+            (Val::Record(fields), Type::Record(ft)) => {
+                // Keys sorted, as in a `serde_json` object.
+                let mut sorted: Vec<_> = fields.iter().zip(ft.iter()).collect();
+                sorted.sort_by(|a, b| a.0 .0.cmp(&b.0 .0));
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for ((name, val), f) in sorted {
+                    m.serialize_entry(name, &Typed(val, &f.ty))?;
+                }
+                m.end()
+            }
+            (Val::Tuple(items), Type::Tuple(ts)) => {
+                s.collect_seq(items.iter().zip(ts.iter()).map(|(i, t)| Typed(i, t)))
+            }
+            (Val::Variant(name, p), Type::Variant(cases)) => {
+                let ct = cases.iter().find(|c| c.name == *name).and_then(|c| c.ty.as_ref());
+                let mut m = s.serialize_map(Some(1))?;
+                match (p, ct) {
+                    (Some(p), Some(ct)) => m.serialize_entry(name, &Typed(p, ct))?,
+                    _ => m.serialize_entry(name, &())?,
+                }
+                m.end()
+            }
+            (Val::Enum(name), _) => s.serialize_str(name),
+            (Val::Option(None), _) => s.serialize_unit(),
+            (Val::Option(Some(p)), Type::Option(inner)) => Typed(p, inner).serialize(s),
+            (Val::Result(r), Type::Result { ok, err }) => {
+                let (key, p, pt) = match r {
+                    Ok(p) => ("ok", p, ok),
+                    Err(p) => ("err", p, err),
                 };
-                m.insert(key, to_json(val, vt)?);
+                let mut m = s.serialize_map(Some(1))?;
+                match (p, pt) {
+                    (Some(p), Some(pt)) => m.serialize_entry(key, &Typed(p, pt))?,
+                    _ => m.serialize_entry(key, &())?,
+                }
+                m.end()
             }
-            Json::Object(m)
+            (Val::Flags(names), _) => s.collect_seq(names),
+            (Val::Resource(_), _) => Err(fail("a resource cannot be returned as JSON".into())),
+            (v, t) => Err(fail(format!("cannot write a {} value as {t}", v.kind()))),
         }
-        (Val::Record(fields), Type::Record(ft)) => {
-            let mut m = Map::new();
-            for ((name, val), f) in fields.iter().zip(ft.iter()) {
-                m.insert(name.clone(), to_json(val, &f.ty)?);
-            }
-            Json::Object(m)
-        }
-        (Val::Tuple(items), Type::Tuple(ts)) => Json::Array(
-            items
-                .iter()
-                .zip(ts.iter())
-                .map(|(i, t)| to_json(i, t))
-                .collect::<Result<_>>()?,
-        ),
-        (Val::Variant(name, p), Type::Variant(cases)) => {
-            let ct = cases.iter().find(|c| c.name == *name).and_then(|c| c.ty.as_ref());
-            match (p, ct) {
-                (Some(p), Some(ct)) => json!({ name.clone(): to_json(p, ct)? }),
-                _ => json!({ name.clone(): null }),
-            }
-        }
-        (Val::Enum(name), _) => json!(name),
-        (Val::Option(None), _) => Json::Null,
-        (Val::Option(Some(p)), Type::Option(inner)) => to_json(p, inner)?,
-        (Val::Result(r), Type::Result { ok, err }) => {
-            let (key, p, pt) = match r {
-                Ok(p) => ("ok", p, ok),
-                Err(p) => ("err", p, err),
-            };
-            let value = match (p, pt) {
-                (Some(p), Some(pt)) => to_json(p, pt)?,
-                _ => Json::Null,
-            };
-            json!({ key: value })
-        }
-        (Val::Flags(names), _) => json!(names),
-        (Val::Resource(_), _) => bail!("a resource cannot be returned as JSON"),
-        (v, t) => bail!("cannot write a {} value as {t}", v.kind()),
-    })
+    }
 }

@@ -369,6 +369,19 @@ impl Registry {
         crate::dispatch::block_on(self.call_json_async(id, args.to_vec(), Chain::default()))
     }
 
+    /// [`Registry::call_json`] with the result as JSON text, written straight
+    /// from the WASM function's values: a large result (a `list<u8>` of many
+    /// MiB) never exists as a JSON tree.
+    pub fn call_json_text(&self, id: &str, args: &[serde_json::Value]) -> Result<String> {
+        if self.native(id).is_some() || self.lua_function(id).is_some() {
+            return Ok(self.call_json(id, args)?.to_string());
+        }
+        let ty = self.func_type(id)?;
+        let vals = json::args_from_json(&ty, args).with_context(|| format!("arguments of `{id}`"))?;
+        let out = crate::dispatch::block_on(self.call_at(id, vals, Chain::default()))?;
+        json::result_to_json_text(&ty, &out)
+    }
+
     /// Calls function `id` (WASM, Lua or native) with positional JSON
     /// arguments, as a task of the caller's executor: the async form of
     /// [`Registry::call_json`].

@@ -212,6 +212,7 @@ impl<E: ComponentValue> ComponentValue for Vec<E> {
     fn from_val(v: &Val) -> Result<Self> {
         match v {
             Val::List(vs) => vs.iter().map(E::from_val).collect(),
+            Val::Bytes(bs) => bs.iter().map(|b| E::from_val(&Val::U8(*b))).collect(),
             other => bail!("expected list, found {}", other.kind()),
         }
     }

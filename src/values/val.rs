@@ -4,7 +4,7 @@ use super::types::ResourceType;
 use std::fmt;
 
 /// A component-model value, as seen by the host.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Val {
     Bool(bool),
     S8(i8),
@@ -21,8 +21,10 @@ pub enum Val {
     String(String),
     /// `list<T>` and fixed-length `list<T, N>`.
     List(Vec<Val>),
-    /// A `list<u8>` in compact form, for hosts to return bytes cheaply: it
-    /// lowers with one copy. Values lifted from guests are always `List`.
+    /// A `list<u8>` in compact form: it lowers with one copy. Results lifted
+    /// from exports (and arguments of host functions that opted in with
+    /// [`crate::Linker::compact_bytes`]) carry `list<u8>` this way, not as a
+    /// `Val` per byte. It equals the same bytes as a `List` of `U8`.
     Bytes(Vec<u8>),
     Record(Vec<(String, Val)>),
     Tuple(Vec<Val>),
@@ -39,6 +41,42 @@ pub enum Val {
     /// host functions and embedders never see one.
     #[doc(hidden)]
     AdapterString(AdapterString),
+}
+
+impl PartialEq for Val {
+    fn eq(&self, other: &Val) -> bool {
+        use Val::*;
+        match (self, other) {
+            (Bytes(b), List(l)) | (List(l), Bytes(b)) => {
+                b.len() == l.len() && l.iter().zip(b).all(|(v, b)| matches!(v, U8(x) if x == b))
+            }
+            (Bool(a), Bool(b)) => a == b,
+            (S8(a), S8(b)) => a == b,
+            (U8(a), U8(b)) => a == b,
+            (S16(a), S16(b)) => a == b,
+            (U16(a), U16(b)) => a == b,
+            (S32(a), S32(b)) => a == b,
+            (U32(a), U32(b)) => a == b,
+            (S64(a), S64(b)) => a == b,
+            (U64(a), U64(b)) => a == b,
+            (Float32(a), Float32(b)) => a == b,
+            (Float64(a), Float64(b)) => a == b,
+            (Char(a), Char(b)) => a == b,
+            (String(a), String(b)) => a == b,
+            (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            (Record(a), Record(b)) => a == b,
+            (Variant(n, a), Variant(m, b)) => n == m && a == b,
+            (Enum(a), Enum(b)) => a == b,
+            (Option(a), Option(b)) => a == b,
+            (Result(a), Result(b)) => a == b,
+            (Flags(a), Flags(b)) => a == b,
+            (Map(a), Map(b)) => a == b,
+            (Resource(a), Resource(b)) => a == b,
+            (AdapterString(a), AdapterString(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// A string an adapter lifted from one component's linear memory, not yet

@@ -78,6 +78,7 @@ fn same(a: &Val, b: &Val) -> bool {
     match (a, b) {
         (Val::Float32(x), Val::Float32(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
         (Val::Float64(x), Val::Float64(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
+        (Val::Bytes(_), Val::List(_)) | (Val::List(_), Val::Bytes(_)) | (Val::Bytes(_), Val::Bytes(_)) => a == b,
         (Val::List(x), Val::List(y)) | (Val::Tuple(x), Val::Tuple(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
