@@ -37,6 +37,33 @@ const FUEL_SLICE: u64 = 100_000;
 /// hyper answers 431.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
 
+/// How long a connection may keep the server waiting, as nginx's
+/// `client_header_timeout` and `client_body_timeout`: a request head must
+/// arrive within `header` of the connection going quiet, and a request
+/// body's bytes no further apart than `body`. A client that stalls gets its
+/// connection closed, and the guest reading its body an error, so no
+/// instance is held hostage by a client that sends nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub header: std::time::Duration,
+    pub body: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 s each.
+    fn default() -> Self {
+        Timeouts {
+            header: std::time::Duration::from_secs(10),
+            body: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The body timeout of the server a request came through (a request
+/// extension).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// A plain-text response (errors).
 pub fn text_response(status: u16, text: impl Into<String>) -> http::Response<PipeBody> {
     whole_response(status, text.into() + "\n", "text/plain; charset=utf-8")
@@ -68,7 +95,8 @@ pub fn response_of(r: Response) -> http::Response<PipeBody> {
 pub fn incoming_request(ex: Executor, req: http::Request<hyper::body::Incoming>) -> IncomingRequest {
     let (parts, body) = req.into_parts();
     let pipe = Pipe::new(None);
-    ex.spawn(pump(body, pipe.clone(), None)).detach();
+    let between_bytes = parts.extensions.get::<BodyTimeout>().map(|t| t.0);
+    ex.spawn(pump(body, pipe.clone(), between_bytes)).detach();
     let authority = parts.uri.authority().map(|a| a.to_string()).or_else(|| {
         parts
             .headers
@@ -118,6 +146,7 @@ impl HandlerTypes {
         slot: Arc<Slot<Result<Response, Val>>>,
     ) -> Result<()> {
         let body: Arc<std::sync::Mutex<Option<Arc<Pipe>>>> = Arc::default();
+        let request_body = req.0.body.clone();
         let table = store.data_mut().wasi().table();
         let req = table.push(req)?.rep();
         let param = table.push(ResponseOutparam {
@@ -129,6 +158,11 @@ impl HandlerTypes {
             crate::wasi::own(&self.response_outparam, param.rep()),
         ];
         let r = handle.call_async(store, &args).await.map(drop);
+        // Nothing reads the request body after the call, even if a pooled
+        // instance kept hold of it: its pump stops and lets the connection go.
+        if let Some(pipe) = request_body {
+            pipe.close_reader();
+        }
         // The guest cannot run again for this request: a body it left
         // unfinished (still held, not dropped) ends here, as an error.
         if let Some(pipe) = body.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -141,10 +175,23 @@ impl HandlerTypes {
     }
 }
 
+/// Sets a signal when dropped, unless disarmed.
+struct SetOnDrop(Option<Arc<crate::dispatch::Signal>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.set();
+        }
+    }
+}
+
 /// Runs a guest's `handle` call (`call`) on `ex` and answers with the
 /// response it sets in `slot` — while the call goes on streaming the body.
 /// A failed call, or one that never sets a response, gives a 500 naming
-/// `what` failed.
+/// `what` failed. If the client goes away first (hyper drops this future,
+/// or the response body unfinished), the call is cancelled at its next fuel
+/// slice or wait, and its instance discarded.
 pub async fn proxy_response(
     ex: Executor,
     what: String,
@@ -152,8 +199,15 @@ pub async fn proxy_response(
     call: impl Future<Output = Result<()>> + Send + 'static,
 ) -> http::Response<PipeBody> {
     let s = slot.clone();
+    let gone: Arc<crate::dispatch::Signal> = Arc::default();
+    let mut guard = SetOnDrop(Some(gone.clone()));
+    let g = gone.clone();
     ex.spawn(async move {
-        let msg = match call.await {
+        let cancelled = async {
+            g.wait().await;
+            Err(anyhow!("the client went away; the call was cancelled"))
+        };
+        let msg = match futures_lite::future::or(call, cancelled).await {
             Ok(()) => format!("{what} returned without setting a response"),
             Err(e) => {
                 let msg = format!("{what}: {e:#}");
@@ -167,8 +221,10 @@ pub async fn proxy_response(
         )));
     })
     .detach();
-    match slot.wait().await {
-        Some(Ok(r)) => response_of(r),
+    let response = slot.wait().await;
+    guard.0 = None;
+    match response {
+        Some(Ok(r)) => response_of(r).map(|body| body.on_abandon(gone)),
         Some(Err(code)) => text_response(500, format!("the component failed: {code}")),
         None => text_response(500, "no response"),
     }
@@ -322,6 +378,7 @@ impl Handler for ProxyHandler {
 pub struct Server {
     listener: async_io::Async<std::net::TcpListener>,
     ex: Executor,
+    timeouts: Timeouts,
 }
 
 impl Server {
@@ -330,7 +387,17 @@ impl Server {
         let listener =
             async_io::Async::<std::net::TcpListener>::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let ex: Executor = Box::leak(Box::default());
-        Ok(Server { listener, ex })
+        Ok(Server {
+            listener,
+            ex,
+            timeouts: Timeouts::default(),
+        })
+    }
+
+    /// Replaces the default [`Timeouts`].
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
@@ -348,6 +415,7 @@ impl Server {
         grace: std::time::Duration,
     ) -> Result<()> {
         let ex = self.ex;
+        let timeouts = self.timeouts;
         let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // Set when the server stops: connections finish gracefully.
         let stopping: Arc<crate::dispatch::Signal> = Arc::default();
@@ -375,8 +443,9 @@ impl Server {
                 let stopping = stopping.clone();
                 ex.spawn(async move {
                     active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                         let h = handler.clone();
+                        req.extensions_mut().insert(BodyTimeout(timeouts.body));
                         async move {
                             // hyper bounds its read buffer, not the head a
                             // single read may bring whole: check it here.
@@ -391,7 +460,7 @@ impl Server {
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(rt::Timer)
-                        .header_read_timeout(std::time::Duration::from_secs(30))
+                        .header_read_timeout(timeouts.header)
                         .max_buf_size(MAX_HEAD_BYTES)
                         .serve_connection(Io(stream), service);
                     let mut conn = std::pin::pin!(conn);
@@ -459,13 +528,18 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
 }
 
 /// Serves `component` (a file) at `addr` until SIGINT, printing the address.
-pub fn serve_component(path: &std::path::Path, addr: SocketAddr, config: InstanceConfig) -> Result<()> {
-    serve(Arc::new(ProxyHandler::load(path, config)?), addr)
+pub fn serve_component(
+    path: &std::path::Path,
+    addr: SocketAddr,
+    config: InstanceConfig,
+    timeouts: Timeouts,
+) -> Result<()> {
+    serve(Arc::new(ProxyHandler::load(path, config)?), addr, timeouts)
 }
 
 /// Runs `handler` at `addr` until SIGINT or SIGTERM.
-pub fn serve(handler: Arc<dyn Handler>, addr: SocketAddr) -> Result<()> {
-    let server = Server::bind(addr)?;
+pub fn serve(handler: Arc<dyn Handler>, addr: SocketAddr, timeouts: Timeouts) -> Result<()> {
+    let server = Server::bind(addr)?.with_timeouts(timeouts);
     let stop = shutdown_signal()?;
     println!("Serving HTTP on http://{}/", server.local_addr()?);
     use std::io::Write;

@@ -265,7 +265,7 @@ fn serve(
         let registry = open_registry(&config, strict)?;
         let handler = crate::registry::http::EndpointHandler::new(&registry)?;
         let services = registry.start_services();
-        crate::serve::serve(std::sync::Arc::new(handler), addr)?;
+        crate::serve::serve(std::sync::Arc::new(handler), addr, instances.timeouts())?;
         crate::dispatch::block_on(services.stop());
         return Ok(ExitCode::SUCCESS);
     }
@@ -277,11 +277,13 @@ fn serve(
         dirs: guest.dirs()?,
         network,
         max_instances: instances.max_instances,
-        max_execution: instances.max_execution_ms.map(std::time::Duration::from_millis),
+        max_execution: Some(instances.max_execution_ms)
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis),
         fresh_instances: instances.fresh_instances,
     };
     let component = component.ok_or_else(|| anyhow::anyhow!("serve: give a component, or -c CONFIG"))?;
-    crate::serve::serve_component(&component, addr, config)?;
+    crate::serve::serve_component(&component, addr, config, instances.timeouts())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -424,13 +426,34 @@ struct InstanceFlags {
     /// At most N instances of the component at once.
     #[arg(long, value_name = "N")]
     max_instances: Option<usize>,
-    /// Stop a request's guest call after MS milliseconds.
-    #[arg(long, value_name = "MS")]
-    max_execution_ms: Option<u64>,
+    /// Stop a request's guest call (streaming its response included) after
+    /// MS milliseconds; 0: no limit. With `-c`, each function's own
+    /// `max_execution_ms` applies instead.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    max_execution_ms: u64,
     /// A fresh instance for every request (no state kept between
     /// requests), as `wasmtime serve` does; default: pooled instances.
     #[arg(long)]
     fresh_instances: bool,
+    /// Close a connection whose request head has not arrived MS
+    /// milliseconds after it went quiet (nginx's `client_header_timeout`).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Fail a request body whose next bytes take longer than MS
+    /// milliseconds to arrive (nginx's `client_body_timeout`): the guest
+    /// reading it gets an error, the connection is closed.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    body_timeout_ms: u64,
+}
+
+impl InstanceFlags {
+    fn timeouts(&self) -> crate::serve::Timeouts {
+        let ms = |ms: u64| std::time::Duration::from_millis(ms.max(1));
+        crate::serve::Timeouts {
+            header: ms(self.header_timeout_ms),
+            body: ms(self.body_timeout_ms),
+        }
+    }
 }
 
 /// What the guest sees of the host: directories and environment.

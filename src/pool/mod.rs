@@ -157,16 +157,27 @@ impl<W> Pool<W> {
             }
         };
         let result = {
-            // Counted down even if the call is dropped half-way.
-            struct Busy<'a>(&'a AtomicUsize);
-            impl Drop for Busy<'_> {
+            // Counted down even if the call is dropped half-way (cancelled):
+            // then the instance, mid-call, is dropped and counted retired.
+            struct Busy<'a, W> {
+                pool: &'a Pool<W>,
+                settled: bool,
+            }
+            impl<W> Drop for Busy<'_, W> {
                 fn drop(&mut self) {
-                    self.0.fetch_sub(1, Ordering::SeqCst);
+                    self.pool.busy.fetch_sub(1, Ordering::SeqCst);
+                    if !self.settled {
+                        self.pool.retire(1);
+                    }
                 }
             }
             self.busy.fetch_add(1, Ordering::SeqCst);
-            let _busy = Busy(&self.busy);
+            let mut busy = Busy {
+                pool: self,
+                settled: false,
+            };
             let result = call(&mut w).await;
+            busy.settled = true;
             // Settled before the call stops counting as busy, so an idle
             // pool's statistics are final.
             if result.is_ok() && keep(&mut w) {

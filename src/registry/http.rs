@@ -190,15 +190,31 @@ impl Registry {
     /// unwrapped, its `err` a 500.
     async fn call_payload(&self, id: &str, req: http::Request<hyper::body::Incoming>) -> http::Response<PipeBody> {
         use http_body_util::BodyExt;
-        let body = http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD_BYTES);
-        let bytes = match body.collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return text_response(413, format!("the body exceeds {MAX_PAYLOAD_BYTES} bytes"))
+        let between_bytes = req.extensions().get::<crate::serve::BodyTimeout>().map(|t| t.0);
+        let mut body = http_body_util::Limited::new(req.into_body(), MAX_PAYLOAD_BYTES);
+        let mut bytes = Vec::new();
+        loop {
+            let frame = match between_bytes {
+                Some(t) => match crate::dispatch::within(t, body.frame()).await {
+                    Some(f) => f,
+                    None => return text_response(408, "the request body stalled"),
+                },
+                None => body.frame().await,
+            };
+            match frame {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    return text_response(413, format!("the body exceeds {MAX_PAYLOAD_BYTES} bytes"))
+                }
+                Some(Err(e)) => return text_response(400, format!("cannot read the request body: {e}")),
             }
-            Err(e) => return text_response(400, format!("cannot read the request body: {e}")),
-        };
-        match self.payload_call(id, bytes.to_vec()).await {
+        }
+        match self.payload_call(id, bytes).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: `{id}`: {e:#}");

@@ -193,6 +193,23 @@ impl Served {
     /// Whether stderr shows `needle` within a few seconds (it is read on
     /// another thread, so it may lag the server).
     #[allow(dead_code)]
+    /// Open file descriptors of the server process now.
+    #[allow(dead_code)]
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+    }
+
+    /// Resident set size of the server process now, KiB.
+    #[allow(dead_code)]
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn stderr_shows(&self, needle: &str) -> bool {
         let start = std::time::Instant::now();
         while start.elapsed() < std::time::Duration::from_secs(5) {

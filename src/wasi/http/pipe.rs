@@ -244,16 +244,35 @@ impl Pipe {
 pub struct PipeBody {
     pipe: Arc<Pipe>,
     listener: Option<event_listener::EventListener>,
+    /// Set if the body is dropped before all of it was taken.
+    on_abandon: Option<Arc<crate::dispatch::Signal>>,
 }
 
 impl PipeBody {
     pub fn new(pipe: Arc<Pipe>) -> Self {
-        PipeBody { pipe, listener: None }
+        PipeBody {
+            pipe,
+            listener: None,
+            on_abandon: None,
+        }
+    }
+
+    /// Sets `signal` if the body is dropped unfinished: the peer went away
+    /// (a served response whose client disconnected).
+    pub fn on_abandon(mut self, signal: Arc<crate::dispatch::Signal>) -> Self {
+        self.on_abandon = Some(signal);
+        self
     }
 }
 
 impl Drop for PipeBody {
     fn drop(&mut self) {
+        if let Some(signal) = &self.on_abandon {
+            let s = self.pipe.lock();
+            if s.end.is_none() || !s.chunks.is_empty() {
+                signal.set();
+            }
+        }
         self.pipe.close_reader();
     }
 }
@@ -315,19 +334,37 @@ impl http_body::Body for PipeBody {
 }
 
 /// Pumps a hyper body into `pipe` (incoming responses and requests): each
-/// frame must come within `between_bytes`, trailers end the pipe.
+/// frame must come within `between_bytes`, trailers end the pipe. Once the
+/// reader is gone the body is dropped unread, at once: its connection is
+/// then closed, not kept waiting on a peer that may never send the rest.
 pub async fn pump(mut body: hyper::body::Incoming, pipe: Arc<Pipe>, between_bytes: Option<std::time::Duration>) {
     use http_body_util::BodyExt;
+    /// What the pump waited for.
+    enum Next<F> {
+        Frame(F),
+        TimedOut,
+        ReaderGone,
+    }
     loop {
-        let frame = match between_bytes {
-            Some(t) => match crate::dispatch::within(t, body.frame()).await {
-                Some(f) => f,
-                None => {
-                    let _ = pipe.finish(End::Failed(HttpError::Code("connection-read-timeout")));
-                    return;
-                }
-            },
-            None => body.frame().await,
+        let frame = async {
+            match between_bytes {
+                Some(t) => crate::dispatch::within(t, body.frame())
+                    .await
+                    .map_or(Next::TimedOut, Next::Frame),
+                None => Next::Frame(body.frame().await),
+            }
+        };
+        let gone = async {
+            pipe.wait_until(|s| s.reader_gone).await;
+            Next::ReaderGone
+        };
+        let frame = match futures_lite::future::or(gone, frame).await {
+            Next::Frame(f) => f,
+            Next::TimedOut => {
+                let _ = pipe.finish(End::Failed(HttpError::Code("connection-read-timeout")));
+                return;
+            }
+            Next::ReaderGone => return,
         };
         match frame {
             None => {

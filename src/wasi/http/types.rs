@@ -65,6 +65,16 @@ pub struct Request {
 /// `incoming-request`: a request a served component handles.
 pub struct IncomingRequest(pub Request);
 
+impl Drop for IncomingRequest {
+    /// A body never consumed will never be read: its pump stops, and the
+    /// connection is not held open for it.
+    fn drop(&mut self) {
+        if let Some(pipe) = self.0.body.take() {
+            pipe.close_reader();
+        }
+    }
+}
+
 /// `outgoing-request`: what a guest builds to send.
 pub struct OutgoingRequest(pub Request);
 

@@ -1,0 +1,239 @@
+//! Hostile HTTP clients never freeze or exhaust `serve`: a client that
+//! vanishes mid-body leaves no connection behind, stalled bodies and heads
+//! time out and free their instances, and a client that goes away cancels
+//! the guest call it started. Real servers on loopback; every client is
+//! bounded and stops by itself.
+
+mod common;
+
+use common::Served;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Server, Timeouts};
+use wippy_wasm::wasi::io::Signal;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An in-process server; stops when dropped.
+struct Running {
+    addr: SocketAddr,
+    stop: Arc<Signal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.set();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(handler: Arc<dyn Handler>, timeouts: Timeouts) -> Running {
+    let server = Server::bind("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .with_timeouts(timeouts);
+    let addr = server.local_addr().unwrap();
+    let stop: Arc<Signal> = Arc::default();
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        server
+            .run(handler, 2, async move { s.wait().await }, Duration::from_secs(1))
+            .unwrap()
+    });
+    Running {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+fn c_proxy(config: InstanceConfig) -> Arc<ProxyHandler> {
+    Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), config).unwrap())
+}
+
+/// `GET path`: the status and the raw body (chunked as it came), or `None`
+/// if no whole answer came within `limit`.
+fn get_within(addr: SocketAddr, path: &str, limit: Duration) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").ok()?;
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    Some((status, body))
+}
+
+/// Opens `n` connections that each send a request head promising a 1 MB
+/// body, then one byte of it, and go quiet; they close after `hold`.
+fn stalled_bodies(addr: SocketAddr, n: usize, hold: Duration) -> std::thread::JoinHandle<()> {
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\nx")
+            .unwrap();
+        conns.push(s);
+    }
+    std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        drop(conns);
+    })
+}
+
+#[test]
+fn stalled_request_bodies_time_out_and_free_their_instances() {
+    let handler = c_proxy(InstanceConfig {
+        max_instances: Some(2),
+        ..Default::default()
+    });
+    let server = start(
+        handler.clone(),
+        Timeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_millis(300),
+        },
+    );
+    // Twice as many stalled uploads as instances, held for 20 s.
+    let stalls = stalled_bodies(server.addr, 4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let answer = get_within(server.addr, "/hello", Duration::from_secs(5));
+    assert!(
+        answer
+            .as_ref()
+            .is_some_and(|(status, body)| *status == 200 && body.contains("hello from c")),
+        "{answer:?} after {:?}",
+        start.elapsed()
+    );
+    // Each stalled call saw its body time out and ended.
+    let start = Instant::now();
+    while handler.busy() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} calls held",
+            handler.busy()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server);
+    drop(stalls);
+}
+
+#[test]
+fn a_stalled_request_head_is_closed_at_the_header_timeout() {
+    let handler = c_proxy(InstanceConfig::default());
+    let server = start(
+        handler,
+        Timeouts {
+            header: Duration::from_millis(300),
+            body: Duration::from_secs(10),
+        },
+    );
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    // The server answers 408 or just closes; either way the read ends.
+    let _ = s.read_to_end(&mut buf);
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+#[test]
+fn clients_vanishing_mid_body_leave_no_connection_behind() {
+    let server = Served::start(&["tests/c_http/proxy.wasm"]);
+    let addr = server.addr;
+    assert_eq!(
+        get_within(addr, "/hello", Duration::from_secs(5)).map(|a| a.0),
+        Some(200)
+    );
+    let fds = server.open_fds();
+    let rss = server.rss_kib();
+    // 200 clients: `GET /hello` promising 10 MB, 1 MB of it, then gone.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let Ok(mut s) = TcpStream::connect(addr) else { continue };
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+                    let _ = s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\n\r\n");
+                    let _ = s.write_all(&vec![b'x'; 1 << 20]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let start = Instant::now();
+    while server.open_fds() > fds + 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} descriptors open, {fds} before the clients",
+            server.open_fds()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing held for them either: at most 64 MiB more than before.
+    let grown = server.rss_kib().saturating_sub(rss);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    assert_eq!(
+        get_within(addr, "/hello", Duration::from_secs(5)).map(|a| a.0),
+        Some(200)
+    );
+}
+
+#[test]
+fn a_client_that_goes_away_cancels_the_spinning_call_it_started() {
+    let dir = std::env::temp_dir().join(format!("wippy-hostile-py-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(wasm) = common::http::build_python("tests/python_http/build.sh", &dir.join("pyhttp.wasm")) else {
+        return;
+    };
+    // One instance and no execution limit: only the client's going away can
+    // free the instance its spinning call holds.
+    let config = InstanceConfig {
+        max_instances: Some(1),
+        max_execution: None,
+        ..Default::default()
+    };
+    let handler = Arc::new(ProxyHandler::load(&wasm, config).unwrap());
+    let server = start(handler.clone(), Timeouts::default());
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /spin HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(handler.busy(), 1, "the call spins");
+    drop(s);
+    let start = Instant::now();
+    while handler.busy() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the call still spins");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answer = get_within(server.addr, "/hello", Duration::from_secs(10));
+    assert!(
+        answer
+            .as_ref()
+            .is_some_and(|(_, body)| body.contains("hello from python")),
+        "{answer:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
