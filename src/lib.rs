@@ -49,5 +49,7 @@ pub mod cli;
 pub use canon::limits::Limits;
 pub use canon::state::StoreCx;
 pub use host::table::{Resource, ResourceTable, TableError};
-pub use runtime::{Component, Config, CoreModule, Engine, Func, Instance, Linker, LinkerInstance, Store, TypedFunc};
+pub use runtime::{
+    Component, Config, CoreModule, Engine, Func, Instance, Linker, LinkerInstance, Snapshot, Store, TypedFunc,
+};
 pub use values::{FuncType, ResourceAny, ResourceType, Type, Val};

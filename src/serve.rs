@@ -241,8 +241,11 @@ pub struct InstanceConfig {
     /// A request's guest call that runs longer is stopped (its instance
     /// discarded): a 500 if no response started, else a cut body.
     pub max_execution: Option<std::time::Duration>,
-    /// A fresh instance for every request, as `wasmtime serve` does: no
-    /// state survives between requests (slower for large guests).
+    /// Every request gets an instance as fresh, as `wasmtime serve` does:
+    /// no state survives between requests. An instance whose store can be
+    /// reset to its snapshot after instantiation (`Store::reset`) is reused
+    /// that way; otherwise (its memory grew, it kept a handle) a new one is
+    /// made.
     pub fresh_instances: bool,
 }
 
@@ -250,6 +253,9 @@ pub struct InstanceConfig {
 struct Warm {
     store: Store<WasiCtx>,
     handle: Func,
+    /// Its state after instantiation, to reset it to between requests
+    /// (with `fresh_instances`; `None` if it cannot be reset).
+    snapshot: Option<crate::Snapshot>,
 }
 
 /// Serves a component exporting `wasi:http/incoming-handler`.
@@ -317,17 +323,7 @@ impl ProxyHandler {
     /// A new instance for a request ending by `deadline` (start functions
     /// are sliced and stop there).
     async fn instantiate(&self, deadline: Option<std::time::Instant>) -> Result<Warm> {
-        let mut ctx = WasiCtx::new()
-            .stdout(crate::wasi::Sink::Inherit)
-            .stderr(crate::wasi::Sink::Inherit)
-            .network(self.config.network.clone());
-        for (k, v) in &self.config.env {
-            ctx = ctx.env(k, v);
-        }
-        for d in &self.config.dirs {
-            ctx = ctx.preopen_dir(&d.host, &d.guest, d.read_only)?;
-        }
-        let mut store = Store::new(&self.engine, ctx);
+        let mut store = Store::new(&self.engine, self.context()?);
         store.set_fuel_slice(Some(FUEL_SLICE));
         store.set_deadline(deadline);
         let instance = self
@@ -338,7 +334,50 @@ impl ProxyHandler {
         let handle = instance
             .get_func(&store, "wasi:http/incoming-handler#handle")
             .ok_or_else(|| anyhow!("{} exports no `wasi:http/incoming-handler#handle`", self.name))?;
-        Ok(Warm { store, handle })
+        let snapshot = match self.config.fresh_instances {
+            true => store.snapshot().ok(),
+            false => None,
+        };
+        Ok(Warm {
+            store,
+            handle,
+            snapshot,
+        })
+    }
+
+    /// The host state of a new instance.
+    fn context(&self) -> Result<WasiCtx> {
+        let mut ctx = WasiCtx::new()
+            .stdout(crate::wasi::Sink::Inherit)
+            .stderr(crate::wasi::Sink::Inherit)
+            .network(self.config.network.clone());
+        for (k, v) in &self.config.env {
+            ctx = ctx.env(k, v);
+        }
+        for d in &self.config.dirs {
+            ctx = ctx.preopen_dir(&d.host, &d.guest, d.read_only)?;
+        }
+        Ok(ctx)
+    }
+
+    /// After a request: a pooled instance goes back as it is; with
+    /// `fresh_instances` it goes back only if it could be reset to its
+    /// state after instantiation, host state renewed.
+    fn recycle(&self, w: &mut Warm) -> bool {
+        if !self.config.fresh_instances {
+            return true;
+        }
+        let Some(snapshot) = &w.snapshot else { return false };
+        if !w.store.reset(snapshot) {
+            return false;
+        }
+        match self.context() {
+            Ok(ctx) => {
+                *w.store.data_mut() = ctx;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Calls the guest's `handle` with the request on a pooled instance.
@@ -353,7 +392,7 @@ impl ProxyHandler {
                     w.store.set_deadline(deadline);
                     self.types.call(&mut w.store, &w.handle, req, slot).await
                 },
-                |_| !self.config.fresh_instances,
+                |w| self.recycle(w),
             )
             .await
     }

@@ -397,23 +397,77 @@ fn a_guest_that_spins_is_stopped_at_max_execution() {
 }
 
 #[test]
-fn fresh_instances_keep_no_instance_between_requests() {
+fn fresh_instances_under_concurrent_load() {
+    // The C proxy's malloc grows memory on its first request, and a memory
+    // cannot shrink: each request gets a newly made instance, none kept.
     let config = InstanceConfig {
         fresh_instances: true,
         ..Default::default()
     };
-    let handler = Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), config).unwrap());
+    let handler = Arc::new(ProxyHandler::load(&root().join("tests/c_http/proxy.wasm"), config.clone()).unwrap());
     let server = start(handler.clone());
-    load(server.addr, 4, 20, "hello from c");
-    // A guest call may still be finishing after its response went out.
+    load(server.addr, 4, 40, "hello from c");
+    settle(&handler);
+    let stats = handler.pool_stats();
+    assert_eq!((stats.created, stats.live), (40, 0), "{stats:?}");
+    drop(server);
+    // The Python proxy answers `/hello` without growing its memory: those
+    // instances are reset to their state after instantiation and reused.
+    // (A large `/echo` body grows the heap: that instance is replaced.)
+    let Some(handler) = python_proxy(config) else { return };
+    let server = start(handler.clone());
+    load(server.addr, 4, 40, "hello from python");
+    settle(&handler);
+    let before = handler.pool_stats();
+    assert!(before.created < 40, "some instances were reset: {before:?}");
+    for _ in 0..20 {
+        assert_eq!(get(server.addr, "/hello").text(), "hello from python");
+    }
+    settle(&handler);
+    let after = handler.pool_stats();
+    assert!(after.created <= before.created + 1, "{before:?} then {after:?}");
+}
+
+/// Waits for guest calls still finishing after their responses went out.
+fn settle(handler: &ProxyHandler) {
     let start = Instant::now();
     while handler.busy() > 0 {
         assert!(start.elapsed() < Duration::from_secs(5), "a call is stuck");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The one made at load (to check the component) serves the first
-    // request; every other request gets its own, and none is kept.
-    let stats = handler.pool_stats();
-    assert_eq!(stats.created, 20, "{stats:?}");
-    assert_eq!(stats.live, 0, "{stats:?}");
+}
+
+#[test]
+fn fresh_instances_keep_no_secret_between_requests() {
+    let recall = |addr| get(addr, "/recall").text();
+    // Pooled, the interpreter's memory carries a secret to the next request.
+    let Some(pooled) = python_proxy(InstanceConfig {
+        max_instances: Some(1),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let server = start(pooled);
+    assert_eq!(get(server.addr, "/remember/s3cret").text(), "remembered");
+    assert_eq!(recall(server.addr), "s3cret");
+    drop(server);
+    // Fresh, none does: not in memory, nor in a resource handle kept.
+    let fresh = python_proxy(InstanceConfig {
+        max_instances: Some(1),
+        fresh_instances: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let server = start(fresh.clone());
+    for secret in ["s3cret", "handle-s3cret", "again"] {
+        assert_eq!(get(server.addr, &format!("/remember/{secret}")).text(), "remembered");
+        assert_eq!(recall(server.addr), "nothing", "{secret}");
+    }
+    // The instance that kept a handle could not be reset: it was replaced.
+    settle(&fresh);
+    let stats = fresh.pool_stats();
+    assert_eq!(stats.created, 2, "{stats:?}");
+    // A trap mid-request leaves nothing behind either.
+    assert_eq!(get(server.addr, "/trap").status, 500);
+    assert_eq!(recall(server.addr), "nothing");
 }

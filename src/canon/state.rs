@@ -24,6 +24,11 @@ pub struct Runtime {
     /// When async calls must stop (checked between fuel slices and while
     /// waiting on the host).
     pub(crate) deadline: Option<std::time::Instant>,
+    /// The memories and mutable globals of every core instance made in the
+    /// store (their hidden exports, see `component::rewrite`), for
+    /// snapshots; and whether one of them cannot be reset.
+    pub(crate) core_state: Vec<wasmi::Extern>,
+    pub(crate) unresettable: bool,
 }
 
 /// A call entered by `canon lift`: who called, and its task.

@@ -12,7 +12,7 @@ use super::host::{HostImports, HostInstance};
 use super::matching::check_module;
 use super::names::split_version;
 use super::parse::{ComponentDef, Item};
-use super::start::START_EXPORT;
+use super::rewrite::START_EXPORT;
 use super::typeconv::{func_type, Bindings};
 use crate::canon::handles::InstanceState;
 use crate::canon::state::StoreData;
@@ -119,6 +119,7 @@ fn instantiate<'a, 's: 'a, T: Send + 'static>(
                 Item::CoreInstantiate { module, args } => {
                     let inst = core_instantiate(store, &s, *module, args)?;
                     s.core_instances.push(CoreInstance::Real(inst));
+                    record_core_state(store, &inst);
                     if let Some(start) = inst.get_func(&*store, START_EXPORT) {
                         drive(store, &start, &[], &mut []).await.map_err(from_wasmi)?;
                     }
@@ -139,6 +140,25 @@ fn instantiate<'a, 's: 'a, T: Send + 'static>(
         }
         Ok((id, InstanceValue { exports: s.exports }))
     })
+}
+
+/// Notes the instance's memories and mutable globals in the store, for
+/// snapshots (`runtime::snapshot`).
+pub(crate) fn record_core_state<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: &wasmi::Instance) {
+    use super::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT, UNRESETTABLE_EXPORT};
+    let mut state = Vec::new();
+    let mut unresettable = false;
+    for export in inst.exports(&*store) {
+        let name = export.name();
+        if name.starts_with(MEMORY_EXPORT) || name.starts_with(GLOBAL_EXPORT) {
+            state.push(export.into_extern());
+        } else if name == UNRESETTABLE_EXPORT {
+            unresettable = true;
+        }
+    }
+    let rt = &mut store.data_mut().rt;
+    rt.core_state.extend(state);
+    rt.unresettable |= unresettable;
 }
 
 /// A core instance of module `module` with the named instances `args` as

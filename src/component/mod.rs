@@ -17,6 +17,6 @@ pub(crate) mod instantiate;
 pub(crate) mod matching;
 pub mod names;
 pub(crate) mod parse;
-pub(crate) mod start;
+pub(crate) mod rewrite;
 pub(crate) mod typeconv;
 pub mod wrap;

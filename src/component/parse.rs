@@ -189,7 +189,7 @@ pub fn parse(engine: &wasmi::Engine, bytes: &[u8]) -> Result<Arc<ComponentDef>> 
             if let Payload::End(_) = payload {
                 let range = range.clone();
                 module_depth.pop();
-                let code = super::start::export_start(&bytes[range.clone()])
+                let code = super::rewrite::prepare(&bytes[range.clone()])
                     .map_err(|e| anyhow!("core module at offset {:#x}: {e}", range.start))?;
                 let module = wasmi::Module::new(engine, &code[..]).map_err(|e| {
                     // wasmi lacks some core proposals (exceptions, GC, threads, memory64, ...).

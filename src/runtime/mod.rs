@@ -8,6 +8,7 @@ pub mod engine;
 pub mod instance;
 pub mod linker;
 pub mod module;
+pub mod snapshot;
 pub mod store;
 pub mod typed;
 
@@ -16,4 +17,5 @@ pub use engine::{Config, Engine};
 pub use instance::{Func, Instance, TypedFunc};
 pub use linker::{Linker, LinkerInstance};
 pub use module::CoreModule;
+pub use snapshot::Snapshot;
 pub use store::Store;

@@ -16,7 +16,7 @@ impl CoreModule {
     /// # Errors
     /// If `bytes` is not a valid module for this engine's features.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Self> {
-        let code = crate::component::start::export_start(bytes).map_err(|e| anyhow!("core module: {e}"))?;
+        let code = crate::component::rewrite::prepare(bytes).map_err(|e| anyhow!("core module: {e}"))?;
         let inner = wasmi::Module::new(engine.wasmi(), &code[..]).map_err(|e| anyhow!("core module: {e}"))?;
         Ok(CoreModule { inner })
     }

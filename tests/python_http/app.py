@@ -8,6 +8,9 @@ Served, it answers:
   GET  /leak         starts a body and returns without finishing it
   GET  /spin         never returns (the host's time limit must stop it)
   GET  /trap         fails (the host must answer 500 and go on serving)
+  GET  /remember/X   keeps X in the interpreter's memory (and, for
+                     `handle-…`, a `fields` resource holding it)
+  GET  /recall       what was remembered, or "nothing" (a fresh instance)
 Exported `fetch` drives `wasi:http/outgoing-handler` for the tests.
 """
 
@@ -191,6 +194,14 @@ class IncomingHandler(exports.IncomingHandler):
                 pass
         elif path == "/trap":
             raise RuntimeError("the guest failed on purpose")
+        elif path.startswith("/remember/"):
+            secret = path[len("/remember/") :]
+            REMEMBERED.append(secret)
+            if secret.startswith("handle-"):
+                KEPT.append(Fields.from_list([("x-secret", secret.encode())]))
+            respond(response_out, 200, b"remembered")
+        elif path == "/recall":
+            respond(response_out, 200, (",".join(REMEMBERED) or "nothing").encode())
         else:
             respond(response_out, 404, b"not found")
 
@@ -198,3 +209,7 @@ class IncomingHandler(exports.IncomingHandler):
 # Bodies `/leak` keeps alive on purpose: the response never finishes from
 # the guest's side, so the host must end it when `handle` returns.
 LEAKED = []
+
+# What `/remember` keeps: a fresh instance must not have it.
+REMEMBERED = []
+KEPT = []

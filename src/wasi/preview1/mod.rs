@@ -231,7 +231,7 @@ impl Instance {
             .instantiate_and_start(&mut store.inner, &module.inner)
             .map_err(from_wasmi)
             .context("cannot instantiate the module")?;
-        if let Some(start) = inner.get_func(&store.inner, crate::component::start::START_EXPORT) {
+        if let Some(start) = inner.get_func(&store.inner, crate::component::rewrite::START_EXPORT) {
             crate::dispatch::drive(&mut store.inner, &start, &[], &mut [])
                 .await
                 .map_err(from_wasmi)

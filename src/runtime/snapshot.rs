@@ -1,0 +1,166 @@
+//! Resetting a store to the state it had right after instantiation, so
+//! that a recycled instance is indistinguishable from a fresh one at a
+//! fraction of the cost (wasmi zero-fills every declared page when it makes
+//! a memory; a reset touches only the pages that hold data).
+//!
+//! What a store's guests can change, and how each comes back:
+//! - linear memory: every defined memory (exported under a hidden name at
+//!   load, `component::rewrite`) is cleared and its post-instantiation
+//!   image written back; on Linux the clearing is `madvise(MADV_DONTNEED)`,
+//!   which also gives untouched pages back to the kernel, so an idle
+//!   instance holds only its image;
+//! - mutable globals (also exported under hidden names): set back;
+//! - tables and data/element segments: only instructions change them, and a
+//!   module using those is refused a snapshot at all;
+//! - component instances' handle tables: must be empty after instantiation
+//!   and again at the reset.
+//!
+//! A memory that grew cannot shrink: [`Store::reset`] then says no, and the
+//! instance must be dropped. The embedder's data `T` (host resources) is
+//! the embedder's to renew.
+
+use super::store::Store;
+use anyhow::{bail, Result};
+use wasmi::{AsContext, AsContextMut, Extern};
+
+/// Granule of a memory image: pages that are all zero are not kept.
+const CHUNK: usize = 4096;
+
+/// A store's state right after instantiation ([`Store::snapshot`]).
+pub struct Snapshot {
+    memories: Vec<Image>,
+    globals: Vec<(wasmi::Global, wasmi::Val)>,
+    instances: usize,
+}
+
+/// A memory's size and its chunks that are not all zero.
+struct Image {
+    memory: wasmi::Memory,
+    size: usize,
+    chunks: Vec<(usize, Box<[u8]>)>,
+}
+
+impl Snapshot {
+    /// Bytes of memory image kept (what a reset writes back).
+    pub fn image_bytes(&self) -> usize {
+        self.memories.iter().map(|m| m.chunks.len() * CHUNK).sum()
+    }
+}
+
+impl<T> Store<T> {
+    /// Records the state of everything instantiated in this store, to come
+    /// back to with [`Store::reset`]; the memories' zero pages are given
+    /// back to the kernel meanwhile. Call it between calls.
+    ///
+    /// # Errors
+    /// If the state cannot be restored later: a core module changes tables
+    /// or drops segments, or a component instance holds handles.
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        let rt = &self.inner.data().rt;
+        if rt.unresettable {
+            bail!("a core module changes tables or drops segments: its state cannot be reset");
+        }
+        if rt.instances.iter().any(|i| !i.handles.is_empty()) || !rt.tasks.is_empty() {
+            bail!("a component instance holds handles after instantiation: its state cannot be reset");
+        }
+        let state = rt.core_state.clone();
+        let instances = rt.instances.len();
+        let mut snapshot = Snapshot {
+            memories: Vec::new(),
+            globals: Vec::new(),
+            instances,
+        };
+        for e in state {
+            match e {
+                Extern::Memory(memory) => {
+                    let data = memory.data(self.inner.as_context());
+                    let chunks = data
+                        .chunks(CHUNK)
+                        .enumerate()
+                        .filter(|(_, c)| c.iter().any(|b| *b != 0))
+                        .map(|(i, c)| (i * CHUNK, Box::<[u8]>::from(c)))
+                        .collect();
+                    let image = Image {
+                        memory,
+                        size: data.len(),
+                        chunks,
+                    };
+                    image.write_back(&mut self.inner);
+                    snapshot.memories.push(image);
+                }
+                Extern::Global(global) => {
+                    let value = global.get(self.inner.as_context());
+                    snapshot.globals.push((global, value));
+                }
+                _ => {}
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// Puts everything back as [`Store::snapshot`] found it. Returns
+    /// `false`, and the store must be dropped, if that cannot be done: a
+    /// memory grew, handles remain, or instances were added since.
+    pub fn reset(&mut self, snapshot: &Snapshot) -> bool {
+        let rt = &self.inner.data().rt;
+        let same_shape = rt.instances.len() == snapshot.instances
+            && rt.tasks.is_empty()
+            && rt
+                .instances
+                .iter()
+                .all(|i| i.handles.is_empty() && i.may_enter && i.may_leave)
+            && snapshot
+                .memories
+                .iter()
+                .all(|m| m.memory.data(self.inner.as_context()).len() == m.size);
+        if !same_shape {
+            return false;
+        }
+        for image in &snapshot.memories {
+            image.write_back(&mut self.inner);
+        }
+        for (global, value) in &snapshot.globals {
+            if global.set(self.inner.as_context_mut(), value.clone()).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Image {
+    /// Clears the memory and writes the image's chunks back.
+    fn write_back(&self, mut store: impl AsContextMut) {
+        let data = self.memory.data_mut(store.as_context_mut());
+        clear(data);
+        for (at, chunk) in &self.chunks {
+            data[*at..*at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
+}
+
+/// Zeroes `data`. On Linux the whole pages in it are dropped with
+/// `MADV_DONTNEED` (they read as zero again and hold no memory until
+/// touched); wasmi's memories are anonymous private allocations, for which
+/// that is exactly zeroing.
+fn clear(data: &mut [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+        let start = data.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(page);
+        let last = (start + data.len()) / page * page;
+        if last > first {
+            // SAFETY: [first, last) lies inside `data`, which we borrow
+            // mutably; dropping its pages only makes them read as zero.
+            let r = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) };
+            if r == 0 {
+                data[..first - start].fill(0);
+                data[last - start..].fill(0);
+                return;
+            }
+        }
+    }
+    data.fill(0);
+}
