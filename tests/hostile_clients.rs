@@ -6,52 +6,21 @@
 
 mod common;
 
+use common::http::Running;
 use common::Served;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Server, Timeouts};
-use wippy_wasm::wasi::io::Signal;
+use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Timeouts};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// An in-process server; stops when dropped.
-struct Running {
-    addr: SocketAddr,
-    stop: Arc<Signal>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.set();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn start(handler: Arc<dyn Handler>, timeouts: Timeouts) -> Running {
-    let server = Server::bind("127.0.0.1:0".parse().unwrap())
-        .unwrap()
-        .with_timeouts(timeouts);
-    let addr = server.local_addr().unwrap();
-    let stop: Arc<Signal> = Arc::default();
-    let s = stop.clone();
-    let thread = std::thread::spawn(move || {
-        server
-            .run(handler, 2, async move { s.wait().await }, Duration::from_secs(1))
-            .unwrap()
-    });
-    Running {
-        addr,
-        stop,
-        thread: Some(thread),
-    }
+    Running::start(handler, timeouts)
 }
 
 fn c_proxy(config: InstanceConfig) -> Arc<ProxyHandler> {

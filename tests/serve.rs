@@ -5,50 +5,20 @@
 
 mod common;
 
-use common::http::{exchange, get, post, reset};
+use common::http::{exchange, get, post, reset, Running};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Server};
-use wippy_wasm::wasi::io::Signal;
+use wippy_wasm::serve::{Handler, InstanceConfig, ProxyHandler, Timeouts};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A running in-process server; stops when dropped.
-struct Running {
-    addr: SocketAddr,
-    stop: Arc<Signal>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.set();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn start(handler: Arc<dyn Handler>) -> Running {
-    let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop: Arc<Signal> = Arc::default();
-    let s = stop.clone();
-    let thread = std::thread::spawn(move || {
-        server
-            .run(handler, 2, async move { s.wait().await }, Duration::from_secs(2))
-            .unwrap()
-    });
-    Running {
-        addr,
-        stop,
-        thread: Some(thread),
-    }
+    Running::start(handler, Timeouts::default())
 }
 
 fn c_proxy() -> Arc<ProxyHandler> {

@@ -227,3 +227,46 @@ pub fn build_python(script: &str, out: &std::path::Path) -> Option<std::path::Pa
     assert!(status.success(), "{script} failed");
     Some(out.to_path_buf())
 }
+
+/// An in-process `serve` server on a free loopback port, on two executor
+/// threads; it stops (1 s grace) when dropped.
+#[allow(dead_code)]
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<wippy_wasm::wasi::io::Signal>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[allow(dead_code)]
+impl Running {
+    pub fn start(
+        handler: std::sync::Arc<dyn wippy_wasm::serve::Handler>,
+        timeouts: wippy_wasm::serve::Timeouts,
+    ) -> Running {
+        let server = wippy_wasm::serve::Server::bind("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+            .with_timeouts(timeouts);
+        let addr = server.local_addr().unwrap();
+        let stop: std::sync::Arc<wippy_wasm::wasi::io::Signal> = Default::default();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            server
+                .run(handler, 2, async move { s.wait().await }, Duration::from_secs(1))
+                .unwrap()
+        });
+        Running {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.set();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
