@@ -52,4 +52,4 @@ pub use host::table::{Resource, ResourceTable, TableError};
 pub use runtime::{
     Component, Config, CoreModule, Engine, Func, Instance, Linker, LinkerInstance, Snapshot, Store, TypedFunc,
 };
-pub use values::{FuncType, ResourceAny, ResourceType, Type, Val};
+pub use values::{FuncType, ResourceAny, ResourceType, Scalars, Type, Val};

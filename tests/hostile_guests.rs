@@ -330,7 +330,12 @@ fn big_registry() -> PathBuf {
     };
     std::fs::write(
         dir.join("_index.yaml"),
-        format!("namespace: h\nentries:\n{}{}", entry("bytes"), entry("words")),
+        format!(
+            "namespace: h\nentries:\n{}{}{}",
+            entry("bytes"),
+            entry("words"),
+            entry("strings")
+        ),
     )
     .unwrap();
     dir
@@ -356,6 +361,17 @@ fn a_large_list_u8_result_is_held_compactly() {
         m.peak_kib
     );
 
+    // 8 M `u32`s: 32 MiB compact, 256 MiB as a `Val` each.
+    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:words", "8388608"]);
+    assert_eq!(m.status, 0, "{}", m.stderr);
+    assert_eq!(m.stdout.trim().matches(',').count(), 8388607);
+    eprintln!("words: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
+    assert!(
+        m.peak_kib < BYTES_PEAK_KIB,
+        "words: peak RSS {} KiB, bound {BYTES_PEAK_KIB} KiB",
+        m.peak_kib
+    );
+
     let wat = guest("big_bytes.wat");
     let invoke = format!("bytes({SIXTEEN_MIB})");
     let m = common::cli_measured(&["run", "--invoke", &invoke, wat.to_str().unwrap()]);
@@ -371,19 +387,20 @@ fn a_large_list_u8_result_is_held_compactly() {
 
 #[test]
 fn a_result_too_large_to_lift_is_refused_at_the_per_call_bound() {
-    // 10 M words is 40 MB of guest memory, but ~400 MB as host values: over
-    // the default 256 MiB `Limits::lifted_bytes`, refused before allocating.
+    // 10 M empty strings are 80 MB of guest memory, but over 300 MB as
+    // host values: over the default 256 MiB `Limits::lifted_bytes`, refused
+    // before allocating.
     let dir = big_registry();
-    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:words", "10000000"]);
+    let m = common::cli_measured(&["call", "-c", dir.to_str().unwrap(), "h:strings", "10000000"]);
     assert_ne!(m.status, 0, "{}", &m.stdout[..m.stdout.len().min(80)]);
     assert!(
-        m.stderr.contains("`Limits::lifted_bytes`") && m.stderr.contains("h:words"),
+        m.stderr.contains("`Limits::lifted_bytes`") && m.stderr.contains("h:strings"),
         "{}",
         m.stderr
     );
-    eprintln!("words: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
+    eprintln!("strings: peak RSS {} KiB in {:?}", m.peak_kib, m.elapsed);
     assert!(
-        m.peak_kib < FLOOD_PEAK_KIB,
+        m.peak_kib < BYTES_PEAK_KIB,
         "peak RSS {} KiB, bound {FLOOD_PEAK_KIB} KiB",
         m.peak_kib
     );

@@ -8,7 +8,7 @@ use super::layout::{
 };
 use super::strings::lift_string;
 use super::{trap, Cx, Trap, MAX_LIST_BYTE_LENGTH};
-use crate::values::{ResourceAny, Val};
+use crate::values::{ResourceAny, Scalars, Val};
 use crate::values::{ResourceType, Type};
 
 /// Flat core values as raw bits (i32/f32 in the low 32 bits): joined variant
@@ -57,6 +57,10 @@ pub fn load<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, t: &Type) -> Result<Val, Trap> 
         Type::List(e) if cx.compact_bytes && **e == Type::U8 => {
             let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
             Val::Bytes(load_bytes_from_range(cx, begin, len)?)
+        }
+        Type::List(e) if cx.compact_bytes && is_scalar(e) => {
+            let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
+            Val::Scalars(load_scalars_from_range(cx, begin, len, e)?)
         }
         Type::List(e) => {
             let (begin, len) = (cx.load_u32(ptr)?, cx.load_u32(ptr + 4)?);
@@ -193,6 +197,58 @@ pub fn load_bytes_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32) -> R
     Ok(cx.mem()?[ptr as usize..ptr as usize + len as usize].to_vec())
 }
 
+/// Scalar types other than `u8` (which lifts as `Val::Bytes`).
+fn is_scalar(t: &Type) -> bool {
+    matches!(
+        t,
+        Type::Bool
+            | Type::S8
+            | Type::S16
+            | Type::U16
+            | Type::S32
+            | Type::U32
+            | Type::S64
+            | Type::U64
+            | Type::F32
+            | Type::F64
+            | Type::Char
+    )
+}
+
+/// A list of scalars as one vector (NaNs canonicalised, chars checked).
+pub fn load_scalars_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32, e: &Type) -> Result<Scalars, Trap> {
+    let size = elem_size(e) as usize;
+    let byte_len = len as u64 * size as u64;
+    if byte_len > MAX_LIST_BYTE_LENGTH {
+        return Err(trap!("list byte length {byte_len} exceeds the maximum"));
+    }
+    cx.check_range(ptr, alignment(e), byte_len, "list")?;
+    cx.charge_lift(byte_len)?;
+    let mem = &cx.mem()?[ptr as usize..(ptr as u64 + byte_len) as usize];
+    fn each<const N: usize, R>(mem: &[u8], f: impl Fn([u8; N]) -> R) -> Vec<R> {
+        mem.chunks_exact(N).map(|c| f(c.try_into().expect("N bytes"))).collect()
+    }
+    Ok(match e {
+        Type::Bool => Scalars::Bool(mem.iter().map(|b| *b != 0).collect()),
+        Type::S8 => Scalars::S8(each(mem, i8::from_le_bytes)),
+        Type::S16 => Scalars::S16(each(mem, i16::from_le_bytes)),
+        Type::U16 => Scalars::U16(each(mem, u16::from_le_bytes)),
+        Type::S32 => Scalars::S32(each(mem, i32::from_le_bytes)),
+        Type::U32 => Scalars::U32(each(mem, u32::from_le_bytes)),
+        Type::S64 => Scalars::S64(each(mem, i64::from_le_bytes)),
+        Type::U64 => Scalars::U64(each(mem, u64::from_le_bytes)),
+        Type::F32 => Scalars::F32(each(mem, |b| canonicalize_nan32(f32::from_le_bytes(b)))),
+        Type::F64 => Scalars::F64(each(mem, |b| canonicalize_nan64(f64::from_le_bytes(b)))),
+        Type::Char => Scalars::Char(
+            each(mem, u32::from_le_bytes)
+                .into_iter()
+                .map(convert_i32_to_char)
+                .collect::<Result<_, _>>()?,
+        ),
+        other => return Err(trap!("internal: {other} is not a scalar")),
+    })
+}
+
 pub fn load_list_from_range<T>(cx: &mut Cx<'_, '_, T>, ptr: u32, len: u32, e: &Type) -> Result<Vec<Val>, Trap> {
     let size = elem_size(e) as u64;
     let byte_len = len as u64 * size;
@@ -269,6 +325,10 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
         Type::List(e) if cx.compact_bytes && **e == Type::U8 => {
             let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);
             Val::Bytes(load_bytes_from_range(cx, ptr, len)?)
+        }
+        Type::List(e) if cx.compact_bytes && is_scalar(e) => {
+            let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);
+            Val::Scalars(load_scalars_from_range(cx, ptr, len, e)?)
         }
         Type::List(e) => {
             let (ptr, len) = (vi.next_i32()?, vi.next_i32()?);

@@ -47,6 +47,10 @@ pub fn store<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, ptr: u32) -> Result<(
             let (begin, len) = store_bytes_into_range(cx, b)?;
             store_pair(cx, ptr, begin, len)?;
         }
+        (Type::List(e), Val::Scalars(s)) => {
+            let (begin, len) = store_scalars_into_range(cx, s, e)?;
+            store_pair(cx, ptr, begin, len)?;
+        }
         (Type::Map(k, val_t), Val::Map(entries)) => {
             let (begin, len) = store_map_into_range(cx, entries, k, val_t)?;
             store_pair(cx, ptr, begin, len)?;
@@ -173,6 +177,23 @@ pub fn store_bytes_into_range<T>(cx: &mut Cx<'_, '_, T>, bytes: &[u8]) -> Result
     Ok((ptr, bytes.len() as u32))
 }
 
+/// A compact list, written as it is (its elements are `e`s, checked).
+pub fn store_scalars_into_range<T>(
+    cx: &mut Cx<'_, '_, T>,
+    s: &crate::values::Scalars,
+    e: &Type,
+) -> Result<(u32, u32), wasmi::Error> {
+    let bytes = s.to_le_bytes();
+    if bytes.len() as u64 > MAX_LIST_BYTE_LENGTH {
+        return Err(trap!("list too long to lower").into());
+    }
+    let align = alignment(e);
+    let ptr = cx.allocate(align, bytes.len() as u32)?;
+    cx.check_alloc(ptr, align, bytes.len() as u64, "list")?;
+    cx.write(ptr, &bytes)?;
+    Ok((ptr, s.len() as u32))
+}
+
 pub fn store_list_into_range<T>(cx: &mut Cx<'_, '_, T>, vs: &[Val], e: &Type) -> Result<(u32, u32), wasmi::Error> {
     let size = elem_size(e);
     let byte_len = vs.len() as u64 * size as u64;
@@ -290,6 +311,10 @@ pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u6
             let (p, n) = store_bytes_into_range(cx, b)?;
             out.extend([p as u64, n as u64]);
         }
+        (Type::List(e), Val::Scalars(s)) => {
+            let (p, n) = store_scalars_into_range(cx, s, e)?;
+            out.extend([p as u64, n as u64]);
+        }
         (Type::Map(k, vt), Val::Map(entries)) => {
             let (p, n) = store_map_into_range(cx, entries, k, vt)?;
             out.extend([p as u64, n as u64]);
@@ -396,6 +421,7 @@ pub fn type_check(v: &Val, t: &Type) -> Result<(), Trap> {
         | (Type::String, Val::String(_)) => true,
         (Type::List(e), Val::List(vs)) => return vs.iter().try_for_each(|v| type_check(v, e)),
         (Type::List(e), Val::Bytes(_)) => **e == Type::U8,
+        (Type::List(e), Val::Scalars(s)) => s.get(0).is_none_or(|v| type_check(&v, e).is_ok()),
         (Type::FixedList(e, n), Val::List(vs)) => {
             if vs.len() != *n as usize {
                 return Err(trap!("expected {n} elements for {t}, found {}", vs.len()));

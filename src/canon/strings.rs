@@ -701,7 +701,9 @@ mod tests {
 
         fn log(&mut self) -> Vec<u32> {
             match self.call("log", &[]).unwrap().as_slice() {
-                [Val::List(vs)] => vs
+                [v] if v.list_elements().is_some() => v
+                    .list_elements()
+                    .unwrap()
                     .iter()
                     .map(|v| match v {
                         Val::U32(x) => *x,

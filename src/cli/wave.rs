@@ -118,6 +118,9 @@ fn to_wave(v: &Val, t: &Type) -> Result<Value> {
         (Val::Float64(x), _) => Value::make_f64(*x),
         (Val::Char(c), _) => Value::make_char(*c),
         (Val::String(s), _) => Value::make_string(Cow::Borrowed(s)),
+        (Val::Scalars(xs), Type::List(e)) => {
+            Value::make_list(&ty, xs.iter().map(|x| to_wave(&x, e)).collect::<Result<Vec<_>>>()?).map_err(err)?
+        }
         (Val::Bytes(bs), Type::List(_)) => Value::make_list(&ty, bs.iter().map(|b| Value::make_u8(*b))).map_err(err)?,
         (Val::List(vs), Type::List(e) | Type::FixedList(e, _)) => {
             Value::make_list(&ty, vs.iter().map(|v| to_wave(v, e)).collect::<Result<Vec<_>>>()?).map_err(err)?

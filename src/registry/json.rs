@@ -251,6 +251,14 @@ impl Serialize for Typed<'_> {
                 s.collect_seq(items.iter().map(|i| Typed(i, e)))
             }
             (Val::Bytes(bytes), _) => s.collect_seq(bytes),
+            (Val::Scalars(xs), Type::List(e)) => {
+                use serde::ser::SerializeSeq;
+                let mut seq = s.serialize_seq(Some(xs.len()))?;
+                for x in xs.iter() {
+                    seq.serialize_element(&Typed(&x, e))?;
+                }
+                seq.end()
+            }
             (Val::Map(entries), Type::Map(k, vt)) => {
                 let mut keyed = Vec::with_capacity(entries.len());
                 for (key, val) in entries {

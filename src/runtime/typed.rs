@@ -213,6 +213,7 @@ impl<E: ComponentValue> ComponentValue for Vec<E> {
         match v {
             Val::List(vs) => vs.iter().map(E::from_val).collect(),
             Val::Bytes(bs) => bs.iter().map(|b| E::from_val(&Val::U8(*b))).collect(),
+            Val::Scalars(xs) => xs.iter().map(|x| E::from_val(&x)).collect(),
             other => bail!("expected list, found {}", other.kind()),
         }
     }

@@ -7,4 +7,4 @@ pub mod types;
 pub mod val;
 
 pub use types::{Case, Field, FuncType, ResourceType, Type};
-pub use val::{ResourceAny, Val};
+pub use val::{ResourceAny, Scalars, Val};

@@ -26,6 +26,9 @@ pub enum Val {
     /// [`crate::Linker::compact_bytes`]) carry `list<u8>` this way, not as a
     /// `Val` per byte. It equals the same bytes as a `List` of `U8`.
     Bytes(Vec<u8>),
+    /// A `list` of another scalar type in compact form, as export results
+    /// carry it (see [`Scalars`]). It equals the same elements as a `List`.
+    Scalars(Scalars),
     Record(Vec<(String, Val)>),
     Tuple(Vec<Val>),
     Variant(String, Option<Box<Val>>),
@@ -41,6 +44,19 @@ pub enum Val {
     /// host functions and embedders never see one.
     #[doc(hidden)]
     AdapterString(AdapterString),
+}
+
+impl Val {
+    /// The elements of a list value, whichever form it has (`List`,
+    /// `Bytes` or `Scalars`); `None` for anything else.
+    pub fn list_elements(&self) -> Option<Vec<Val>> {
+        match self {
+            Val::List(vs) => Some(vs.clone()),
+            Val::Bytes(bs) => Some(bs.iter().map(|b| Val::U8(*b)).collect()),
+            Val::Scalars(xs) => Some(xs.iter().collect()),
+            _ => None,
+        }
+    }
 }
 
 impl PartialEq for Val {
@@ -65,6 +81,10 @@ impl PartialEq for Val {
             (String(a), String(b)) => a == b,
             (List(a), List(b)) | (Tuple(a), Tuple(b)) => a == b,
             (Bytes(a), Bytes(b)) => a == b,
+            (Scalars(s), List(l)) | (List(l), Scalars(s)) => {
+                s.len() == l.len() && s.iter().zip(l).all(|(a, b)| a == *b)
+            }
+            (Scalars(a), Scalars(b)) => a == b,
             (Record(a), Record(b)) => a == b,
             (Variant(n, a), Variant(m, b)) => n == m && a == b,
             (Enum(a), Enum(b)) => a == b,
@@ -75,6 +95,88 @@ impl PartialEq for Val {
             (Resource(a), Resource(b)) => a == b,
             (AdapterString(a), AdapterString(b)) => a == b,
             _ => false,
+        }
+    }
+}
+
+/// The elements of a `list` of one scalar type other than `u8`, held as a
+/// plain vector: a result of 16 M `u32`s costs the host 64 MiB, not a
+/// `Val` (tens of bytes) per element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalars {
+    Bool(Vec<bool>),
+    S8(Vec<i8>),
+    S16(Vec<i16>),
+    U16(Vec<u16>),
+    S32(Vec<i32>),
+    U32(Vec<u32>),
+    S64(Vec<i64>),
+    U64(Vec<u64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Char(Vec<char>),
+}
+
+impl Scalars {
+    pub fn len(&self) -> usize {
+        match self {
+            Scalars::Bool(v) => v.len(),
+            Scalars::S8(v) => v.len(),
+            Scalars::S16(v) => v.len(),
+            Scalars::U16(v) => v.len(),
+            Scalars::S32(v) => v.len(),
+            Scalars::U32(v) => v.len(),
+            Scalars::S64(v) => v.len(),
+            Scalars::U64(v) => v.len(),
+            Scalars::F32(v) => v.len(),
+            Scalars::F64(v) => v.len(),
+            Scalars::Char(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as a value.
+    pub fn get(&self, i: usize) -> Option<Val> {
+        Some(match self {
+            Scalars::Bool(v) => Val::Bool(*v.get(i)?),
+            Scalars::S8(v) => Val::S8(*v.get(i)?),
+            Scalars::S16(v) => Val::S16(*v.get(i)?),
+            Scalars::U16(v) => Val::U16(*v.get(i)?),
+            Scalars::S32(v) => Val::S32(*v.get(i)?),
+            Scalars::U32(v) => Val::U32(*v.get(i)?),
+            Scalars::S64(v) => Val::S64(*v.get(i)?),
+            Scalars::U64(v) => Val::U64(*v.get(i)?),
+            Scalars::F32(v) => Val::Float32(*v.get(i)?),
+            Scalars::F64(v) => Val::Float64(*v.get(i)?),
+            Scalars::Char(v) => Val::Char(*v.get(i)?),
+        })
+    }
+
+    /// The elements as values, one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Val> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The elements as the canonical ABI stores them (little-endian).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            v.iter().flat_map(|x| f(*x)).collect()
+        }
+        match self {
+            Scalars::Bool(v) => v.iter().map(|b| *b as u8).collect(),
+            Scalars::S8(v) => le(v, i8::to_le_bytes),
+            Scalars::S16(v) => le(v, i16::to_le_bytes),
+            Scalars::U16(v) => le(v, u16::to_le_bytes),
+            Scalars::S32(v) => le(v, i32::to_le_bytes),
+            Scalars::U32(v) => le(v, u32::to_le_bytes),
+            Scalars::S64(v) => le(v, i64::to_le_bytes),
+            Scalars::U64(v) => le(v, u64::to_le_bytes),
+            Scalars::F32(v) => le(v, f32::to_le_bytes),
+            Scalars::F64(v) => le(v, f64::to_le_bytes),
+            Scalars::Char(v) => le(v, |c: char| (c as u32).to_le_bytes()),
         }
     }
 }
@@ -160,7 +262,7 @@ impl Val {
             Val::Float64(_) => "f64",
             Val::Char(_) => "char",
             Val::String(_) => "string",
-            Val::List(_) | Val::Bytes(_) => "list",
+            Val::List(_) | Val::Bytes(_) | Val::Scalars(_) => "list",
             Val::Record(_) => "record",
             Val::Tuple(_) => "tuple",
             Val::Variant(..) => "variant",
@@ -215,6 +317,7 @@ impl fmt::Display for Val {
             Val::String(s) => write!(f, "{:?}", s),
             Val::List(vs) => seq(f, "[", "]", vs.iter()),
             Val::Bytes(b) => seq(f, "[", "]", b.iter().map(|b| Val::U8(*b)).collect::<Vec<_>>().iter()),
+            Val::Scalars(s) => seq(f, "[", "]", s.iter().collect::<Vec<_>>().iter()),
             Val::Tuple(vs) => seq(f, "(", ")", vs.iter()),
             Val::Record(fields) => {
                 f.write_str("{")?;

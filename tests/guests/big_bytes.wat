@@ -1,6 +1,7 @@
 ;; A guest returning large results: `bytes(n)` a `list<u8>` of n bytes
-;; (byte i is i mod 256), `words(n)` a `list<u32>` of n words, each grown
-;; into memory at once. For the amplification tests: the host must hold
+;; (byte i is i mod 256), `words(n)` a `list<u32>` of n words, `strings(n)`
+;; a `list<string>` of n empty strings (8 bytes each here, a `Val` each in
+;; the host), each grown into memory at once. For the amplification tests: the host must hold
 ;; such results compactly, or refuse them at its per-call bound.
 (component
   (core module $M
@@ -29,9 +30,16 @@
       (i32.store (i32.const 0) (i32.const 0x10000))
       (i32.store (i32.const 4) (local.get $n))
       (i32.const 0))
+    (func (export "strings") (param $n i32) (result i32)
+      (call $room (i32.mul (local.get $n) (i32.const 8)))
+      (i32.store (i32.const 0) (i32.const 0x10000))
+      (i32.store (i32.const 4) (local.get $n))
+      (i32.const 0))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 8)))
   (core instance $m (instantiate $M))
   (func (export "bytes") (param "n" u32) (result (list u8))
     (canon lift (core func $m "bytes") (memory (core memory $m "memory"))))
   (func (export "words") (param "n" u32) (result (list u32))
-    (canon lift (core func $m "words") (memory (core memory $m "memory")))))
+    (canon lift (core func $m "words") (memory (core memory $m "memory"))))
+  (func (export "strings") (param "n" u32) (result (list string))
+    (canon lift (core func $m "strings") (memory (core memory $m "memory")) (realloc (core func $m "realloc")))))

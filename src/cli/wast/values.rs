@@ -79,6 +79,7 @@ fn same(a: &Val, b: &Val) -> bool {
         (Val::Float32(x), Val::Float32(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
         (Val::Float64(x), Val::Float64(y)) => (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits(),
         (Val::Bytes(_), Val::List(_)) | (Val::List(_), Val::Bytes(_)) | (Val::Bytes(_), Val::Bytes(_)) => a == b,
+        (Val::Scalars(s), other) | (other, Val::Scalars(s)) => same(&Val::List(s.iter().collect()), other),
         (Val::List(x), Val::List(y)) | (Val::Tuple(x), Val::Tuple(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
