@@ -70,3 +70,55 @@ fn a_module_that_changes_tables_gets_no_snapshot() {
     let err = store.snapshot().err().expect("refused");
     assert!(err.to_string().contains("changes tables"), "{err}");
 }
+
+/// A registry whose `swap(x)` entries return what the previous call left
+/// (in memory and in a global) and leave `x`: a component and a core
+/// module (run natively), with the pool `pool`.
+fn swap_registry(pool: &str) -> wippy_wasm::registry::Registry {
+    let dir = std::env::temp_dir().join(format!("wippy-snapshot-{}-{}", std::process::id(), pool.len()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let core = r#"(module (memory (export "memory") 1) (global $g (mut i32) (i32.const 7))
+        (func (export "swap") (param i32) (result i32)
+          (local $old i32)
+          (local.set $old (i32.add (i32.load (i32.const 60000)) (global.get $g)))
+          (i32.store (i32.const 60000) (local.get 0))
+          (global.set $g (local.get 0))
+          (local.get $old)))"#;
+    let component = format!(
+        "(component (core module $M {}) (core instance $m (instantiate $M)) \
+         (func (export \"swap\") (param \"x\" u32) (result u32) (canon lift (core func $m \"swap\"))))",
+        &core["(module".len()..core.len() - 1]
+    );
+    std::fs::write(dir.join("swap.wat"), component).unwrap();
+    std::fs::write(dir.join("core.wat"), core).unwrap();
+    std::fs::write(
+        dir.join("_index.yaml"),
+        format!(
+            "namespace: s\nentries:\n  - name: component\n    kind: function.wat\n    source: file://swap.wat\n    method: swap\n    pool: {pool}\n  - name: core\n    kind: function.wat\n    source: file://core.wat\n    wit: \"swap: func(x: u32) -> u32;\"\n    method: swap\n    pool: {pool}\n"
+        ),
+    )
+    .unwrap();
+    wippy_wasm::registry::Registry::load(&dir).unwrap()
+}
+
+#[test]
+fn registry_calls_with_fresh_instances_share_nothing() {
+    use serde_json::json;
+    // Shared (the default), one instance carries the secret to the next call.
+    let shared = swap_registry("{type: inline}");
+    for id in ["s:component", "s:core"] {
+        assert_eq!(shared.call_json(id, &[json!(1000)]).unwrap(), json!(7), "{id}");
+        assert_eq!(shared.call_json(id, &[json!(5)]).unwrap(), json!(2000), "{id}");
+    }
+    // Fresh, every call sees the state after instantiation, and the
+    // instance is reused (reset), not made again.
+    let fresh = swap_registry("{type: inline, fresh_instances: true}");
+    for id in ["s:component", "s:core"] {
+        for secret in [1000, 5, 123456] {
+            assert_eq!(fresh.call_json(id, &[json!(secret)]).unwrap(), json!(7), "{id}");
+        }
+        let stats = fresh.pool_stats(id).unwrap();
+        assert_eq!((stats.created, stats.live), (1, 1), "{id}: {stats:?}");
+    }
+}

@@ -158,6 +158,10 @@ pub struct PoolSpec {
     /// Make one instance at load instead of at the first call.
     #[serde(default)]
     pub warm_start: bool,
+    /// Every call gets an instance as fresh: one reset to its state after
+    /// instantiation (`Store::reset`), or a new one.
+    #[serde(default)]
+    pub fresh_instances: bool,
 }
 
 /// A checked `pool:`.
@@ -167,6 +171,7 @@ pub struct PoolConfig {
     /// `worker_class`: its name and thread count.
     pub worker_class: Option<(String, usize)>,
     pub warm_start: bool,
+    pub fresh_instances: bool,
 }
 
 impl PoolSpec {
@@ -210,6 +215,7 @@ impl PoolSpec {
                 kind: PoolKind::Lazy { max: or(max_size, 100) },
                 worker_class: Some((class.clone(), or(workers, crate::pool::workers::default_threads()))),
                 warm_start: self.warm_start,
+                fresh_instances: self.fresh_instances,
             });
         }
         let kind = match self.kind.as_deref() {
@@ -276,6 +282,7 @@ impl PoolSpec {
             kind,
             worker_class: None,
             warm_start: self.warm_start,
+            fresh_instances: self.fresh_instances,
         })
     }
 }

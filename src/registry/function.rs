@@ -56,6 +56,9 @@ pub(super) struct Warm {
     pub store: Store<CallCtx>,
     pub func: Func,
     calls: u64,
+    /// With `pool.fresh_instances`: the state after instantiation, to reset
+    /// to after each call (`None` if it cannot be reset).
+    snapshot: Option<crate::Snapshot>,
 }
 
 /// Components and core modules compiled during one load, by the sha256 of
@@ -313,7 +316,16 @@ impl Inner {
             }
             Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
         };
-        Ok(Warm { store, func, calls: 0 })
+        let snapshot = match f.spec.pool.fresh_instances {
+            true => store.snapshot().ok(),
+            false => None,
+        };
+        Ok(Warm {
+            store,
+            func,
+            calls: 0,
+            snapshot,
+        })
     }
 
     /// Makes an instance of `f` now (`pool.warm_start`).
@@ -343,6 +355,7 @@ impl Registry {
     ) -> Result<R> {
         let run = {
             let registry = self.clone();
+            let renewer = self.clone();
             let f = f.clone();
             async move {
                 // A command's `run` may only be called once per instance.
@@ -353,7 +366,7 @@ impl Registry {
                         reentrant,
                         async || registry.warm(&f, deadline).await,
                         async |w: &mut Warm| call(w).await,
-                        |w| reuse && f.keeps(w),
+                        |w| reuse && f.keeps(w) && renewer.renews(&f, w),
                     )
                     .await
             }
@@ -361,6 +374,28 @@ impl Registry {
         match &f.workers {
             None => run.await,
             Some(workers) => workers.spawn(run).await,
+        }
+    }
+
+    /// With `pool.fresh_instances`, whether a warm instance could be put
+    /// back as fresh: its store reset to its snapshot, its host state new.
+    /// Without, always.
+    fn renews(&self, f: &Function, w: &mut Warm) -> bool {
+        if !f.spec.pool.fresh_instances {
+            return true;
+        }
+        let Some(snapshot) = &w.snapshot else { return false };
+        if !w.store.reset(snapshot) {
+            return false;
+        }
+        match self.inner.wasi_ctx(&f.id, &f.spec) {
+            Ok(wasi) => {
+                let ctx = w.store.data_mut();
+                ctx.wasi = wasi;
+                ctx.chain = Default::default();
+                true
+            }
+            Err(_) => false,
         }
     }
 

@@ -231,6 +231,11 @@ impl Instance {
             .instantiate_and_start(&mut store.inner, &module.inner)
             .map_err(from_wasmi)
             .context("cannot instantiate the module")?;
+        // Its memory and globals, for store snapshots.
+        crate::component::instantiate::record_core_state(
+            &mut wasmi::AsContextMut::as_context_mut(&mut store.inner),
+            &inner,
+        );
         if let Some(start) = inner.get_func(&store.inner, crate::component::rewrite::START_EXPORT) {
             crate::dispatch::drive(&mut store.inner, &start, &[], &mut [])
                 .await
