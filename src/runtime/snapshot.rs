@@ -23,9 +23,6 @@ use super::store::Store;
 use anyhow::{bail, Result};
 use wasmi::{AsContext, AsContextMut, Extern};
 
-/// Granule of a memory image: pages that are all zero are not kept.
-const CHUNK: usize = 4096;
-
 /// A store's state right after instantiation ([`Store::snapshot`]).
 pub struct Snapshot {
     memories: Vec<Image>,
@@ -33,18 +30,49 @@ pub struct Snapshot {
     instances: usize,
 }
 
-/// A memory's size and its chunks that are not all zero.
+/// A memory's size, where its bytes were, and its chunks (the host's
+/// pages, as they fall on the memory) that are not all zero.
 struct Image {
     memory: wasmi::Memory,
     size: usize,
+    base: usize,
     chunks: Vec<(usize, Box<[u8]>)>,
 }
 
 impl Snapshot {
     /// Bytes of memory image kept (what a reset writes back).
     pub fn image_bytes(&self) -> usize {
-        self.memories.iter().map(|m| m.chunks.len() * CHUNK).sum()
+        self.memories.iter().flat_map(|m| &m.chunks).map(|(_, c)| c.len()).sum()
     }
+}
+
+/// The host's page size.
+fn page_size() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        return unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    }
+    #[allow(unreachable_code)]
+    4096
+}
+
+/// The chunks of `data` as offsets: its bytes split at the host's page
+/// boundaries, so that a run of chunks can be dropped page by page.
+fn chunks(data: &[u8]) -> impl Iterator<Item = (usize, usize)> {
+    let page = page_size();
+    let len = data.len();
+    let first = page - data.as_ptr() as usize % page;
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= len {
+            return None;
+        }
+        let end = if at == 0 { first.min(len) } else { (at + page).min(len) };
+        let chunk = (at, end);
+        at = end;
+        Some(chunk)
+    })
 }
 
 impl<T> Store<T> {
@@ -74,16 +102,15 @@ impl<T> Store<T> {
             match e {
                 Extern::Memory(memory) => {
                     let data = memory.data(self.inner.as_context());
-                    let chunks = data
-                        .chunks(CHUNK)
-                        .enumerate()
-                        .filter(|(_, c)| c.iter().any(|b| *b != 0))
-                        .map(|(i, c)| (i * CHUNK, Box::<[u8]>::from(c)))
+                    let kept = chunks(data)
+                        .filter(|&(a, b)| data[a..b].iter().any(|x| *x != 0))
+                        .map(|(a, b)| (a, Box::<[u8]>::from(&data[a..b])))
                         .collect();
                     let image = Image {
                         memory,
                         size: data.len(),
-                        chunks,
+                        base: data.as_ptr() as usize,
+                        chunks: kept,
                     };
                     image.write_back(&mut self.inner);
                     snapshot.memories.push(image);
@@ -117,7 +144,7 @@ impl<T> Store<T> {
             return false;
         }
         for image in &snapshot.memories {
-            image.write_back(&mut self.inner);
+            image.restore(&mut self.inner);
         }
         for (global, value) in &snapshot.globals {
             if global.set(self.inner.as_context_mut(), value.clone()).is_err() {
@@ -135,6 +162,36 @@ impl Image {
         clear(data);
         for (at, chunk) in &self.chunks {
             data[*at..*at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
+
+    /// Brings the memory back to the image at a cost that follows what
+    /// changed: image chunks are compared and copied only if they differ,
+    /// and each run of other chunks is cleared (dropped page by page).
+    fn restore(&self, mut store: impl AsContextMut) {
+        let data = self.memory.data_mut(store.as_context_mut());
+        if data.as_ptr() as usize != self.base || data.len() != self.size {
+            return self.write_back(store);
+        }
+        let mut image = self.chunks.iter().peekable();
+        let mut run: Option<(usize, usize)> = None;
+        let bounds: Vec<(usize, usize)> = chunks(data).collect();
+        for (a, b) in bounds {
+            match image.peek() {
+                Some((at, chunk)) if *at == a => {
+                    if let Some((s, e)) = run.take() {
+                        clear(&mut data[s..e]);
+                    }
+                    if data[a..b] != chunk[..] {
+                        data[a..b].copy_from_slice(chunk);
+                    }
+                    image.next();
+                }
+                _ => run = Some((run.map_or(a, |(s, _)| s), b)),
+            }
+        }
+        if let Some((s, e)) = run {
+            clear(&mut data[s..e]);
         }
     }
 }

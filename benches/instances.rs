@@ -1,0 +1,96 @@
+//! What an instance as fresh costs (issue 15): for the C proxy
+//! (`tests/c_http/proxy.wasm`, 257 pages declared) and the Python proxy
+//! (built with componentize-py when it is installed), the time to make a
+//! new instance (with its WASI host state) beside the time to reset one to
+//! its snapshot, and the memory image a snapshot keeps.
+//!
+//! ```sh
+//! cargo bench --bench instances
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wippy_wasm::wasi::WasiCtx;
+use wippy_wasm::{Component, Config, Engine, Linker, Store};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python_component() -> Option<PathBuf> {
+    let ok = Command::new("python3")
+        .args(["-c", "import componentize_py"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let out = std::env::temp_dir().join(format!("wippy-bench-instances-{}.wasm", std::process::id()));
+    let status = Command::new("bash")
+        .arg(root().join("tests/python_http/build.sh"))
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then_some(out)
+}
+
+/// Mean time per iteration of `f` over `n` iterations, best of 3 rounds.
+fn per_iteration(n: u32, mut f: impl FnMut()) -> Duration {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            start.elapsed() / n
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn measure(name: &str, path: &Path, n: u32) {
+    let mut config = Config::default();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config);
+    let component = Component::new(&engine, &std::fs::read(path).unwrap()).unwrap();
+    let mut linker = Linker::default();
+    wippy_wasm::wasi::add_to_linker(&mut linker).unwrap();
+    // As `serve` makes them: fuel-sliced, with their WASI host state.
+    let new_store = || {
+        let mut store = Store::new(&engine, WasiCtx::new());
+        store.set_fuel_slice(Some(100_000));
+        store
+    };
+    let fresh = per_iteration(n, || {
+        let mut store = new_store();
+        linker.instantiate(&mut store, &component).unwrap();
+    });
+    let mut store = new_store();
+    linker.instantiate(&mut store, &component).unwrap();
+    let snapshot = store.snapshot().unwrap();
+    let reset = per_iteration(n, || {
+        assert!(store.reset(&snapshot));
+        *store.data_mut() = WasiCtx::new();
+    });
+    println!(
+        "{name:<14} {:>12.1} {:>10.1} {:>8.0}x {:>10}",
+        fresh.as_secs_f64() * 1e6,
+        reset.as_secs_f64() * 1e6,
+        fresh.as_secs_f64() / reset.as_secs_f64().max(1e-9),
+        snapshot.image_bytes() / 1024
+    );
+}
+
+fn main() {
+    println!(
+        "{:<14} {:>12} {:>10} {:>9} {:>10}",
+        "component", "new µs", "reset µs", "ratio", "image KiB"
+    );
+    measure("C proxy", &root().join("tests/c_http/proxy.wasm"), 200);
+    match python_component() {
+        Some(p) => measure("Python proxy", &p, 10),
+        None => println!("(componentize-py not installed: the Python proxy is skipped)"),
+    }
+}
