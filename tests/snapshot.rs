@@ -45,6 +45,14 @@ fn a_reset_store_forgets_secrets_in_memory_and_globals() {
 }
 
 #[test]
+fn releasing_zero_pages_changes_nothing_a_guest_sees() {
+    let (mut store, instance) = remember();
+    call(&mut store, &instance, "remember", &[Val::U32(42)]);
+    store.release_zero_pages();
+    assert_eq!(recall(&mut store, &instance), words(42, 42, 42));
+}
+
+#[test]
 fn a_grown_memory_or_a_kept_handle_cannot_be_reset() {
     let (mut store, instance) = remember();
     let snapshot = store.snapshot().unwrap();

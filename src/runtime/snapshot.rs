@@ -125,6 +125,39 @@ impl<T> Store<T> {
         Ok(snapshot)
     }
 
+    /// Gives the kernel back the pages of linear memory that hold only
+    /// zeros (wasmi commits every declared page when it makes a memory):
+    /// an idle instance then holds only what its guest wrote. Changes no
+    /// byte a guest can see.
+    pub fn release_zero_pages(&mut self) {
+        let memories: Vec<wasmi::Memory> = self
+            .inner
+            .data()
+            .rt
+            .core_state
+            .iter()
+            .filter_map(|e| match e {
+                Extern::Memory(m) => Some(*m),
+                _ => None,
+            })
+            .collect();
+        for memory in memories {
+            let data = memory.data_mut(self.inner.as_context_mut());
+            let bounds: Vec<(usize, usize)> = chunks(data).collect();
+            let mut run: Option<(usize, usize)> = None;
+            for (a, b) in bounds {
+                if data[a..b].iter().all(|x| *x == 0) {
+                    run = Some((run.map_or(a, |(s, _)| s), b));
+                } else if let Some((s, e)) = run.take() {
+                    clear(&mut data[s..e]);
+                }
+            }
+            if let Some((s, e)) = run {
+                clear(&mut data[s..e]);
+            }
+        }
+    }
+
     /// Puts everything back as [`Store::snapshot`] found it. Returns
     /// `false`, and the store must be dropped, if that cannot be done: a
     /// memory grew, handles remain, or instances were added since.
