@@ -9,32 +9,15 @@
 //! cargo bench --bench instances
 //! ```
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wippy_wasm::wasi::WasiCtx;
 use wippy_wasm::{Component, Config, Engine, Linker, Store};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python_component() -> Option<PathBuf> {
-    let ok = Command::new("python3")
-        .args(["-c", "import componentize_py"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return None;
-    }
-    let out = std::env::temp_dir().join(format!("wippy-bench-instances-{}.wasm", std::process::id()));
-    let status = Command::new("bash")
-        .arg(root().join("tests/python_http/build.sh"))
-        .arg(&out)
-        .stdout(Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then_some(out)
 }
 
 /// Mean time per iteration of `f` over `n` iterations, best of 3 rounds.
@@ -130,7 +113,7 @@ fn main() {
         "component", "new µs", "reset µs", "ratio", "image KiB"
     );
     measure("C proxy", &root().join("tests/c_http/proxy.wasm"), 200);
-    match python_component() {
+    match common::python_proxy("instances") {
         Some(p) => measure("Python proxy", &p, 10),
         None => println!("(componentize-py not installed: the Python proxy is skipped)"),
     }

@@ -133,29 +133,11 @@ fn best_rps(addr: SocketAddr, post: Option<&[u8]>) -> f64 {
     (0..3).map(|_| load(addr, REQUESTS, post)).fold(0.0, f64::max)
 }
 
-fn python_component() -> Option<PathBuf> {
-    let ok = Command::new("python3")
-        .args(["-c", "import componentize_py"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return None;
-    }
-    let out = std::env::temp_dir().join(format!("wippy-bench-pyhttp-{}.wasm", std::process::id()));
-    let status = Command::new("bash")
-        .arg(root().join("tests/python_http/build.sh"))
-        .arg(&out)
-        .stdout(Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then_some(out)
-}
-
 fn main() {
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_wippy-wasm"));
     let wasmtime = wasmtime();
     let mut components: Vec<(&str, PathBuf)> = vec![("C proxy", root().join("tests/c_http/proxy.wasm"))];
-    match python_component() {
+    match common::python_proxy("serve") {
         Some(p) => components.push(("Python proxy", p)),
         None => println!("(componentize-py not installed: the Python proxy is skipped)"),
     }

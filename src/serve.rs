@@ -334,14 +334,7 @@ impl ProxyHandler {
         let handle = instance
             .get_func(&store, "wasi:http/incoming-handler#handle")
             .ok_or_else(|| anyhow!("{} exports no `wasi:http/incoming-handler#handle`", self.name))?;
-        // An idle instance holds only the pages its guest wrote.
-        let snapshot = match self.config.fresh_instances {
-            true => store.snapshot().ok(),
-            false => None,
-        };
-        if snapshot.is_none() {
-            store.release_zero_pages();
-        }
+        let snapshot = store.settle(self.config.fresh_instances);
         Ok(Warm {
             store,
             handle,

@@ -316,14 +316,7 @@ impl Inner {
             }
             Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
         };
-        // An idle instance holds only the pages its guest wrote.
-        let snapshot = match f.spec.pool.fresh_instances {
-            true => store.snapshot().ok(),
-            false => None,
-        };
-        if snapshot.is_none() {
-            store.release_zero_pages();
-        }
+        let snapshot = store.settle(f.spec.pool.fresh_instances);
         Ok(Warm {
             store,
             func,

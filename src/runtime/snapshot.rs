@@ -125,6 +125,18 @@ impl<T> Store<T> {
         Ok(snapshot)
     }
 
+    /// Readies a freshly made instance's store to wait in a pool: with
+    /// `reset`, its snapshot (if it can have one); either way its zero pages
+    /// go back to the kernel, so an idle instance holds only what its guest
+    /// wrote.
+    pub fn settle(&mut self, reset: bool) -> Option<Snapshot> {
+        let snapshot = if reset { self.snapshot().ok() } else { None };
+        if snapshot.is_none() {
+            self.release_zero_pages();
+        }
+        snapshot
+    }
+
     /// Gives the kernel back the pages of linear memory that hold only
     /// zeros (wasmi commits every declared page when it makes a memory):
     /// an idle instance then holds only what its guest wrote. Changes no
@@ -143,18 +155,7 @@ impl<T> Store<T> {
             .collect();
         for memory in memories {
             let data = memory.data_mut(self.inner.as_context_mut());
-            let bounds: Vec<(usize, usize)> = chunks(data).collect();
-            let mut run: Option<(usize, usize)> = None;
-            for (a, b) in bounds {
-                if data[a..b].iter().all(|x| *x == 0) {
-                    run = Some((run.map_or(a, |(s, _)| s), b));
-                } else if let Some((s, e)) = run.take() {
-                    clear(&mut data[s..e]);
-                }
-            }
-            if let Some((s, e)) = run {
-                clear(&mut data[s..e]);
-            }
+            clear_runs(data, |_, chunk| chunk.iter().any(|x| *x != 0));
         }
     }
 
@@ -207,25 +208,35 @@ impl Image {
             return self.write_back(store);
         }
         let mut image = self.chunks.iter().peekable();
-        let mut run: Option<(usize, usize)> = None;
-        let bounds: Vec<(usize, usize)> = chunks(data).collect();
-        for (a, b) in bounds {
-            match image.peek() {
-                Some((at, chunk)) if *at == a => {
-                    if let Some((s, e)) = run.take() {
-                        clear(&mut data[s..e]);
-                    }
-                    if data[a..b] != chunk[..] {
-                        data[a..b].copy_from_slice(chunk);
-                    }
-                    image.next();
+        clear_runs(data, |at, chunk| match image.next_if(|(a, _)| *a == at) {
+            Some((_, saved)) => {
+                if chunk != &saved[..] {
+                    chunk.copy_from_slice(saved);
                 }
-                _ => run = Some((run.map_or(a, |(s, _)| s), b)),
+                true
             }
+            None => false,
+        });
+    }
+}
+
+/// Walks `data` chunk by chunk: `keep(offset, chunk)` may change a chunk
+/// and says whether to keep it; each run of chunks not kept is cleared in
+/// one go.
+fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
+    let bounds: Vec<(usize, usize)> = chunks(data).collect();
+    let mut run: Option<(usize, usize)> = None;
+    for (a, b) in bounds {
+        if keep(a, &mut data[a..b]) {
+            if let Some((s, e)) = run.take() {
+                clear(&mut data[s..e]);
+            }
+        } else {
+            run = Some((run.map_or(a, |(s, _)| s), b));
         }
-        if let Some((s, e)) = run {
-            clear(&mut data[s..e]);
-        }
+    }
+    if let Some((s, e)) = run {
+        clear(&mut data[s..e]);
     }
 }
 
