@@ -33,6 +33,7 @@
 pub mod canon;
 pub mod component;
 pub mod dispatch;
+pub(crate) mod memory;
 pub mod runtime;
 pub mod values;
 

@@ -29,6 +29,8 @@ pub struct Runtime {
     /// snapshots; and whether one of them cannot be reset.
     pub(crate) core_state: Vec<wasmi::Extern>,
     pub(crate) unresettable: bool,
+    /// The linear memories made for the store's modules (`crate::memory`).
+    pub(crate) memories: crate::memory::Memories,
 }
 
 /// A call entered by `canon lift`: who called, and its task.

@@ -163,7 +163,7 @@ pub(crate) fn record_core_state<T>(store: &mut StoreContextMut<'_, StoreData<T>>
 
 /// A core instance of module `module` with the named instances `args` as
 /// its imports, before its start function runs.
-fn core_instantiate<T>(
+fn core_instantiate<T: 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     s: &Scope<T>,
     module: u32,
@@ -172,6 +172,13 @@ fn core_instantiate<T>(
     let m = at(&s.core_modules, module, "core module")?.clone();
     let mut externs = Vec::new();
     for imp in m.imports() {
+        if super::memories::is_provided(&imp) {
+            let wasmi::ExternType::Memory(ty) = imp.ty() else {
+                bail!("internal: a provided import that is not a memory");
+            };
+            externs.push(Extern::Memory(super::memories::provide(store, *ty)?));
+            continue;
+        }
         let (_, inst) = args.iter().find(|(n, _)| n == imp.module()).ok_or_else(|| {
             anyhow!(
                 "core instantiation: no instance given for import module `{}`",
@@ -188,7 +195,10 @@ fn core_instantiate<T>(
         })?;
         externs.push(e);
     }
-    wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(from_wasmi)
+    let instance = wasmi::Instance::new(store.as_context_mut(), &m, &externs).map_err(from_wasmi)?;
+    let memories: Vec<wasmi::Memory> = externs.iter().filter_map(|e| e.into_memory()).collect();
+    super::memories::bind(store, &instance, &memories)?;
+    Ok(instance)
 }
 
 fn step<T: 'static>(

@@ -15,6 +15,7 @@ pub(crate) mod func;
 pub mod host;
 pub(crate) mod instantiate;
 pub(crate) mod matching;
+pub(crate) mod memories;
 pub mod names;
 pub(crate) mod parse;
 pub(crate) mod rewrite;

@@ -227,10 +227,28 @@ impl Instance {
     pub async fn new_async<T: WasiView>(store: &mut Store<T>, module: &CoreModule) -> anyhow::Result<Self> {
         let mut linker = Linker::<T>::new(store.inner.engine());
         add_to_linker(&mut linker)?;
+        // The memories the module defines are made by us (`crate::memory`).
+        let mut memories = Vec::new();
+        for import in module.inner.imports() {
+            let wasmi::ExternType::Memory(ty) = import.ty() else {
+                continue;
+            };
+            if crate::component::memories::is_provided(&import) {
+                let mut cx = wasmi::AsContextMut::as_context_mut(&mut store.inner);
+                let memory = crate::component::memories::provide(&mut cx, *ty)?;
+                linker.define(import.module(), import.name(), memory)?;
+                memories.push(memory);
+            }
+        }
         let inner = linker
             .instantiate_and_start(&mut store.inner, &module.inner)
             .map_err(from_wasmi)
             .context("cannot instantiate the module")?;
+        crate::component::memories::bind(
+            &mut wasmi::AsContextMut::as_context_mut(&mut store.inner),
+            &inner,
+            &memories,
+        )?;
         // Its memory and globals, for store snapshots.
         crate::component::instantiate::record_core_state(
             &mut wasmi::AsContextMut::as_context_mut(&mut store.inner),

@@ -1,0 +1,228 @@
+//! Guard ranges: address ranges of linear memory that a guest must not
+//! touch, made inaccessible with `mprotect`, and a `SIGSEGV` handler that
+//! notes a touch instead of crashing.
+//!
+//! wasmi bounds-checks every access against a memory's real length. A
+//! recycled memory can be longer than the memory a fresh instance would
+//! have (wasmi cannot shrink one), so the pages past the fresh length are
+//! guarded. An access there faults; the handler marks the range *hit*,
+//! opens it (so the access completes and the guest runs on) and returns.
+//! The runtime then turns a hit into the out-of-bounds trap a fresh
+//! instance would have raised, before the guest can do anything anyone
+//! sees: before any host call it makes, when its call ends, and at the next
+//! fuel slice ([`super::Memories::check`]). A memory that was hit is never
+//! reused.
+//!
+//! The ranges live in a fixed table of atomics, the only state the handler
+//! reads. Faults elsewhere go to the handler that was installed before ours
+//! (Rust's stack-overflow report, libFuzzer's), or kill the process as they
+//! would have.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+/// How many guard ranges can exist at once. A memory that finds no free
+/// one is simply not recycled.
+const SLOTS: usize = 1 << 16;
+
+struct Slot {
+    /// Taken by a [`Guard`]; its range is armed when `start < end`.
+    owned: AtomicBool,
+    start: AtomicUsize,
+    end: AtomicUsize,
+    hit: AtomicBool,
+}
+
+static TABLE: [Slot; SLOTS] = [const {
+    Slot {
+        owned: AtomicBool::new(false),
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        hit: AtomicBool::new(false),
+    }
+}; SLOTS];
+
+/// One past the highest slot ever taken (the handler scans no further).
+static HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// A guard range one memory owns: `[start, end)`, page-aligned, protected
+/// while it is not empty.
+pub(crate) struct Guard {
+    slot: usize,
+}
+
+impl Guard {
+    /// A free slot, with the handler installed; `None` if the table is full
+    /// or the platform has no guard pages.
+    pub(crate) fn new() -> Option<Guard> {
+        if !install() {
+            return None;
+        }
+        // Start where the last search ended: slots are taken and given
+        // back in roughly that order.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let from = NEXT.load(SeqCst);
+        let slot = (from..SLOTS)
+            .chain(0..from)
+            .find(|&i| TABLE[i].owned.compare_exchange(false, true, SeqCst, SeqCst).is_ok())?;
+        NEXT.store((slot + 1) % SLOTS, SeqCst);
+        HIGH.fetch_max(slot + 1, SeqCst);
+        let s = &TABLE[slot];
+        s.hit.store(false, SeqCst);
+        s.start.store(0, SeqCst);
+        s.end.store(0, SeqCst);
+        Some(Guard { slot })
+    }
+
+    /// Guards exactly `[start, end)` (page-aligned addresses in memory the
+    /// caller reserved), opening what was guarded before outside it.
+    /// Returns `false` if the protection could not be changed.
+    pub(crate) fn set(&mut self, start: usize, end: usize) -> bool {
+        let s = &TABLE[self.slot];
+        let (old_start, old_end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        // The table first says what is guarded, then the pages change: a
+        // fault in between is one the table already explains.
+        if end > start {
+            s.start.store(start, SeqCst);
+            s.end.store(end, SeqCst);
+            if !protect(start, end, false) {
+                return false;
+            }
+        }
+        let ok = open_outside(old_start, old_end, start, end);
+        if end <= start {
+            s.start.store(0, SeqCst);
+            s.end.store(0, SeqCst);
+        }
+        ok
+    }
+
+    /// Whether the guest touched the guarded range since it was set.
+    pub(crate) fn hit(&self) -> bool {
+        TABLE[self.slot].hit.load(SeqCst)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.set(0, 0);
+        TABLE[self.slot].owned.store(false, SeqCst);
+    }
+}
+
+/// Opens the parts of `[a, b)` outside `[start, end)`.
+fn open_outside(a: usize, b: usize, start: usize, end: usize) -> bool {
+    let (start, end) = if end > start { (start, end) } else { (b, b) };
+    let left = (a, b.min(start));
+    let right = (a.max(end), b);
+    [left, right].into_iter().all(|(x, y)| x >= y || protect(x, y, true))
+}
+
+#[cfg(target_os = "linux")]
+fn protect(start: usize, end: usize, open: bool) -> bool {
+    let prot = if open {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: callers pass page-aligned ranges inside reservations they own.
+    unsafe { libc::mprotect(start as *mut libc::c_void, end - start, prot) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn protect(_: usize, _: usize, _: bool) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "linux"))]
+fn install() -> bool {
+    false
+}
+
+/// Installs the handler once; whether it is in place.
+#[cfg(target_os = "linux")]
+fn install() -> bool {
+    use std::sync::OnceLock;
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        // SAFETY: a zeroed sigaction is a valid value to fill in; the
+        // previous action is written once here, before any fault can
+        // reach our handler, and only read afterwards.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let previous = std::ptr::addr_of_mut!(PREVIOUS);
+            libc::sigaction(libc::SIGSEGV, &action, previous) == 0
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
+static mut PREVIOUS: libc::sigaction = unsafe { std::mem::zeroed() };
+
+/// The `SIGSEGV` handler: a fault in an armed range marks it hit and opens
+/// it; any other goes to the previous handler.
+#[cfg(target_os = "linux")]
+extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let high = HIGH.load(SeqCst).min(SLOTS);
+    for s in &TABLE[..high] {
+        let (start, end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        if start <= addr && addr < end {
+            s.hit.store(true, SeqCst);
+            if protect(start, end, true) {
+                return;
+            }
+        }
+    }
+    // SAFETY: PREVIOUS was written before this handler was installed.
+    unsafe {
+        let previous = std::ptr::addr_of!(PREVIOUS).read();
+        let chained = previous.sa_sigaction;
+        if chained == libc::SIG_DFL || chained == libc::SIG_IGN {
+            // Put the default back: returning re-runs the access, which
+            // now ends the process as it would have without us.
+            libc::signal(signal, libc::SIG_DFL);
+        } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(chained);
+            f(signal, info, context);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(chained);
+            f(signal);
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_touch_in_a_guarded_range_is_noted_and_completes() {
+        let page = 4096 * 16;
+        // SAFETY: an anonymous private mapping, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page * 4,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        let mut g = Guard::new().expect("a guard");
+        assert!(g.set(base + page, base + 3 * page));
+        // SAFETY: inside the mapping.
+        unsafe { std::ptr::write_volatile(base as *mut u8, 1) };
+        assert!(!g.hit(), "outside the range");
+        unsafe { std::ptr::write_volatile((base + 2 * page) as *mut u8, 7) };
+        assert!(g.hit());
+        assert_eq!(unsafe { std::ptr::read_volatile((base + 2 * page) as *const u8) }, 7);
+        drop(g);
+        unsafe { libc::munmap(base as *mut libc::c_void, page * 4) };
+    }
+}

@@ -1,0 +1,314 @@
+//! Linear memories the runtime provides, so that a recycled instance's
+//! memory can be as short as a fresh one's.
+//!
+//! wasmi can neither shrink a memory nor make one without zero-filling
+//! every declared page. So at load every memory a module defines becomes an
+//! import (`component::rewrite`), and we make it here: in address space of
+//! its own ([`reserve`]: the whole possible extent, committed only as far
+//! as the memory reaches), handed to wasmi as a static buffer. Its guest's
+//! `memory.size` and `memory.grow` come to us too ([`Memories::size`],
+//! [`Memories::grow`]), so its *visible* size can be less than wasmi's:
+//! a reset ([`Memories::shrink`]) brings it back to the size it had after
+//! instantiation, zeroes the pages past that and guards them
+//! ([`guard`]). A grow within the real size only opens pages again.
+//!
+//! The host sees a memory at its visible size too ([`Memories::visible`]),
+//! and a guest touching a guarded page is stopped with the trap a fresh
+//! instance would have given ([`Memories::check`]).
+//!
+//! This module knows nothing of stores' other state: callers hand it the
+//! [`Memories`] of a store and a wasmi context.
+
+pub(crate) mod guard;
+
+use guard::Guard;
+
+/// Bytes in a wasm page (the only page size made here).
+pub(crate) const PAGE: u64 = 1 << 16;
+
+/// The memories of one store made here, and the size and grow functions
+/// of every memory its modules use.
+#[derive(Default)]
+pub(crate) struct Memories {
+    owned: Vec<Owned>,
+    /// Owned memories shorter to their guest than they are.
+    shrunk: usize,
+    /// Per memory (its data address): its size and grow functions, made
+    /// once ([`Memories::ops`]).
+    ops: Vec<(usize, [wasmi::Func; 2])>,
+}
+
+/// A memory in a reservation of ours.
+struct Owned {
+    memory: wasmi::Memory,
+    reservation: Reservation,
+    /// What the guest sees, in pages (`memory.size`).
+    pages: u64,
+    /// The most pages its type allows.
+    max: u64,
+    guard: Option<Guard>,
+}
+
+/// Address space reserved for one memory, unmapped on drop (after wasmi's
+/// store, which never touches a static buffer when it drops).
+pub(crate) struct Reservation {
+    base: usize,
+    len: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: the mapping is ours, and wasmi's store that used it is
+        // dropped (or being dropped) without reading it.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+/// Address space for a memory of type `ty`, its first pages readable and
+/// writable; `None` where this platform or the type does not allow it (the
+/// caller then lets wasmi make the memory: it cannot be shortened later).
+pub(crate) fn reserve(ty: &wasmi::MemoryType) -> Option<(Reservation, &'static mut [u8])> {
+    #[cfg(target_os = "linux")]
+    {
+        // 4 GiB holds any 32-bit memory; 64-bit ones get as much.
+        let most_pages = if ty.is_64() { 1 << 18 } else { 1 << 16 };
+        let pages = ty.maximum().unwrap_or(most_pages).min(most_pages);
+        let min = ty.minimum();
+        if min > pages {
+            return None;
+        }
+        let len = (pages * PAGE) as usize;
+        // SAFETY: a new anonymous private mapping, inaccessible until opened
+        // below; it is ours until the reservation drops.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len.max(PAGE as usize),
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let reservation = Reservation {
+            base: base as usize,
+            len: len.max(PAGE as usize),
+        };
+        if !open(reservation.base, 0, min * PAGE) {
+            return None;
+        }
+        // SAFETY: the reservation lives as long as the memory made on it
+        // (both belong to one store), and only wasmi's memory uses it.
+        let buffer = unsafe { std::slice::from_raw_parts_mut(reservation.base as *mut u8, len) };
+        Some((reservation, buffer))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
+/// Makes `[from, to)` bytes of the reservation at `base` accessible.
+fn open(base: usize, from: u64, to: u64) -> bool {
+    if to <= from {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: a page-aligned range inside a reservation of ours.
+    unsafe {
+        libc::mprotect(
+            (base + from as usize) as *mut libc::c_void,
+            (to - from) as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ) == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// Zeroes `[from, to)` bytes of the reservation at `base` (dropping the
+/// pages: they hold nothing until touched).
+fn zero(base: usize, from: u64, to: u64) -> bool {
+    if to <= from {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: a page-aligned range inside a reservation of ours, not in use
+    // by a running guest.
+    unsafe {
+        libc::madvise(
+            (base + from as usize) as *mut libc::c_void,
+            (to - from) as usize,
+            libc::MADV_DONTNEED,
+        ) == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// What [`Memories::grow`] did.
+pub(crate) enum Grow {
+    /// The guest sees -1.
+    Failed,
+    /// Grown from this many pages.
+    Grew(u64),
+    /// wasmi must grow the memory by `by` pages; the old size is `old`.
+    Real { old: u64, by: u64 },
+}
+
+/// A guest touched memory past its visible size: the out-of-bounds trap.
+#[derive(Debug)]
+pub(crate) struct OutOfBounds;
+
+impl Memories {
+    /// Adopts `memory`, made by wasmi on `reservation` with type `ty`.
+    pub(crate) fn adopt(&mut self, memory: wasmi::Memory, reservation: Reservation, ty: &wasmi::MemoryType) {
+        let index_max = if ty.is_64() { 1 << 48 } else { 1 << 16 };
+        let reserved = reservation.len as u64 / PAGE;
+        self.owned.push(Owned {
+            memory,
+            reservation,
+            pages: ty.minimum(),
+            max: ty.maximum().unwrap_or(index_max).min(reserved),
+            guard: None,
+        });
+    }
+
+    fn find(&self, memory_data: *const u8) -> Option<usize> {
+        self.owned
+            .iter()
+            .position(|o| o.reservation.base == memory_data as usize)
+    }
+
+    /// How many of `data`'s bytes (a memory's whole contents, as wasmi has
+    /// them) the guest and the host may see.
+    pub(crate) fn visible(&self, data: &[u8]) -> usize {
+        if self.shrunk == 0 {
+            return data.len();
+        }
+        match self.find(data.as_ptr()) {
+            Some(i) => data.len().min((self.owned[i].pages * PAGE) as usize),
+            None => data.len(),
+        }
+    }
+
+    /// Whether a guest touched a guarded page: its call must end with the
+    /// out-of-bounds trap before anything else happens.
+    pub(crate) fn check(&self) -> Result<(), OutOfBounds> {
+        match self.owned.iter().any(|o| o.guard.as_ref().is_some_and(Guard::hit)) {
+            true => Err(OutOfBounds),
+            false => Ok(()),
+        }
+    }
+
+    /// The owned memory whose data is at `data`, if any.
+    pub(crate) fn owned(&self, data: *const u8) -> Option<usize> {
+        self.find(data)
+    }
+
+    /// The size and grow functions made for the memory at `data`.
+    pub(crate) fn ops(&self, data: *const u8) -> Option<[wasmi::Func; 2]> {
+        self.ops.iter().find(|(k, _)| *k == data as usize).map(|(_, f)| *f)
+    }
+
+    /// Keeps the size and grow functions made for the memory at `data`.
+    pub(crate) fn keep_ops(&mut self, data: *const u8, funcs: [wasmi::Func; 2]) {
+        self.ops.push((data as usize, funcs));
+    }
+
+    /// `memory.size` of owned memory `i`.
+    pub(crate) fn size(&self, i: usize) -> u64 {
+        self.owned[i].pages
+    }
+
+    /// `memory.grow` of owned memory `i` (wasmi's real size `real` pages)
+    /// by `delta` pages. Pages within the real size are only opened; beyond
+    /// it, the caller has wasmi grow the memory ([`Grow::Real`]) and then
+    /// says so ([`Memories::grown`]).
+    pub(crate) fn grow(&mut self, i: usize, delta: u64, real: u64) -> Result<Grow, OutOfBounds> {
+        self.check()?;
+        let o = &mut self.owned[i];
+        let old = o.pages;
+        let Some(new) = old.checked_add(delta).filter(|&n| n <= o.max) else {
+            return Ok(Grow::Failed);
+        };
+        let base = o.reservation.base;
+        if new > real {
+            return Ok(match open(base, real * PAGE, new * PAGE) {
+                true => Grow::Real { old, by: new - real },
+                false => Grow::Failed,
+            });
+        }
+        if old < real {
+            let guard = o.guard.as_mut().expect("a shrunk memory is guarded");
+            if !guard.set(base + (new * PAGE) as usize, base + (real * PAGE) as usize) {
+                return Ok(Grow::Failed);
+            }
+            if new == real {
+                self.shrunk -= 1;
+            }
+        }
+        self.owned[i].pages = new;
+        Ok(Grow::Grew(old))
+    }
+
+    /// wasmi grew owned memory `i` from `was` to `now` pages
+    /// ([`Grow::Real`]): all of it is visible.
+    pub(crate) fn grown(&mut self, i: usize, was: u64, now: u64) {
+        let o = &mut self.owned[i];
+        if o.pages < was {
+            if let Some(guard) = o.guard.as_mut() {
+                guard.set(0, 0);
+            }
+            self.shrunk -= 1;
+        }
+        o.pages = now;
+    }
+
+    /// Brings owned memory `memory` (wasmi's real size `real` pages) back to
+    /// `pages` visible pages: the pages past them are zeroed and guarded.
+    /// `false` if it cannot be (not ours, touched where it must not be,
+    /// smaller than `pages`, or no guard to be had).
+    pub(crate) fn shrink(&mut self, memory_data: *const u8, real: u64, pages: u64) -> bool {
+        let Some(i) = self.find(memory_data) else {
+            return false;
+        };
+        let o = &mut self.owned[i];
+        if real < pages || o.guard.as_ref().is_some_and(Guard::hit) {
+            return false;
+        }
+        let was_shrunk = o.pages < real;
+        if real > pages {
+            if o.guard.is_none() {
+                o.guard = Guard::new();
+            }
+            let base = o.reservation.base;
+            let Some(guard) = o.guard.as_mut() else {
+                return false;
+            };
+            // Zero while the pages are open, then close them.
+            let (from, to) = (pages * PAGE, real * PAGE);
+            if !zero(base, from, to) || !guard.set(base + from as usize, base + to as usize) {
+                return false;
+            }
+        } else if let Some(guard) = o.guard.as_mut() {
+            if !guard.set(0, 0) {
+                return false;
+            }
+        }
+        o.pages = pages;
+        match (was_shrunk, pages < real) {
+            (false, true) => self.shrunk += 1,
+            (true, false) => self.shrunk -= 1,
+            _ => {}
+        }
+        true
+    }
+}
