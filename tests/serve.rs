@@ -368,8 +368,9 @@ fn a_guest_that_spins_is_stopped_at_max_execution() {
 
 #[test]
 fn fresh_instances_under_concurrent_load() {
-    // The C proxy's malloc grows memory on its first request, and a memory
-    // cannot shrink: each request gets a newly made instance, none kept.
+    // The C proxy's malloc grows memory on its first request; a reset
+    // brings it back to its size after instantiation (`crate::memory`), so
+    // 4 clients are served by a few instances, reset between requests.
     let config = InstanceConfig {
         fresh_instances: true,
         ..Default::default()
@@ -379,19 +380,22 @@ fn fresh_instances_under_concurrent_load() {
     load(server.addr, 4, 40, "hello from c");
     settle(&handler);
     let stats = handler.pool_stats();
-    assert_eq!((stats.created, stats.live), (40, 0), "{stats:?}");
+    assert!(stats.created < 10 && stats.live == stats.created, "{stats:?}");
     drop(server);
-    // The Python proxy answers `/hello` without growing its memory: those
-    // instances are reset to their state after instantiation and reused.
-    // (A large `/echo` body grows the heap: that instance is replaced.)
+    // The Python proxy too, whether a request grows its heap (`/echo` of a
+    // large body) or not.
     let Some(handler) = python_proxy(config) else { return };
     let server = start(handler.clone());
     load(server.addr, 4, 40, "hello from python");
     settle(&handler);
     let before = handler.pool_stats();
-    assert!(before.created < 40, "some instances were reset: {before:?}");
-    for _ in 0..20 {
+    // (A request can arrive while an instance is being reset: one more.)
+    assert!(before.created < 10, "instances were reset: {before:?}");
+    let body = vec![b'x'; 4 << 20];
+    for _ in 0..10 {
         assert_eq!(get(server.addr, "/hello").text(), "hello from python");
+        let r = post(server.addr, "/echo", &body);
+        assert_eq!(r.body.len(), body.len());
     }
     settle(&handler);
     let after = handler.pool_stats();
@@ -433,10 +437,11 @@ fn fresh_instances_keep_no_secret_between_requests() {
         assert_eq!(get(server.addr, &format!("/remember/{secret}")).text(), "remembered");
         assert_eq!(recall(server.addr), "nothing", "{secret}");
     }
-    // The instance that kept a handle could not be reset: it was replaced.
+    // One instance served them all, reset after each (its kept handle
+    // dropped with the rest of its state).
     settle(&fresh);
     let stats = fresh.pool_stats();
-    assert_eq!(stats.created, 2, "{stats:?}");
+    assert_eq!(stats.created, 1, "{stats:?}");
     // A trap mid-request leaves nothing behind either.
     assert_eq!(get(server.addr, "/trap").status, 500);
     assert_eq!(recall(server.addr), "nothing");

@@ -1,10 +1,14 @@
 //! A store reset to its snapshot is indistinguishable from a fresh
 //! instance: secrets written to memory (a data segment's word and an
 //! untouched page) and to a mutable global are gone, the memory's image is
-//! back; a memory that grew, a handle kept, or a module that changes
-//! tables make the reset refuse (the instance must be dropped instead).
+//! back; a memory that grew is as short as it was, to the guest and to the
+//! host, and a guest reaching past that is stopped as a fresh instance
+//! would be; a handle kept is gone; a module that changes tables makes the
+//! reset refuse (the instance must be dropped instead).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
 use wippy_wasm::{Component, Engine, Linker, Store, Val};
 
 fn remember() -> (Store<()>, wippy_wasm::Instance) {
@@ -53,16 +57,13 @@ fn releasing_zero_pages_changes_nothing_a_guest_sees() {
 }
 
 #[test]
-fn a_grown_memory_or_a_kept_handle_cannot_be_reset() {
-    let (mut store, instance) = remember();
-    let snapshot = store.snapshot().unwrap();
-    call(&mut store, &instance, "grow", &[]);
-    assert!(!store.reset(&snapshot), "memory.size would differ");
-
+fn a_kept_handle_is_gone_after_a_reset() {
     let (mut store, instance) = remember();
     let snapshot = store.snapshot().unwrap();
     call(&mut store, &instance, "keep", &[]);
-    assert!(!store.reset(&snapshot), "a handle survives in the table");
+    assert_eq!(store.handle_count(&instance), 1);
+    assert!(store.reset(&snapshot));
+    assert_eq!(store.handle_count(&instance), 0, "the table is as fresh");
 }
 
 #[test]
@@ -129,4 +130,110 @@ fn registry_calls_with_fresh_instances_share_nothing() {
         let stats = fresh.pool_stats(id).unwrap();
         assert_eq!((stats.created, stats.live), (1, 1), "{id}: {stats:?}");
     }
+}
+
+/// The `regrow` guest, fresh, and how many times it called the host.
+fn regrow() -> (Store<()>, wippy_wasm::Instance, Arc<AtomicU32>) {
+    let engine = Engine::default();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/guests/regrow.wat");
+    let component = Component::new(&engine, &std::fs::read(path).unwrap()).unwrap();
+    let told = Arc::new(AtomicU32::new(0));
+    let mut linker = Linker::default();
+    let t = told.clone();
+    linker.root().func_wrap("tell", move |_, (_,): (u32,)| {
+        t.fetch_add(1, SeqCst);
+        Ok(())
+    });
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &component).unwrap();
+    (store, instance, told)
+}
+
+fn try_call(
+    store: &mut Store<()>,
+    instance: &wippy_wasm::Instance,
+    name: &str,
+    args: &[Val],
+) -> Result<Vec<Val>, String> {
+    let f = instance.get_func(store, name).unwrap();
+    f.call(store, args).map_err(|e| format!("{e:#}"))
+}
+
+/// A word on the page a grow adds to the guest's one page.
+const GROWN: u32 = 65536 + 8;
+
+/// A regrow instance that grew a page, wrote a secret there and was reset.
+fn recycled() -> (Store<()>, wippy_wasm::Instance, Arc<AtomicU32>) {
+    let (mut store, instance, told) = regrow();
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(call(&mut store, &instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+    call(&mut store, &instance, "poke", &[Val::U32(GROWN), Val::U32(0xdead_beef)]);
+    assert!(store.reset(&snapshot), "a grown memory we made comes back");
+    (store, instance, told)
+}
+
+#[test]
+fn a_grown_memory_comes_back_to_its_size_and_forgets_what_it_held() {
+    let (mut store, instance, _) = recycled();
+    assert_eq!(call(&mut store, &instance, "size", &[]), [Val::U32(1)], "as fresh");
+    let (mut fresh, fresh_instance, _) = regrow();
+    let past = |store: &mut Store<()>, instance| try_call(store, instance, "peek", &[Val::U32(GROWN)]);
+    let want = past(&mut fresh, &fresh_instance).unwrap_err();
+    assert!(want.contains("out of bounds"), "{want}");
+    assert_eq!(
+        past(&mut store, &instance).unwrap_err(),
+        want,
+        "the same trap as a fresh instance"
+    );
+
+    // Growing again gives a zeroed page, as it would a fresh instance.
+    let (mut store, instance, _) = recycled();
+    assert_eq!(call(&mut store, &instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+    assert_eq!(
+        call(&mut store, &instance, "peek", &[Val::U32(GROWN)]),
+        [Val::U32(0)],
+        "the secret is gone"
+    );
+    // And past the real size: wasmi grows it.
+    assert_eq!(call(&mut store, &instance, "grow", &[Val::U32(2)]), [Val::S32(2)]);
+    assert_eq!(call(&mut store, &instance, "size", &[]), [Val::U32(4)]);
+    assert_eq!(
+        call(&mut store, &instance, "peek", &[Val::U32(3 * 65536)]),
+        [Val::U32(0)]
+    );
+}
+
+#[test]
+fn a_guest_reaching_past_its_size_is_stopped_before_the_host_acts() {
+    for (entry, told_fresh) in [("poke-then-tell", 0), ("poke-then-trap", 0)] {
+        let (mut fresh, fresh_instance, told) = regrow();
+        let args = [Val::U32(GROWN), Val::U32(5)];
+        let want = try_call(&mut fresh, &fresh_instance, entry, &args).unwrap_err();
+        assert_eq!(told.load(SeqCst), told_fresh);
+
+        let (mut store, instance, told) = recycled();
+        let got = try_call(&mut store, &instance, entry, &args).unwrap_err();
+        assert_eq!(got, want, "{entry}: the trap a fresh instance gives");
+        assert_eq!(told.load(SeqCst), 0, "{entry}: the host was never called");
+        let snapshot = store.snapshot();
+        assert!(
+            snapshot.is_err() || !store.reset(&snapshot.unwrap()),
+            "a memory that was reached into is not reused"
+        );
+    }
+}
+
+#[test]
+fn the_host_sees_a_recycled_memory_at_its_guests_size() {
+    let (mut fresh, fresh_instance, _) = regrow();
+    let want = try_call(&mut fresh, &fresh_instance, "text", &[Val::U32(GROWN)]).unwrap_err();
+    let (mut store, instance, _) = recycled();
+    let got = try_call(&mut store, &instance, "text", &[Val::U32(GROWN)]).unwrap_err();
+    assert_eq!(got, want);
+    assert!(want.contains("out of bounds"), "{want}");
+    let (mut store, instance, _) = recycled();
+    assert_eq!(
+        call(&mut store, &instance, "text", &[Val::U32(100)]),
+        [Val::String("\0\0\0\0".into())]
+    );
 }

@@ -45,6 +45,13 @@ impl HandleTable {
         }
     }
 
+    /// Forgets every handle: the table is as new (a reset store's; the
+    /// resources behind them go with the state being reset).
+    pub fn clear(&mut self) {
+        self.array.truncate(1);
+        self.free.clear();
+    }
+
     pub fn get(&self, i: u32) -> Result<&Handle, Trap> {
         match self.array.get(i as usize) {
             Some(Some(h)) => Ok(h),

@@ -115,12 +115,12 @@ impl<'a, 'o, T> Cx<'a, 'o, T> {
     }
 
     pub fn mem(&self) -> Result<&[u8], Trap> {
-        Ok(self.memory()?.data(self.store.as_context()))
+        Ok(state::visible(self.memory()?, self.store.as_context()))
     }
 
     pub fn mem_mut(&mut self) -> Result<&mut [u8], Trap> {
         let m = self.memory()?;
-        Ok(m.data_mut(self.store.as_context_mut()))
+        Ok(state::visible_mut(m, self.store.as_context_mut()).0)
     }
 
     pub fn mem_len(&self) -> Result<u64, Trap> {

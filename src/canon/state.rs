@@ -111,3 +111,21 @@ pub(crate) fn nested<T, R>(
     store.data_mut().rt.nested -= 1;
     r
 }
+
+/// `memory`'s bytes as its guest sees them: a recycled memory can be
+/// shorter to its guest than wasmi's (`crate::memory`), and the host must
+/// not reach past what the guest could.
+pub(crate) fn visible<'a, T: 'a>(memory: wasmi::Memory, ctx: wasmi::StoreContext<'a, StoreData<T>>) -> &'a [u8] {
+    let n = ctx.data().rt.memories.visible(memory.data(&ctx));
+    &memory.data(ctx)[..n]
+}
+
+/// [`visible`], writable, with the rest of the store.
+pub(crate) fn visible_mut<'a, T: 'a>(
+    memory: wasmi::Memory,
+    ctx: impl Into<StoreContextMut<'a, StoreData<T>>>,
+) -> (&'a mut [u8], &'a mut StoreData<T>) {
+    let (data, store) = memory.data_and_store_mut(ctx);
+    let n = store.rt.memories.visible(data);
+    (&mut data[..n], store)
+}

@@ -433,7 +433,7 @@ fn pump<T>(
     while pos < end {
         let n = (end - pos).min(CHUNK as u64) as usize;
         let start = src.ptr as usize + pos as usize;
-        let mem = src.memory.data(cx.store.as_context());
+        let mem = crate::canon::state::visible(src.memory, cx.store.as_context());
         chunk.clear();
         chunk.extend_from_slice(mem.get(start..start + n).ok_or_else(out_of_bounds)?);
         let keep = if pos + n as u64 == end {

@@ -185,9 +185,13 @@ pub(crate) fn call_lifted<T, R>(
         if let Some(t) = l.core_results.first() {
             core_results[0] = wasmi::Val::default_for_ty(t.wasmi());
         }
-        nested(store, |store| {
+        let called = nested(store, |store| {
             l.core.call(store.as_context_mut(), &core_args, core_results)
-        })?;
+        });
+        // A guest that touched a guarded page (`crate::memory`) ends with
+        // the trap a fresh instance would have given there.
+        store.data().rt.memories.check()?;
+        called?;
         let results = lift_return(store, l, &frame, core_results, Site::Host, lift)?;
         lift_finish(store, l, frame, core_results)?;
         Ok(results)
@@ -356,6 +360,7 @@ pub(crate) fn call_host_lowered<T>(
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
+    store.data().rt.memories.check()?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host, compact_bytes)?;
     let mut vals = Vec::new();
     guarded(|| func(StoreCx(store.as_context_mut()), &args, &mut vals))?;
@@ -376,6 +381,7 @@ pub(crate) fn call_host_lowered_async<T: 'static>(
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     check_may_leave(&store, opts.instance)?;
+    store.data().rt.memories.check()?;
     let (args, lenders) = lift_args(&mut store, ty, opts, params, Site::Host, compact_bytes)?;
     let fut = guarded(|| func(StoreCx(store.as_context_mut()), &args))?;
     // A host future that panics becomes an error too.

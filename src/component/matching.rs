@@ -219,7 +219,8 @@ pub(crate) fn check_module(types: &Types, want: &ModuleType, module: &Module) ->
             bail!("module export `{name}` has the wrong type: {}", mismatch(&have, &want));
         }
     }
-    for import in module.imports() {
+    // Memories we provide (`rewrite`) are the module's own definitions.
+    for import in module.imports().filter(|i| !super::memories::is_provided(i)) {
         let (m, n) = (import.module(), import.name());
         let Some(decl) = want.imports.get(&(m.to_string(), n.to_string())) else {
             bail!("module import `{m}::{n}` not defined");

@@ -80,7 +80,7 @@ fn ops<T: 'static>(
         };
         let real = memory.size(c.as_context());
         match c.data_mut().rt.memories.grow(i, delta, real) {
-            Err(_) => Err(wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds)),
+            Err(oob) => Err(oob.into()),
             Ok(Grow::Failed) => Ok(None),
             Ok(Grow::Grew(old)) => Ok(Some(old)),
             Ok(Grow::Real { old, by }) => match memory.grow(c.as_context_mut(), by) {

@@ -167,6 +167,9 @@ pub(crate) async fn drive<T: 'static>(
     let first = func.call_resumable(&mut store, args, results);
     let r = drive_from(&mut store, first, slice, results).await;
     store.data_mut().rt.async_driver = false;
+    // A guest that touched a guarded page (`crate::memory`) ends with the
+    // trap a fresh instance would have given there, whatever came after.
+    store.data().rt.memories.check()?;
     r
 }
 
@@ -201,6 +204,7 @@ async fn drive_from<T: 'static>(
                 paused.resume(&mut *store, &inputs, results)?
             }
             wasmi::ResumableCall::OutOfFuel(paused) => {
+                store.data().rt.memories.check()?;
                 let Some(slice) = slice else {
                     return Err(trap!("all fuel consumed").into());
                 };

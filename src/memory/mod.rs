@@ -40,7 +40,6 @@ pub(crate) struct Memories {
 
 /// A memory in a reservation of ours.
 struct Owned {
-    memory: wasmi::Memory,
     reservation: Reservation,
     /// What the guest sees, in pages (`memory.size`).
     pages: u64,
@@ -167,13 +166,19 @@ pub(crate) enum Grow {
 #[derive(Debug)]
 pub(crate) struct OutOfBounds;
 
+impl From<OutOfBounds> for wasmi::Error {
+    fn from(_: OutOfBounds) -> Self {
+        wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds)
+    }
+}
+
 impl Memories {
     /// Adopts `memory`, made by wasmi on `reservation` with type `ty`.
     pub(crate) fn adopt(&mut self, memory: wasmi::Memory, reservation: Reservation, ty: &wasmi::MemoryType) {
         let index_max = if ty.is_64() { 1 << 48 } else { 1 << 16 };
         let reserved = reservation.len as u64 / PAGE;
+        let _ = memory;
         self.owned.push(Owned {
-            memory,
             reservation,
             pages: ty.minimum(),
             max: ty.maximum().unwrap_or(index_max).min(reserved),

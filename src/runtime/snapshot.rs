@@ -12,14 +12,19 @@
 //! - mutable globals (also exported under hidden names): set back;
 //! - tables and data/element segments: only instructions change them, and a
 //!   module using those is refused a snapshot at all;
-//! - component instances' handle tables: must be empty after instantiation
-//!   and again at the reset.
+//! - component instances' handle tables: must be empty after instantiation;
+//!   a reset empties them again (what the handles stood for is in the state
+//!   being reset: the guests' memories, and the embedder's data).
 //!
-//! A memory that grew cannot shrink: [`Store::reset`] then says no, and the
-//! instance must be dropped. The embedder's data `T` (host resources) is
-//! the embedder's to renew.
+//! A memory that grew comes back to its size after instantiation if we made
+//! it (`crate::memory`: the pages past that are zeroed and guarded); one
+//! wasmi made (a host's, or off Linux) cannot shrink, and [`Store::reset`]
+//! then says no: the instance must be dropped. The embedder's data `T`
+//! (host resources) is the embedder's to renew.
 
 use super::store::Store;
+use crate::canon::state::{visible, visible_mut, StoreData};
+use crate::memory::PAGE;
 use anyhow::{bail, Result};
 use wasmi::{AsContext, AsContextMut, Extern};
 
@@ -101,7 +106,7 @@ impl<T> Store<T> {
         for e in state {
             match e {
                 Extern::Memory(memory) => {
-                    let data = memory.data(self.inner.as_context());
+                    let data = visible(memory, self.inner.as_context());
                     let kept = chunks(data)
                         .filter(|&(a, b)| data[a..b].iter().any(|x| *x != 0))
                         .map(|(a, b)| (a, Box::<[u8]>::from(&data[a..b])))
@@ -154,30 +159,32 @@ impl<T> Store<T> {
             })
             .collect();
         for memory in memories {
-            let data = memory.data_mut(self.inner.as_context_mut());
+            let (data, _) = visible_mut(memory, self.inner.as_context_mut());
             clear_runs(data, |_, chunk| chunk.iter().any(|x| *x != 0));
         }
     }
 
     /// Puts everything back as [`Store::snapshot`] found it. Returns
-    /// `false`, and the store must be dropped, if that cannot be done: a
-    /// memory grew, handles remain, or instances were added since.
+    /// `false`, and the store must be dropped, if that cannot be done:
+    /// a call is unfinished or trapped, instances were added since, a guest
+    /// touched a guarded page, or a memory wasmi made grew.
     pub fn reset(&mut self, snapshot: &Snapshot) -> bool {
-        let rt = &self.inner.data().rt;
+        let rt = &mut self.inner.data_mut().rt;
         let same_shape = rt.instances.len() == snapshot.instances
             && rt.tasks.is_empty()
-            && rt
-                .instances
-                .iter()
-                .all(|i| i.handles.is_empty() && i.may_enter && i.may_leave)
-            && snapshot
-                .memories
-                .iter()
-                .all(|m| m.memory.data(self.inner.as_context()).len() == m.size);
+            && rt.frames.is_empty()
+            && rt.memories.check().is_ok()
+            && rt.instances.iter().all(|i| i.may_enter && i.may_leave);
         if !same_shape {
             return false;
         }
+        for i in &mut rt.instances {
+            i.handles.clear();
+        }
         for image in &snapshot.memories {
+            if !image.fit(&mut self.inner) {
+                return false;
+            }
             image.restore(&mut self.inner);
         }
         for (global, value) in &snapshot.globals {
@@ -190,9 +197,20 @@ impl<T> Store<T> {
 }
 
 impl Image {
+    /// Brings the memory back to the image's size (seen by its guest), if
+    /// it grew and we made it.
+    fn fit<T>(&self, store: &mut wasmi::Store<StoreData<T>>) -> bool {
+        let data = self.memory.data(&*store);
+        if data.len() == self.size && store.data().rt.memories.visible(data) == self.size {
+            return true;
+        }
+        let (ptr, real) = (data.as_ptr(), data.len() as u64 / PAGE);
+        self.size as u64 % PAGE == 0 && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE)
+    }
+
     /// Clears the memory and writes the image's chunks back.
-    fn write_back(&self, mut store: impl AsContextMut) {
-        let data = self.memory.data_mut(store.as_context_mut());
+    fn write_back<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
+        let (data, _) = visible_mut(self.memory, store.as_context_mut());
         clear(data);
         for (at, chunk) in &self.chunks {
             data[*at..*at + chunk.len()].copy_from_slice(chunk);
@@ -202,8 +220,8 @@ impl Image {
     /// Brings the memory back to the image at a cost that follows what
     /// changed: image chunks are compared and copied only if they differ,
     /// and each run of other chunks is cleared (dropped page by page).
-    fn restore(&self, mut store: impl AsContextMut) {
-        let data = self.memory.data_mut(store.as_context_mut());
+    fn restore<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
+        let (data, _) = visible_mut(self.memory, store.as_context_mut());
         if data.as_ptr() as usize != self.base || data.len() != self.size {
             return self.write_back(store);
         }

@@ -397,6 +397,8 @@ fn may_leave<T>(caller: &Caller<'_, StoreData<T>>, instance: usize) -> Result<()
     if !caller.data().rt.instances[instance].may_leave {
         return Err(trap!("cannot leave component instance").into());
     }
+    // A guest that touched a guarded page stops before the host acts.
+    caller.data().rt.memories.check()?;
     Ok(())
 }
 

@@ -73,6 +73,9 @@ pub(crate) fn fds(ctx: &mut WasiCtx) -> &mut Fds {
 /// The memory the module exports as `memory` (preview 1 functions read and
 /// write the caller's memory).
 fn memory<T>(c: &Caller<'_, T>) -> Result<wasmi::Memory> {
+    // A guest that touched a guarded page (`crate::memory`) stops before
+    // the host acts on its memory.
+    c.data().rt.memories.check().map_err(|e| Error::Trap(e.into()))?;
     c.get_export("memory")
         .and_then(wasmi::Extern::into_memory)
         .ok_or_else(|| Error::trap("the module exports no memory named `memory`"))
@@ -86,7 +89,7 @@ pub(crate) fn wasi<'a, T: WasiView>(c: &'a mut Caller<'_, T>) -> &'a mut WasiCtx
 /// The caller's memory and WASI context.
 pub(crate) fn parts<'a, T: WasiView>(c: &'a mut Caller<'_, T>) -> Result<(Mem<'a>, &'a mut WasiCtx)> {
     let m = memory(c)?;
-    let (bytes, data) = m.data_and_store_mut(c);
+    let (bytes, data) = crate::canon::state::visible_mut(m, c);
     Ok((Mem(bytes), data.user.wasi()))
 }
 
@@ -108,7 +111,7 @@ pub(crate) fn suspend<T: WasiView, R: Send + 'static>(
     let resume: Resume<T> = Box::pin(async move {
         let r = wait.await;
         Box::new(move |mut store: StoreContextMut<'_, StoreData<T>>| {
-            let (bytes, data) = m.data_and_store_mut(&mut store);
+            let (bytes, data) = crate::canon::state::visible_mut(m, &mut store);
             Ok(vec![wasmi::Val::I32(ret(finish(Mem(bytes), data.user.wasi(), r))?)])
         }) as Finish<T>
     });
