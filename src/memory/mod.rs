@@ -163,6 +163,71 @@ pub(crate) enum Grow {
     Real { old: u64, by: u64 },
 }
 
+/// Zeroes `data`, a memory's bytes no guest is using, at a cost that
+/// follows what the guest wrote. On Linux the whole pages in it that are
+/// resident ([`mincore`](libc::mincore)) and not all zero are cleared in
+/// place when they are few: they stay resident, and the guest touching
+/// them again takes no page fault. When there are many, all of the pages
+/// are dropped with `MADV_DONTNEED` instead (they read as zero again and
+/// hold no memory until touched). Elsewhere, `data` is filled with zeros.
+pub(crate) fn clear(data: &mut [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        /// Resident bytes cleared in place at most; beyond, pages are dropped.
+        const IN_PLACE: usize = 256 << 10;
+        let page = page_size();
+        let start = data.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(page);
+        let last = (start + data.len()) / page * page;
+        if last > first {
+            let (head, rest) = data.split_at_mut(first - start);
+            let (pages, tail) = rest.split_at_mut(last - first);
+            head.fill(0);
+            tail.fill(0);
+            let mut resident = vec![0u8; pages.len() / page];
+            // SAFETY: [first, last) is page-aligned and inside `data`;
+            // `resident` has a byte per page.
+            let known = unsafe { libc::mincore(first as *mut libc::c_void, last - first, resident.as_mut_ptr()) } == 0;
+            let in_place = known && resident.iter().filter(|r| *r & 1 != 0).count() * page <= IN_PLACE;
+            if in_place {
+                for (chunk, r) in pages.chunks_mut(page).zip(&resident) {
+                    if r & 1 != 0 && !all_zero(chunk) {
+                        chunk.fill(0);
+                    }
+                }
+                return;
+            }
+            // SAFETY: [first, last) lies inside `data`, which we borrow
+            // mutably; dropping its pages only makes them read as zero
+            // (anonymous private memory).
+            if unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) } == 0 {
+                return;
+            }
+            pages.fill(0);
+            return;
+        }
+    }
+    data.fill(0);
+}
+
+/// Whether `bytes` are all zero (a word at a time).
+fn all_zero(bytes: &[u8]) -> bool {
+    // SAFETY: any bytes are valid u64s.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    head.iter().all(|b| *b == 0) && words.iter().fold(0, |acc, w| acc | w) == 0 && tail.iter().all(|b| *b == 0)
+}
+
+/// The host's page size.
+pub(crate) fn page_size() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        return unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    }
+    #[allow(unreachable_code)]
+    4096
+}
+
 /// A guest touched memory past its visible size: the out-of-bounds trap.
 #[derive(Debug)]
 pub(crate) struct OutOfBounds;
@@ -310,9 +375,15 @@ impl Memories {
             let Some(guard) = o.guard.as_mut() else {
                 return false;
             };
-            // Zero while the pages are open, then close them.
+            // Clear what was open (the guest's), then close it all; the
+            // pages guarded already are untouched, hence zero.
             let (from, to) = (pages * PAGE, real * PAGE);
-            if !zero(base, from, to) || !guard.set(base + from as usize, base + to as usize) {
+            let open_to = o.pages.clamp(pages, real) * PAGE;
+            // SAFETY: [from, open_to) is open memory of ours, no guest runs.
+            clear(unsafe {
+                std::slice::from_raw_parts_mut((base + from as usize) as *mut u8, (open_to - from) as usize)
+            });
+            if !guard.set(base + from as usize, base + to as usize) {
                 return false;
             }
         } else if let Some(guard) = o.guard.as_mut() {

@@ -51,21 +51,10 @@ impl Snapshot {
     }
 }
 
-/// The host's page size.
-fn page_size() -> usize {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        return unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
-    }
-    #[allow(unreachable_code)]
-    4096
-}
-
 /// The chunks of `data` as offsets: its bytes split at the host's page
 /// boundaries, so that a run of chunks can be dropped page by page.
-fn chunks(data: &[u8]) -> impl Iterator<Item = (usize, usize)> {
-    let page = page_size();
+fn chunks(data: &[u8]) -> impl Iterator<Item = (usize, usize)> + 'static {
+    let page = crate::memory::page_size();
     let len = data.len();
     let first = page - data.as_ptr() as usize % page;
     let mut at = 0;
@@ -219,22 +208,23 @@ impl Image {
 
     /// Brings the memory back to the image at a cost that follows what
     /// changed: image chunks are compared and copied only if they differ,
-    /// and each run of other chunks is cleared (dropped page by page).
+    /// and what lies between them is cleared (`crate::memory::clear`).
     fn restore<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
         let (data, _) = visible_mut(self.memory, store.as_context_mut());
         if data.as_ptr() as usize != self.base || data.len() != self.size {
             return self.write_back(store);
         }
-        let mut image = self.chunks.iter().peekable();
-        clear_runs(data, |at, chunk| match image.next_if(|(a, _)| *a == at) {
-            Some((_, saved)) => {
-                if chunk != &saved[..] {
-                    chunk.copy_from_slice(saved);
-                }
-                true
+        // Image chunks are in order; clear what lies between them.
+        let mut at = 0;
+        for (offset, saved) in &self.chunks {
+            clear(&mut data[at..*offset]);
+            let chunk = &mut data[*offset..*offset + saved.len()];
+            if chunk != &saved[..] {
+                chunk.copy_from_slice(saved);
             }
-            None => false,
-        });
+            at = offset + saved.len();
+        }
+        clear(&mut data[at..]);
     }
 }
 
@@ -242,7 +232,7 @@ impl Image {
 /// and says whether to keep it; each run of chunks not kept is cleared in
 /// one go.
 fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
-    let bounds: Vec<(usize, usize)> = chunks(data).collect();
+    let bounds = chunks(data);
     let mut run: Option<(usize, usize)> = None;
     for (a, b) in bounds {
         if keep(a, &mut data[a..b]) {
@@ -258,28 +248,8 @@ fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
     }
 }
 
-/// Zeroes `data`. On Linux the whole pages in it are dropped with
-/// `MADV_DONTNEED` (they read as zero again and hold no memory until
-/// touched); wasmi's memories are anonymous private allocations, for which
-/// that is exactly zeroing.
+/// Zeroes `data` (`crate::memory::clear`: pages the guest wrote are
+/// cleared in place when few, else dropped).
 fn clear(data: &mut [u8]) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
-        let start = data.as_mut_ptr() as usize;
-        let first = start.next_multiple_of(page);
-        let last = (start + data.len()) / page * page;
-        if last > first {
-            // SAFETY: [first, last) lies inside `data`, which we borrow
-            // mutably; dropping its pages only makes them read as zero.
-            let r = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) };
-            if r == 0 {
-                data[..first - start].fill(0);
-                data[last - start..].fill(0);
-                return;
-            }
-        }
-    }
-    data.fill(0);
+    crate::memory::clear(data);
 }
