@@ -116,6 +116,8 @@ pub(crate) fn nested<T, R>(
 /// shorter to its guest than wasmi's (`crate::memory`), and the host must
 /// not reach past what the guest could.
 pub(crate) fn visible<'a, T: 'a>(memory: wasmi::Memory, ctx: wasmi::StoreContext<'a, StoreData<T>>) -> &'a [u8] {
+    // Borrowed here, moved below: the slice must live as long as `ctx`.
+    #[allow(clippy::needless_borrows_for_generic_args)]
     let n = ctx.data().rt.memories.visible(memory.data(&ctx));
     &memory.data(ctx)[..n]
 }

@@ -57,14 +57,57 @@ pub(crate) struct Reservation {
 }
 
 impl Drop for Reservation {
+    /// Keeps the reservation for the next memory of its length (a few are
+    /// kept): its first pages stay resident, so the next memory's
+    /// zero-filling by wasmi takes no page faults, as memory glibc keeps
+    /// would not. Otherwise unmaps it.
     fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
         #[cfg(target_os = "linux")]
-        // SAFETY: the mapping is ours, and wasmi's store that used it is
-        // dropped (or being dropped) without reading it.
-        unsafe {
-            libc::munmap(self.base as *mut libc::c_void, self.len);
+        {
+            let kept = self.len.min(KEEP_RESIDENT);
+            // SAFETY: ours, and no memory uses it any more; dropped pages
+            // read as zero.
+            unsafe {
+                libc::madvise(
+                    (self.base + kept) as *mut libc::c_void,
+                    self.len - kept,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() < CACHE_SIZE {
+                cache.push((self.base, self.len));
+                return;
+            }
+            drop(cache);
+            // SAFETY: the mapping is ours, and wasmi's store that used it is
+            // dropped (or being dropped) without reading it.
+            unsafe {
+                libc::munmap(self.base as *mut libc::c_void, self.len);
+            }
         }
     }
+}
+
+/// Reservations kept for reuse ([`Reservation`]'s drop), and how many.
+#[cfg(target_os = "linux")]
+static CACHE: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+#[cfg(target_os = "linux")]
+const CACHE_SIZE: usize = 16;
+/// Bytes of a kept reservation left resident.
+#[cfg(target_os = "linux")]
+const KEEP_RESIDENT: usize = 32 << 20;
+
+/// A kept reservation of `len` bytes, if there is one.
+#[cfg(target_os = "linux")]
+fn cached(len: usize) -> Option<Reservation> {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let i = cache.iter().position(|(_, l)| *l == len)?;
+    let (base, len) = cache.swap_remove(i);
+    Some(Reservation { base, len })
 }
 
 /// Address space for a memory of type `ty`, its first pages readable and
@@ -80,13 +123,23 @@ pub(crate) fn reserve(ty: &wasmi::MemoryType) -> Option<(Reservation, &'static m
         if min > pages {
             return None;
         }
-        let len = (pages * PAGE) as usize;
+        let len = ((pages * PAGE) as usize).max(PAGE as usize);
+        if let Some(reservation) = cached(len) {
+            // What it held past the new memory's first pages is never seen:
+            // wasmi zero-fills those, and every page it grows into.
+            if !open(reservation.base, 0, min * PAGE) {
+                return None;
+            }
+            // SAFETY: as below.
+            let buffer = unsafe { std::slice::from_raw_parts_mut(reservation.base as *mut u8, len) };
+            return Some((reservation, buffer));
+        }
         // SAFETY: a new anonymous private mapping, inaccessible until opened
         // below; it is ours until the reservation drops.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len.max(PAGE as usize),
+                len,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -98,7 +151,7 @@ pub(crate) fn reserve(ty: &wasmi::MemoryType) -> Option<(Reservation, &'static m
         }
         let reservation = Reservation {
             base: base as usize,
-            len: len.max(PAGE as usize),
+            len,
         };
         if !open(reservation.base, 0, min * PAGE) {
             return None;
@@ -171,10 +224,19 @@ pub(crate) enum Grow {
 /// are dropped with `MADV_DONTNEED` instead (they read as zero again and
 /// hold no memory until touched). Elsewhere, `data` is filled with zeros.
 pub(crate) fn clear(data: &mut [u8]) {
+    clear_keeping(data, 256 << 10);
+}
+
+/// Zeroes `data` and gives all its whole pages back to the kernel (an idle
+/// instance then holds only what its guest wrote).
+pub(crate) fn release(data: &mut [u8]) {
+    clear_keeping(data, 0);
+}
+
+/// [`clear`], clearing at most `in_place` resident bytes in place.
+fn clear_keeping(data: &mut [u8], in_place: usize) {
     #[cfg(target_os = "linux")]
     {
-        /// Resident bytes cleared in place at most; beyond, pages are dropped.
-        const IN_PLACE: usize = 256 << 10;
         let page = page_size();
         let start = data.as_mut_ptr() as usize;
         let first = start.next_multiple_of(page);
@@ -184,12 +246,13 @@ pub(crate) fn clear(data: &mut [u8]) {
             let (pages, tail) = rest.split_at_mut(last - first);
             head.fill(0);
             tail.fill(0);
-            let mut resident = vec![0u8; pages.len() / page];
+            let mut resident = vec![0u8; if in_place > 0 { pages.len() / page } else { 0 }];
             // SAFETY: [first, last) is page-aligned and inside `data`;
             // `resident` has a byte per page.
-            let known = unsafe { libc::mincore(first as *mut libc::c_void, last - first, resident.as_mut_ptr()) } == 0;
-            let in_place = known && resident.iter().filter(|r| *r & 1 != 0).count() * page <= IN_PLACE;
-            if in_place {
+            let known = in_place > 0
+                && unsafe { libc::mincore(first as *mut libc::c_void, last - first, resident.as_mut_ptr()) } == 0;
+            let resident_bytes = resident.iter().filter(|r| *r & 1 != 0).count() * page;
+            if known && in_place > 0 && resident_bytes <= in_place {
                 for (chunk, r) in pages.chunks_mut(page).zip(&resident) {
                     if r & 1 != 0 && !all_zero(chunk) {
                         chunk.fill(0);

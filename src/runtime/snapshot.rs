@@ -194,13 +194,14 @@ impl Image {
             return true;
         }
         let (ptr, real) = (data.as_ptr(), data.len() as u64 / PAGE);
-        self.size as u64 % PAGE == 0 && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE)
+        (self.size as u64).is_multiple_of(PAGE)
+            && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE)
     }
 
     /// Clears the memory and writes the image's chunks back.
     fn write_back<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
         let (data, _) = visible_mut(self.memory, store.as_context_mut());
-        clear(data);
+        crate::memory::release(data);
         for (at, chunk) in &self.chunks {
             data[*at..*at + chunk.len()].copy_from_slice(chunk);
         }
@@ -229,22 +230,22 @@ impl Image {
 }
 
 /// Walks `data` chunk by chunk: `keep(offset, chunk)` may change a chunk
-/// and says whether to keep it; each run of chunks not kept is cleared in
-/// one go.
+/// and says whether to keep it; each run of chunks not kept is zeroed and
+/// its pages given back in one go.
 fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
     let bounds = chunks(data);
     let mut run: Option<(usize, usize)> = None;
     for (a, b) in bounds {
         if keep(a, &mut data[a..b]) {
             if let Some((s, e)) = run.take() {
-                clear(&mut data[s..e]);
+                crate::memory::release(&mut data[s..e]);
             }
         } else {
             run = Some((run.map_or(a, |(s, _)| s), b));
         }
     }
     if let Some((s, e)) = run {
-        clear(&mut data[s..e]);
+        crate::memory::release(&mut data[s..e]);
     }
 }
 
