@@ -170,40 +170,33 @@ pub(crate) fn reserve(ty: &wasmi::MemoryType) -> Option<(Reservation, &'static m
 
 /// Makes `[from, to)` bytes of the reservation at `base` accessible.
 fn open(base: usize, from: u64, to: u64) -> bool {
-    if to <= from {
-        return true;
-    }
     #[cfg(target_os = "linux")]
     // SAFETY: a page-aligned range inside a reservation of ours.
-    unsafe {
-        libc::mprotect(
-            (base + from as usize) as *mut libc::c_void,
-            (to - from) as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-        ) == 0
-    }
+    return on_range(base, from, to, |at, len| unsafe {
+        libc::mprotect(at, len, libc::PROT_READ | libc::PROT_WRITE)
+    });
     #[cfg(not(target_os = "linux"))]
-    false
+    return to <= from;
 }
 
 /// Zeroes `[from, to)` bytes of the reservation at `base` (dropping the
 /// pages: they hold nothing until touched).
 fn zero(base: usize, from: u64, to: u64) -> bool {
-    if to <= from {
-        return true;
-    }
     #[cfg(target_os = "linux")]
     // SAFETY: a page-aligned range inside a reservation of ours, not in use
     // by a running guest.
-    unsafe {
-        libc::madvise(
-            (base + from as usize) as *mut libc::c_void,
-            (to - from) as usize,
-            libc::MADV_DONTNEED,
-        ) == 0
-    }
+    return on_range(base, from, to, |at, len| unsafe {
+        libc::madvise(at, len, libc::MADV_DONTNEED)
+    });
     #[cfg(not(target_os = "linux"))]
-    false
+    return to <= from;
+}
+
+/// Calls `syscall(address, length)` for `[from, to)` bytes at `base`
+/// unless the range is empty; whether it succeeded.
+#[cfg(target_os = "linux")]
+fn on_range(base: usize, from: u64, to: u64, syscall: impl FnOnce(*mut libc::c_void, usize) -> i32) -> bool {
+    to <= from || syscall((base + from as usize) as *mut libc::c_void, (to - from) as usize) == 0
 }
 
 /// What [`Memories::grow`] did.
