@@ -156,6 +156,12 @@ pub(crate) fn reserve(ty: &wasmi::MemoryType) -> Option<(Reservation, &'static m
         if !open(reservation.base, 0, min * PAGE) {
             return None;
         }
+        // wasmi writes every initial page: fault them in with one call, not
+        // one fault each (kernels before 5.14 refuse, and they fault as usual).
+        // SAFETY: an open range of the new mapping.
+        unsafe {
+            libc::madvise(base, (min * PAGE) as usize, libc::MADV_POPULATE_WRITE);
+        }
         // SAFETY: the reservation lives as long as the memory made on it
         // (both belong to one store), and only wasmi's memory uses it.
         let buffer = unsafe { std::slice::from_raw_parts_mut(reservation.base as *mut u8, len) };
