@@ -22,7 +22,7 @@ pub(crate) fn provide<T>(
     match crate::memory::reserve(&ty) {
         Some((reservation, buffer)) => {
             let memory = wasmi::Memory::new_static(store.as_context_mut(), ty, buffer).map_err(err)?;
-            store.data_mut().rt.memories.adopt(memory, reservation, &ty);
+            store.data_mut().rt.memories.adopt(reservation, &ty);
             Ok(memory)
         }
         None => wasmi::Memory::new(store.as_context_mut(), ty).map_err(err),

@@ -58,13 +58,22 @@ struct Shape {
     defined_memories: u32,
     defined_tables: u32,
     types: u32,
-    /// `memory.size` or `memory.grow` occurs.
-    memory_ops: bool,
+    /// The function bodies (in code-section order) where `memory.size` or
+    /// `memory.grow` occurs.
+    sizing_bodies: Vec<usize>,
+    bodies: usize,
     /// Indices of the mutable globals the module defines.
     mutable_globals: Vec<u32>,
     defined_funcs: u32,
     /// An instruction changes a table or drops a segment.
     unresettable: bool,
+}
+
+impl Shape {
+    /// `memory.size` or `memory.grow` occurs.
+    fn memory_ops(&self) -> bool {
+        !self.sizing_bodies.is_empty()
+    }
 }
 
 fn shape(module: &[u8]) -> Result<Shape> {
@@ -110,6 +119,8 @@ fn shape(module: &[u8]) -> Result<Shape> {
             }
             Payload::FunctionSection(reader) => s.defined_funcs = reader.count(),
             Payload::CodeSectionEntry(body) => {
+                let index = s.bodies;
+                s.bodies += 1;
                 let mut ops = body.get_operators_reader().map_err(|e| anyhow!("{e}"))?;
                 while !ops.eof() {
                     match ops.read().map_err(|e| anyhow!("{e}"))? {
@@ -120,7 +131,11 @@ fn shape(module: &[u8]) -> Result<Shape> {
                         | Operator::TableInit { .. }
                         | Operator::ElemDrop { .. }
                         | Operator::DataDrop { .. } => s.unresettable = true,
-                        Operator::MemorySize { .. } | Operator::MemoryGrow { .. } => s.memory_ops = true,
+                        Operator::MemorySize { .. } | Operator::MemoryGrow { .. }
+                            if s.sizing_bodies.last() != Some(&index) =>
+                        {
+                            s.sizing_bodies.push(index)
+                        }
                         _ => {}
                     }
                 }
@@ -143,7 +158,7 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
     let s = shape(module)?;
     let marker = s.unresettable && s.imported_funcs + s.defined_funcs > 0;
     let moved = !s.movable.is_empty();
-    if s.start.is_none() && s.defined_memories == 0 && s.mutable_globals.is_empty() && !marker && !s.memory_ops {
+    if s.start.is_none() && s.defined_memories == 0 && s.mutable_globals.is_empty() && !marker && !s.memory_ops() {
         return Ok(Cow::Borrowed(module));
     }
     let ops_table = s.imported_tables + s.defined_tables;
@@ -162,7 +177,7 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
         if marker {
             exports.export(UNRESETTABLE_EXPORT, ExportKind::Func, 0);
         }
-        if s.memory_ops {
+        if s.memory_ops() {
             exports.export(MEMORY_OPS_EXPORT, ExportKind::Table, ops_table);
         }
     };
@@ -183,7 +198,7 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
     // 32- and 64-bit memories): appended, so no index moves.
     let mut tables = wasm_encoder::TableSection::new();
     let mut types = wasm_encoder::TypeSection::new();
-    if s.memory_ops {
+    if s.memory_ops() {
         let slots = 2 * s.memory64.len() as u64;
         tables.table(wasm_encoder::TableType {
             element_type: wasm_encoder::RefType::FUNCREF,
@@ -202,10 +217,11 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
         first_type: s.types,
         table: ops_table,
         memory64: &s.memory64,
+        bodies: &s.sizing_bodies,
     };
 
     let mut out = wasm_encoder::Module::new();
-    let (mut exported, mut imported, mut tabled) = (false, !moved || s.has_imports, !s.memory_ops || s.has_tables);
+    let (mut exported, mut imported, mut tabled) = (false, !moved || s.has_imports, !s.memory_ops() || s.has_tables);
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload.map_err(|e| anyhow!("{e}"))?;
         // Sections we add go where section order puts them: imports after
@@ -239,13 +255,13 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
             exported = true;
         }
         match &payload {
-            Payload::TypeSection(reader) if s.memory_ops => {
+            Payload::TypeSection(reader) if s.memory_ops() => {
                 out.section(&appended(module, reader.range(), reader.count(), &types)?);
             }
             Payload::ImportSection(reader) if moved => {
                 out.section(&appended(module, reader.range(), reader.count(), &imports)?);
             }
-            Payload::TableSection(reader) if s.memory_ops => {
+            Payload::TableSection(reader) if s.memory_ops() => {
                 out.section(&appended(module, reader.range(), reader.count(), &tables)?);
             }
             Payload::MemorySection(_) if moved => {}
@@ -259,7 +275,7 @@ pub(crate) fn prepare(module: &[u8]) -> Result<Cow<'_, [u8]>> {
                 out.section(&exports);
                 exported = true;
             }
-            Payload::CodeSectionStart { unchecked_range, .. } if s.memory_ops => {
+            Payload::CodeSectionStart { unchecked_range, .. } if s.memory_ops() => {
                 let range = unchecked_range.start as usize..unchecked_range.end as usize;
                 let data = module
                     .get(range.clone())
@@ -344,6 +360,8 @@ struct MemoryOps<'a> {
     first_type: u32,
     table: u32,
     memory64: &'a [bool],
+    /// The bodies to re-encode ([`Shape`]'s `sizing_bodies`).
+    bodies: &'a [usize],
 }
 
 impl MemoryOps<'_> {
@@ -353,20 +371,10 @@ impl MemoryOps<'_> {
         use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
         use wasm_encoder::Instruction as I;
         let mut code = wasm_encoder::CodeSection::new();
-        for body in reader {
+        let mut sizing = self.bodies.iter().peekable();
+        for (index, body) in reader.into_iter().enumerate() {
             let body = body.map_err(|e| anyhow!("{e}"))?;
-            let mut ops = body.get_operators_reader().map_err(|e| anyhow!("{e}"))?;
-            let mut uses = false;
-            while !ops.eof() {
-                if matches!(
-                    ops.read().map_err(|e| anyhow!("{e}"))?,
-                    Operator::MemorySize { .. } | Operator::MemoryGrow { .. }
-                ) {
-                    uses = true;
-                    break;
-                }
-            }
-            if !uses {
+            if sizing.next_if_eq(&&index).is_none() {
                 code.raw(body.as_bytes());
                 continue;
             }

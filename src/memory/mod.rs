@@ -301,11 +301,10 @@ impl From<OutOfBounds> for wasmi::Error {
 }
 
 impl Memories {
-    /// Adopts `memory`, made by wasmi on `reservation` with type `ty`.
-    pub(crate) fn adopt(&mut self, memory: wasmi::Memory, reservation: Reservation, ty: &wasmi::MemoryType) {
+    /// Adopts the memory wasmi made on `reservation` with type `ty`.
+    pub(crate) fn adopt(&mut self, reservation: Reservation, ty: &wasmi::MemoryType) {
         let index_max = if ty.is_64() { 1 << 48 } else { 1 << 16 };
         let reserved = reservation.len as u64 / PAGE;
-        let _ = memory;
         self.owned.push(Owned {
             reservation,
             pages: ty.minimum(),
@@ -472,7 +471,7 @@ mod tests {
         let ty = wasmi::MemoryType::new(pages, None);
         let (reservation, buffer) = reserve(&ty).expect("a reservation");
         let memory = wasmi::Memory::new_static(&mut *store, ty, buffer).unwrap();
-        memories.adopt(memory, reservation, &ty);
+        memories.adopt(reservation, &ty);
         // As the grow function does: we open the pages, wasmi grows.
         let i = memories.owned.len() - 1;
         let Ok(Grow::Real { old, by }) = memories.grow(i, real - pages as u64, pages as u64) else {

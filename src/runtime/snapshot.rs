@@ -218,14 +218,14 @@ impl Image {
         // Image chunks are in order; clear what lies between them.
         let mut at = 0;
         for (offset, saved) in &self.chunks {
-            clear(&mut data[at..*offset]);
+            crate::memory::clear(&mut data[at..*offset]);
             let chunk = &mut data[*offset..*offset + saved.len()];
             if chunk != &saved[..] {
                 chunk.copy_from_slice(saved);
             }
             at = offset + saved.len();
         }
-        clear(&mut data[at..]);
+        crate::memory::clear(&mut data[at..]);
     }
 }
 
@@ -247,10 +247,4 @@ fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
     if let Some((s, e)) = run {
         crate::memory::release(&mut data[s..e]);
     }
-}
-
-/// Zeroes `data` (`crate::memory::clear`: pages the guest wrote are
-/// cleared in place when few, else dropped).
-fn clear(data: &mut [u8]) {
-    crate::memory::clear(data);
 }
