@@ -38,6 +38,20 @@ pub fn variant_cases(t: &Type) -> Option<Vec<Option<&Type>>> {
     })
 }
 
+/// The payload types of a variant-like type, as [`variant_cases`] gives
+/// them but without allocating: layout questions are asked on every call.
+fn cases(t: &Type) -> Option<(usize, impl Iterator<Item = Option<&Type>>)> {
+    let (n, variant, pair): (usize, &[crate::values::Case], [Option<&Type>; 2]) = match t {
+        Type::Variant(cases) => (cases.len(), cases, [None, None]),
+        Type::Enum(names) => (names.len(), &[], [None, None]),
+        Type::Option(t) => (2, &[], [None, Some(&**t)]),
+        Type::Result { ok, err } => (2, &[], [ok.as_deref(), err.as_deref()]),
+        _ => return None,
+    };
+    let payloads = variant.iter().map(|c| c.ty.as_ref()).chain(pair);
+    Some((n, payloads.chain(std::iter::repeat(None)).take(n)))
+}
+
 /// Byte size of the discriminant for `n` cases.
 pub fn discriminant_size(n: usize) -> u32 {
     if n <= 1 << 8 {
@@ -60,22 +74,7 @@ pub fn flags_size(n: usize) -> u32 {
 }
 
 pub fn alignment(t: &Type) -> u32 {
-    match t {
-        Type::Bool | Type::S8 | Type::U8 => 1,
-        Type::S16 | Type::U16 => 2,
-        Type::S32 | Type::U32 | Type::F32 | Type::Char => 4,
-        Type::S64 | Type::U64 | Type::F64 => 8,
-        Type::String | Type::List(_) | Type::Map(..) => 4,
-        Type::FixedList(e, _) => alignment(e),
-        Type::Record(fields) => fields.iter().map(|f| alignment(&f.ty)).max().unwrap_or(1),
-        Type::Tuple(ts) => ts.iter().map(alignment).max().unwrap_or(1),
-        Type::Flags(names) => flags_size(names.len()),
-        Type::Own(_) | Type::Borrow(_) => 4,
-        _ => {
-            let cases = variant_cases(t).unwrap_or_default();
-            discriminant_size(cases.len()).max(max_case_alignment(&cases))
-        }
-    }
+    size_align(t).1
 }
 
 pub fn max_case_alignment(cases: &[Option<&Type>]) -> u32 {
@@ -92,36 +91,47 @@ pub fn align_to64(ptr: u64, align: u32) -> u64 {
 }
 
 pub fn elem_size(t: &Type) -> u32 {
+    size_align(t).0
+}
+
+/// A type's element size and alignment, found in one walk of it.
+fn size_align(t: &Type) -> (u32, u32) {
     match t {
-        Type::Bool | Type::S8 | Type::U8 => 1,
-        Type::S16 | Type::U16 => 2,
-        Type::S32 | Type::U32 | Type::F32 | Type::Char => 4,
-        Type::S64 | Type::U64 | Type::F64 => 8,
-        Type::String | Type::List(_) | Type::Map(..) => 8,
-        Type::FixedList(e, n) => elem_size(e).saturating_mul(*n),
-        Type::Record(fields) => record_size(fields.iter().map(|f| &f.ty)),
-        Type::Tuple(ts) => record_size(ts.iter()),
-        Type::Flags(names) => flags_size(names.len()),
-        Type::Own(_) | Type::Borrow(_) => 4,
+        Type::Bool | Type::S8 | Type::U8 => (1, 1),
+        Type::S16 | Type::U16 => (2, 2),
+        Type::S32 | Type::U32 | Type::F32 | Type::Char => (4, 4),
+        Type::S64 | Type::U64 | Type::F64 => (8, 8),
+        Type::String | Type::List(_) | Type::Map(..) => (8, 4),
+        Type::FixedList(e, n) => {
+            let (size, align) = size_align(e);
+            (size.saturating_mul(*n), align)
+        }
+        Type::Record(fields) => record_size_align(fields.iter().map(|f| &f.ty)),
+        Type::Tuple(ts) => record_size_align(ts.iter()),
+        Type::Flags(names) => (flags_size(names.len()), flags_size(names.len())),
+        Type::Own(_) | Type::Borrow(_) => (4, 4),
         _ => {
-            let cases = variant_cases(t).unwrap_or_default();
-            let mut s = discriminant_size(cases.len());
-            s = align_to(s, max_case_alignment(&cases));
-            s += cases.iter().flatten().map(|t| elem_size(t)).max().unwrap_or(0);
-            align_to(s, alignment(t))
+            let Some((n, payloads)) = cases(t) else { return (1, 1) };
+            let (size, align) = payloads
+                .flatten()
+                .map(size_align)
+                .fold((0, 1), |(s, a), (ps, pa)| (s.max(ps), a.max(pa)));
+            let discriminant = discriminant_size(n);
+            let whole = discriminant.max(align);
+            (align_to(align_to(discriminant, align) + size, whole), whole)
         }
     }
 }
 
-fn record_size<'a>(fields: impl Iterator<Item = &'a Type> + Clone) -> u32 {
+fn record_size_align<'a>(fields: impl Iterator<Item = &'a Type>) -> (u32, u32) {
     let mut s = 0u32;
     let mut a = 1;
     for f in fields {
-        s = align_to(s, alignment(f));
-        s = s.saturating_add(elem_size(f));
-        a = a.max(alignment(f));
+        let (size, align) = size_align(f);
+        s = align_to(s, align).saturating_add(size);
+        a = a.max(align);
     }
-    align_to(s, a)
+    (align_to(s, a), a)
 }
 
 /// Field offsets of a record-like type, relative to its start.
@@ -158,7 +168,27 @@ pub fn flatten_type(t: &Type, out: &mut Vec<Flat>) {
         Type::Record(fields) => fields.iter().for_each(|f| flatten_type(&f.ty, out)),
         Type::Tuple(ts) => ts.iter().for_each(|t| flatten_type(t, out)),
         Type::Flags(_) | Type::Own(_) | Type::Borrow(_) => out.push(Flat::I32),
-        _ => out.extend(flatten_variant(&variant_cases(t).unwrap_or_default())),
+        _ => {
+            // The discriminant, then each payload position joined across
+            // cases: a case's values go after the joined ones, are folded
+            // in, and the list is cut back.
+            let Some((_, payloads)) = cases(t) else { return };
+            out.push(Flat::I32);
+            let joined_from = out.len();
+            let mut joined = 0;
+            for payload in payloads.flatten() {
+                let case_from = out.len();
+                flatten_type(payload, out);
+                let case_len = out.len() - case_from;
+                for i in 0..case_len {
+                    let v = out[case_from + i];
+                    let slot = &mut out[joined_from + i];
+                    *slot = if i < joined { join(*slot, v) } else { v };
+                }
+                joined = joined.max(case_len);
+                out.truncate(joined_from + joined);
+            }
+        }
     }
 }
 

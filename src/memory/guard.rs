@@ -1,6 +1,12 @@
 //! Guard ranges: address ranges of linear memory that a guest must not
-//! touch, made inaccessible with `mprotect`, and a `SIGSEGV` handler that
-//! notes a touch instead of crashing.
+//! touch, made inaccessible, and a `SIGSEGV` handler that notes a touch
+//! instead of crashing.
+//!
+//! Where the kernel has guard regions (Linux 6.13: `MADV_GUARD_INSTALL`),
+//! a range is guarded with page-table markers: no mapping is split or
+//! merged, so setting one takes the address space's lock only to read, and
+//! costs a fraction of an `mprotect`, which this falls back to elsewhere.
+//! Markers drop what the pages held; `mprotect` keeps it.
 //!
 //! wasmi bounds-checks every access against a memory's real length. A
 //! recycled memory can be longer than the memory a fresh instance would
@@ -115,11 +121,16 @@ impl Guard {
 }
 
 impl Drop for Guard {
-    /// Frees the slot, leaving the pages as they are: they belong to a
-    /// reservation about to be unmapped (it must outlive its guard, or a
-    /// new mapping at the same place could be opened here).
+    /// Frees the slot. Protected pages are left as they are (they belong
+    /// to a reservation that must outlive its guard, or a new mapping at
+    /// the same place could be opened here, and whose next memory opens
+    /// what it uses), but markers come off: nothing else would take them.
     fn drop(&mut self) {
         let s = &TABLE[self.slot];
+        let (start, end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        if end > start && MARKERS.load(SeqCst) {
+            protect(start, end, true);
+        }
         s.start.store(0, SeqCst);
         s.end.store(0, SeqCst);
         s.owned.store(false, SeqCst);
@@ -134,15 +145,65 @@ fn open_outside(a: usize, b: usize, start: usize, end: usize) -> bool {
     [left, right].into_iter().all(|(x, y)| x >= y || protect(x, y, true))
 }
 
+/// `madvise` advice (Linux 6.13) that puts guard markers on a range's
+/// pages, and that takes them off.
+#[cfg(target_os = "linux")]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+#[cfg(target_os = "linux")]
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// Whether ranges are guarded with markers rather than `mprotect`: set
+/// once, by [`install`], before any range is.
+static MARKERS: AtomicBool = AtomicBool::new(false);
+
+/// Whether guarding a range drops what its pages held (so a caller about
+/// to guard pages need not clear them first).
+pub(crate) fn drops_contents() -> bool {
+    MARKERS.load(SeqCst)
+}
+
+/// Closes (`open == false`) or opens `[start, end)`. Async-signal-safe:
+/// the handler opens ranges too.
 #[cfg(target_os = "linux")]
 fn protect(start: usize, end: usize, open: bool) -> bool {
-    let prot = if open {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_NONE
-    };
-    // SAFETY: callers pass page-aligned ranges inside reservations they own.
-    unsafe { libc::mprotect(start as *mut libc::c_void, end - start, prot) == 0 }
+    let (at, len) = (start as *mut libc::c_void, end - start);
+    // SAFETY: callers pass page-aligned ranges inside reservations they
+    // own; a marker or a protection change affects only those pages.
+    unsafe {
+        if MARKERS.load(SeqCst) {
+            let advice = if open { MADV_GUARD_REMOVE } else { MADV_GUARD_INSTALL };
+            return libc::madvise(at, len, advice) == 0;
+        }
+        let prot = if open {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_NONE
+        };
+        libc::mprotect(at, len, prot) == 0
+    }
+}
+
+/// Whether this kernel has guard markers: tried on a page of its own.
+#[cfg(target_os = "linux")]
+fn markers_work() -> bool {
+    // SAFETY: a new anonymous page, unmapped before returning.
+    unsafe {
+        let page = libc::sysconf(libc::_SC_PAGESIZE).max(1) as usize;
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if at == libc::MAP_FAILED {
+            return false;
+        }
+        let works = libc::madvise(at, page, MADV_GUARD_INSTALL) == 0 && libc::madvise(at, page, MADV_GUARD_REMOVE) == 0;
+        libc::munmap(at, page);
+        works
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -161,6 +222,8 @@ fn install() -> bool {
     use std::sync::OnceLock;
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     *INSTALLED.get_or_init(|| {
+        let markers = std::env::var_os("WIPPY_GUARD_MPROTECT").is_none() && markers_work();
+        MARKERS.store(markers, SeqCst);
         // SAFETY: a zeroed sigaction is a valid value to fill in; the
         // previous action is written once here, before any fault can
         // reach our handler, and only read afterwards.

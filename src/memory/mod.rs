@@ -215,61 +215,251 @@ pub(crate) enum Grow {
     Real { old: u64, by: u64 },
 }
 
+/// Resident bytes a clear may zero in place; past that it drops pages.
+pub(crate) const IN_PLACE: usize = 256 << 10;
+
 /// Zeroes `data`, a memory's bytes no guest is using, at a cost that
 /// follows what the guest wrote. On Linux the whole pages in it that are
-/// resident ([`mincore`](libc::mincore)) and not all zero are cleared in
-/// place when they are few: they stay resident, and the guest touching
-/// them again takes no page fault. When there are many, all of the pages
-/// are dropped with `MADV_DONTNEED` instead (they read as zero again and
-/// hold no memory until touched). Elsewhere, `data` is filled with zeros.
+/// resident ([`Resident`]) and not all zero are cleared in place when they
+/// are few: they stay resident, and the guest touching them again takes no
+/// page fault. When there are many, all of the pages are dropped with
+/// `MADV_DONTNEED` instead (they read as zero again and hold no memory
+/// until touched). Elsewhere, `data` is filled with zeros.
 pub(crate) fn clear(data: &mut [u8]) {
-    clear_keeping(data, 256 << 10);
+    let resident = Resident::of(data);
+    let in_place = resident.bytes() <= IN_PLACE;
+    clear_range(data, 0..data.len(), &resident, in_place);
 }
 
 /// Zeroes `data` and gives all its whole pages back to the kernel (an idle
 /// instance then holds only what its guest wrote).
 pub(crate) fn release(data: &mut [u8]) {
-    clear_keeping(data, 0);
+    let len = data.len();
+    clear_range(data, 0..len, &Resident::unknown(), false);
 }
 
-/// [`clear`], clearing at most `in_place` resident bytes in place.
-fn clear_keeping(data: &mut [u8], in_place: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        let page = page_size();
-        let start = data.as_mut_ptr() as usize;
-        let first = start.next_multiple_of(page);
-        let last = (start + data.len()) / page * page;
-        if last > first {
-            let (head, rest) = data.split_at_mut(first - start);
-            let (pages, tail) = rest.split_at_mut(last - first);
-            head.fill(0);
-            tail.fill(0);
-            let mut resident = vec![0u8; if in_place > 0 { pages.len() / page } else { 0 }];
-            // SAFETY: [first, last) is page-aligned and inside `data`;
-            // `resident` has a byte per page.
-            let known = in_place > 0
-                && unsafe { libc::mincore(first as *mut libc::c_void, last - first, resident.as_mut_ptr()) } == 0;
-            let resident_bytes = resident.iter().filter(|r| *r & 1 != 0).count() * page;
-            if known && in_place > 0 && resident_bytes <= in_place {
-                for (chunk, r) in pages.chunks_mut(page).zip(&resident) {
-                    if r & 1 != 0 && !all_zero(chunk) {
-                        chunk.fill(0);
-                    }
-                }
-                return;
-            }
-            // SAFETY: [first, last) lies inside `data`, which we borrow
-            // mutably; dropping its pages only makes them read as zero
-            // (anonymous private memory).
-            if unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) } == 0 {
-                return;
-            }
-            pages.fill(0);
-            return;
+/// Which of a memory's host pages may hold something (are resident or
+/// swapped out), asked of the kernel once for the whole memory: a page that
+/// holds nothing reads as zero, and clearing it is nothing to do.
+pub(crate) struct Resident {
+    page: usize,
+    /// Page-aligned address ranges, in order; `None` when unknown (every
+    /// page may hold something).
+    ranges: Option<Vec<(usize, usize)>>,
+}
+
+impl Resident {
+    /// Nothing known: every page may hold something.
+    pub(crate) fn unknown() -> Resident {
+        Resident {
+            page: page_size(),
+            ranges: None,
         }
     }
-    data.fill(0);
+
+    /// The pages of `data` that may hold something.
+    pub(crate) fn of(data: &[u8]) -> Resident {
+        let page = page_size();
+        let start = data.as_ptr() as usize;
+        let first = start.next_multiple_of(page);
+        let last = (start + data.len()) / page * page;
+        if last <= first {
+            return Resident::unknown();
+        }
+        Resident {
+            page,
+            ranges: residency::scan(first, last, page),
+        }
+    }
+
+    /// Resident bytes, as far as known (all of them when unknown).
+    pub(crate) fn bytes(&self) -> usize {
+        match &self.ranges {
+            None => usize::MAX,
+            Some(ranges) => ranges.iter().map(|(a, b)| b - a).sum(),
+        }
+    }
+
+    /// The whole pages in `[first, last)` (page-aligned addresses) that
+    /// may hold something, as addresses: every one when nothing is known.
+    fn holding(&self, first: usize, last: usize) -> impl Iterator<Item = usize> + '_ {
+        let page = self.page;
+        let (all, ranges) = match &self.ranges {
+            None => (Some((first..last).step_by(page)), &[][..]),
+            Some(r) => (None, &r[r.partition_point(|&(_, end)| end <= first)..]),
+        };
+        let known = ranges
+            .iter()
+            .take_while(move |&&(start, _)| start < last)
+            .flat_map(move |&(start, end)| (start.max(first)..end.min(last)).step_by(page));
+        all.into_iter().flatten().chain(known)
+    }
+}
+
+/// Asking the kernel which pages hold something.
+mod residency {
+    /// The ranges of pages in `[first, last)` (page-aligned) that are
+    /// resident or swapped (and, as far as the kernel says, not the shared
+    /// zero page), in order; `None` if the kernel will not say.
+    /// `PAGEMAP_SCAN` (Linux 6.7) steps over absent page tables whole;
+    /// `mincore` answers a byte per page.
+    #[cfg(target_os = "linux")]
+    pub(super) fn scan(first: usize, last: usize, page: usize) -> Option<Vec<(usize, usize)>> {
+        pagemap_scan(first, last).or_else(|| mincore(first, last, page))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn scan(_: usize, _: usize, _: usize) -> Option<Vec<(usize, usize)>> {
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn mincore(first: usize, last: usize, page: usize) -> Option<Vec<(usize, usize)>> {
+        let mut flags = vec![0u8; (last - first) / page];
+        // SAFETY: [first, last) is page-aligned memory of the caller's;
+        // `flags` has a byte per page.
+        if unsafe { libc::mincore(first as *mut libc::c_void, last - first, flags.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for (i, _) in flags.iter().enumerate().filter(|(_, f)| *f & 1 != 0) {
+            let at = first + i * page;
+            match ranges.last_mut() {
+                Some((_, end)) if *end == at => *end += page,
+                _ => ranges.push((at, at + page)),
+            }
+        }
+        Some(ranges)
+    }
+
+    /// `struct pm_scan_arg` of `linux/fs.h`.
+    #[cfg(target_os = "linux")]
+    #[repr(C)]
+    struct ScanArg {
+        size: u64,
+        flags: u64,
+        start: u64,
+        end: u64,
+        walk_end: u64,
+        vec: u64,
+        vec_len: u64,
+        max_pages: u64,
+        category_inverted: u64,
+        category_mask: u64,
+        category_anyof_mask: u64,
+        return_mask: u64,
+    }
+
+    /// `struct page_region`.
+    #[cfg(target_os = "linux")]
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Region {
+        start: u64,
+        end: u64,
+        categories: u64,
+    }
+
+    #[cfg(target_os = "linux")]
+    const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610; // _IOWR('f', 16, struct pm_scan_arg)
+    #[cfg(target_os = "linux")]
+    const PAGE_IS_PRESENT: u64 = 1 << 3;
+    #[cfg(target_os = "linux")]
+    const PAGE_IS_SWAPPED: u64 = 1 << 4;
+    #[cfg(target_os = "linux")]
+    const PAGE_IS_PFNZERO: u64 = 1 << 5;
+
+    /// `/proc/self/pagemap`, opened once; `None` where it cannot be.
+    #[cfg(target_os = "linux")]
+    fn pagemap() -> Option<libc::c_int> {
+        static FD: std::sync::OnceLock<Option<libc::c_int>> = std::sync::OnceLock::new();
+        *FD.get_or_init(|| {
+            // SAFETY: a constant, NUL-terminated path; the descriptor is
+            // kept for the life of the process.
+            let fd = unsafe { libc::open(c"/proc/self/pagemap".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            (fd >= 0).then_some(fd)
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn pagemap_scan(first: usize, last: usize) -> Option<Vec<(usize, usize)>> {
+        let fd = pagemap()?;
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut regions = [Region::default(); 32];
+        let mut at = first as u64;
+        while at < last as u64 {
+            let mut arg = ScanArg {
+                size: std::mem::size_of::<ScanArg>() as u64,
+                flags: 0,
+                start: at,
+                end: last as u64,
+                walk_end: 0,
+                vec: regions.as_mut_ptr() as u64,
+                vec_len: regions.len() as u64,
+                max_pages: 0,
+                // Pages mapped to the shared zero page read as zero.
+                category_inverted: PAGE_IS_PFNZERO,
+                category_mask: PAGE_IS_PFNZERO,
+                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            };
+            // SAFETY: `arg` and `regions` are valid for the kernel to read
+            // and write; the scan only reads page tables.
+            let found = unsafe { libc::ioctl(fd, PAGEMAP_SCAN, &mut arg as *mut ScanArg) };
+            if found < 0 {
+                return None;
+            }
+            for r in &regions[..found as usize] {
+                let (start, end) = (r.start as usize, r.end as usize);
+                match ranges.last_mut() {
+                    Some((_, e)) if *e == start => *e = end,
+                    _ => ranges.push((start, end)),
+                }
+            }
+            if arg.walk_end <= at {
+                return None;
+            }
+            at = arg.walk_end;
+        }
+        Some(ranges)
+    }
+}
+
+/// Zeroes `data[range]`, knowing `resident` (of all of `data`): with
+/// `in_place`, only its resident pages that are not all zero are written;
+/// otherwise its whole pages are dropped (`MADV_DONTNEED`), or filled
+/// where that fails.
+pub(crate) fn clear_range(data: &mut [u8], range: std::ops::Range<usize>, resident: &Resident, in_place: bool) {
+    let data = &mut data[range];
+    let page = resident.page;
+    let start = data.as_ptr() as usize;
+    let first = start.next_multiple_of(page);
+    let last = (start + data.len()) / page * page;
+    if !cfg!(target_os = "linux") || last <= first {
+        data.fill(0);
+        return;
+    }
+    let (head, rest) = data.split_at_mut(first - start);
+    let (pages, tail) = rest.split_at_mut(last - first);
+    head.fill(0);
+    tail.fill(0);
+    if in_place {
+        for at in resident.holding(first, last) {
+            let chunk = &mut pages[at - first..at - first + page];
+            if !all_zero(chunk) {
+                chunk.fill(0);
+            }
+        }
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: [first, last) lies inside `data`, which we borrow mutably;
+    // dropping its pages only makes them read as zero (anonymous private
+    // memory).
+    if unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_DONTNEED) } == 0 {
+        return;
+    }
+    pages.fill(0);
 }
 
 /// Whether `bytes` are all zero (a word at a time).
@@ -440,10 +630,12 @@ impl Memories {
             // pages guarded already are untouched, hence zero.
             let (from, to) = (pages * PAGE, real * PAGE);
             let open_to = o.pages.clamp(pages, real) * PAGE;
-            // SAFETY: [from, open_to) is open memory of ours, no guest runs.
-            clear(unsafe {
-                std::slice::from_raw_parts_mut((base + from as usize) as *mut u8, (open_to - from) as usize)
-            });
+            if !guard::drops_contents() {
+                // SAFETY: [from, open_to) is open memory of ours, no guest runs.
+                clear(unsafe {
+                    std::slice::from_raw_parts_mut((base + from as usize) as *mut u8, (open_to - from) as usize)
+                });
+            }
             if !guard.set(base + from as usize, base + to as usize) {
                 return false;
             }
@@ -481,6 +673,32 @@ mod tests {
         memory.grow(&mut *store, by).unwrap();
         memories.grown(i, pages as u64, real);
         memory
+    }
+
+    #[test]
+    fn residency_finds_the_written_pages_and_a_clear_zeroes_only_them() {
+        let ty = wasmi::MemoryType::new(4, None);
+        let (_reservation, buffer) = reserve(&ty).expect("a reservation");
+        let data = &mut buffer[..4 * PAGE as usize];
+        release(data);
+        let page = page_size();
+        for at in [3 * page + 5, 40 * page] {
+            data[at] = 1;
+        }
+        let resident = Resident::of(data);
+        let base = data.as_ptr() as usize;
+        let pages: Vec<usize> = resident.holding(base, base + data.len()).map(|a| (a - base) / page).collect();
+        assert_eq!(pages, [3, 40], "the written pages, no others");
+        assert_eq!(resident.bytes(), 2 * page);
+        // Both ways of asking agree.
+        let (first, last) = (base, base + data.len());
+        assert_eq!(residency::scan(first, last, page), residency::mincore(first, last, page));
+        let len = data.len();
+        clear_range(data, 0..len, &resident, true);
+        assert_eq!(Resident::of(data).bytes(), 2 * page, "cleared in place: still resident");
+        assert!(all_zero(data));
+        release(data);
+        assert_eq!(Resident::of(data).bytes(), 0, "released");
     }
 
     #[test]

@@ -42,12 +42,14 @@ struct Image {
     size: usize,
     base: usize,
     chunks: Vec<(usize, Box<[u8]>)>,
+    /// The chunks' bytes.
+    bytes: usize,
 }
 
 impl Snapshot {
     /// Bytes of memory image kept (what a reset writes back).
     pub fn image_bytes(&self) -> usize {
-        self.memories.iter().flat_map(|m| &m.chunks).map(|(_, c)| c.len()).sum()
+        self.memories.iter().map(|m| m.bytes).sum()
     }
 }
 
@@ -96,7 +98,7 @@ impl<T> Store<T> {
             match e {
                 Extern::Memory(memory) => {
                     let data = visible(memory, self.inner.as_context());
-                    let kept = chunks(data)
+                    let kept: Vec<(usize, Box<[u8]>)> = chunks(data)
                         .filter(|&(a, b)| data[a..b].iter().any(|x| *x != 0))
                         .map(|(a, b)| (a, Box::<[u8]>::from(&data[a..b])))
                         .collect();
@@ -104,6 +106,7 @@ impl<T> Store<T> {
                         memory,
                         size: data.len(),
                         base: data.as_ptr() as usize,
+                        bytes: kept.iter().map(|(_, c)| c.len()).sum(),
                         chunks: kept,
                     };
                     image.write_back(&mut self.inner);
@@ -209,23 +212,28 @@ impl Image {
 
     /// Brings the memory back to the image at a cost that follows what
     /// changed: image chunks are compared and copied only if they differ,
-    /// and what lies between them is cleared (`crate::memory::clear`).
+    /// and what lies between them is cleared (`crate::memory::clear_range`,
+    /// knowing which pages are resident from one question to the kernel).
     fn restore<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
+        use crate::memory::{clear_range, Resident, IN_PLACE};
         let (data, _) = visible_mut(self.memory, store.as_context_mut());
         if data.as_ptr() as usize != self.base || data.len() != self.size {
             return self.write_back(store);
         }
+        let resident = Resident::of(data);
+        let in_place = resident.bytes().saturating_sub(self.bytes) <= IN_PLACE;
         // Image chunks are in order; clear what lies between them.
         let mut at = 0;
         for (offset, saved) in &self.chunks {
-            crate::memory::clear(&mut data[at..*offset]);
+            clear_range(data, at..*offset, &resident, in_place);
             let chunk = &mut data[*offset..*offset + saved.len()];
             if chunk != &saved[..] {
                 chunk.copy_from_slice(saved);
             }
             at = offset + saved.len();
         }
-        crate::memory::clear(&mut data[at..]);
+        let len = data.len();
+        clear_range(data, at..len, &resident, in_place);
     }
 }
 
