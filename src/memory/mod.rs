@@ -687,12 +687,18 @@ mod tests {
         }
         let resident = Resident::of(data);
         let base = data.as_ptr() as usize;
-        let pages: Vec<usize> = resident.holding(base, base + data.len()).map(|a| (a - base) / page).collect();
+        let pages: Vec<usize> = resident
+            .holding(base, base + data.len())
+            .map(|a| (a - base) / page)
+            .collect();
         assert_eq!(pages, [3, 40], "the written pages, no others");
         assert_eq!(resident.bytes(), 2 * page);
         // Both ways of asking agree.
         let (first, last) = (base, base + data.len());
-        assert_eq!(residency::scan(first, last, page), residency::mincore(first, last, page));
+        assert_eq!(
+            residency::scan(first, last, page),
+            residency::mincore(first, last, page)
+        );
         let len = data.len();
         clear_range(data, 0..len, &resident, true);
         assert_eq!(Resident::of(data).bytes(), 2 * page, "cleared in place: still resident");
