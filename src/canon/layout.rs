@@ -29,17 +29,11 @@ impl Flat {
 /// The payload types of a variant-like type (variant, enum, option, result),
 /// in case order; `None` where the type is not variant-like.
 pub fn variant_cases(t: &Type) -> Option<Vec<Option<&Type>>> {
-    Some(match t {
-        Type::Variant(cases) => cases.iter().map(|c| c.ty.as_ref()).collect(),
-        Type::Enum(names) => vec![None; names.len()],
-        Type::Option(t) => vec![None, Some(&**t)],
-        Type::Result { ok, err } => vec![ok.as_deref(), err.as_deref()],
-        _ => return None,
-    })
+    cases(t).map(|(_, payloads)| payloads.collect())
 }
 
-/// The payload types of a variant-like type, as [`variant_cases`] gives
-/// them but without allocating: layout questions are asked on every call.
+/// [`variant_cases`] without allocating: layout questions are asked on
+/// every call. Gives the number of cases too.
 fn cases(t: &Type) -> Option<(usize, impl Iterator<Item = Option<&Type>>)> {
     let (n, variant, pair): (usize, &[crate::values::Case], [Option<&Type>; 2]) = match t {
         Type::Variant(cases) => (cases.len(), cases, [None, None]),
@@ -169,45 +163,37 @@ pub fn flatten_type(t: &Type, out: &mut Vec<Flat>) {
         Type::Tuple(ts) => ts.iter().for_each(|t| flatten_type(t, out)),
         Type::Flags(_) | Type::Own(_) | Type::Borrow(_) => out.push(Flat::I32),
         _ => {
-            // The discriminant, then each payload position joined across
-            // cases: a case's values go after the joined ones, are folded
-            // in, and the list is cut back.
-            let Some((_, payloads)) = cases(t) else { return };
-            out.push(Flat::I32);
-            let joined_from = out.len();
-            let mut joined = 0;
-            for payload in payloads.flatten() {
-                let case_from = out.len();
-                flatten_type(payload, out);
-                let case_len = out.len() - case_from;
-                for i in 0..case_len {
-                    let v = out[case_from + i];
-                    let slot = &mut out[joined_from + i];
-                    *slot = if i < joined { join(*slot, v) } else { v };
-                }
-                joined = joined.max(case_len);
-                out.truncate(joined_from + joined);
+            if let Some((_, payloads)) = cases(t) {
+                flatten_cases(payloads.flatten(), out);
             }
         }
     }
 }
 
-pub fn flatten_variant(cases: &[Option<&Type>]) -> Vec<Flat> {
-    let mut flat: Vec<Flat> = Vec::new();
-    let mut case_flat = Vec::new();
-    for t in cases.iter().flatten() {
-        case_flat.clear();
-        flatten_type(t, &mut case_flat);
-        for (i, ft) in case_flat.iter().enumerate() {
-            if i < flat.len() {
-                flat[i] = join(flat[i], *ft);
-            } else {
-                flat.push(*ft);
-            }
+/// A variant's flat values onto `out`: the discriminant, then each payload
+/// position joined across cases. A case's values go after the joined
+/// ones, are folded in, and the list is cut back (no allocation).
+fn flatten_cases<'a>(payloads: impl Iterator<Item = &'a Type>, out: &mut Vec<Flat>) {
+    out.push(Flat::I32);
+    let joined_from = out.len();
+    let mut joined = 0;
+    for payload in payloads {
+        let case_from = out.len();
+        flatten_type(payload, out);
+        let case_len = out.len() - case_from;
+        for i in 0..case_len {
+            let v = out[case_from + i];
+            let slot = &mut out[joined_from + i];
+            *slot = if i < joined { join(*slot, v) } else { v };
         }
+        joined = joined.max(case_len);
+        out.truncate(joined_from + joined);
     }
-    let mut out = vec![Flat::I32];
-    out.extend(flat);
+}
+
+pub fn flatten_variant(cases: &[Option<&Type>]) -> Vec<Flat> {
+    let mut out = Vec::new();
+    flatten_cases(cases.iter().flatten().copied(), &mut out);
     out
 }
 

@@ -188,7 +188,7 @@ fn protect(start: usize, end: usize, open: bool) -> bool {
 fn markers_work() -> bool {
     // SAFETY: a new anonymous page, unmapped before returning.
     unsafe {
-        let page = libc::sysconf(libc::_SC_PAGESIZE).max(1) as usize;
+        let page = super::page_size();
         let at = libc::mmap(
             std::ptr::null_mut(),
             page,

@@ -297,23 +297,17 @@ impl Resident {
 }
 
 /// Asking the kernel which pages hold something.
+#[cfg(target_os = "linux")]
 mod residency {
     /// The ranges of pages in `[first, last)` (page-aligned) that are
     /// resident or swapped (and, as far as the kernel says, not the shared
     /// zero page), in order; `None` if the kernel will not say.
     /// `PAGEMAP_SCAN` (Linux 6.7) steps over absent page tables whole;
     /// `mincore` answers a byte per page.
-    #[cfg(target_os = "linux")]
     pub(super) fn scan(first: usize, last: usize, page: usize) -> Option<Vec<(usize, usize)>> {
         pagemap_scan(first, last).or_else(|| mincore(first, last, page))
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn scan(_: usize, _: usize, _: usize) -> Option<Vec<(usize, usize)>> {
-        None
-    }
-
-    #[cfg(target_os = "linux")]
     pub(super) fn mincore(first: usize, last: usize, page: usize) -> Option<Vec<(usize, usize)>> {
         let mut flags = vec![0u8; (last - first) / page];
         // SAFETY: [first, last) is page-aligned memory of the caller's;
@@ -333,7 +327,6 @@ mod residency {
     }
 
     /// `struct pm_scan_arg` of `linux/fs.h`.
-    #[cfg(target_os = "linux")]
     #[repr(C)]
     struct ScanArg {
         size: u64,
@@ -351,7 +344,6 @@ mod residency {
     }
 
     /// `struct page_region`.
-    #[cfg(target_os = "linux")]
     #[repr(C)]
     #[derive(Clone, Copy, Default)]
     struct Region {
@@ -360,17 +352,12 @@ mod residency {
         categories: u64,
     }
 
-    #[cfg(target_os = "linux")]
     const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610; // _IOWR('f', 16, struct pm_scan_arg)
-    #[cfg(target_os = "linux")]
     const PAGE_IS_PRESENT: u64 = 1 << 3;
-    #[cfg(target_os = "linux")]
     const PAGE_IS_SWAPPED: u64 = 1 << 4;
-    #[cfg(target_os = "linux")]
     const PAGE_IS_PFNZERO: u64 = 1 << 5;
 
     /// `/proc/self/pagemap`, opened once; `None` where it cannot be.
-    #[cfg(target_os = "linux")]
     fn pagemap() -> Option<libc::c_int> {
         static FD: std::sync::OnceLock<Option<libc::c_int>> = std::sync::OnceLock::new();
         *FD.get_or_init(|| {
@@ -381,7 +368,6 @@ mod residency {
         })
     }
 
-    #[cfg(target_os = "linux")]
     fn pagemap_scan(first: usize, last: usize) -> Option<Vec<(usize, usize)>> {
         let fd = pagemap()?;
         let mut ranges: Vec<(usize, usize)> = Vec::new();
@@ -422,6 +408,14 @@ mod residency {
             at = arg.walk_end;
         }
         Some(ranges)
+    }
+}
+
+/// Elsewhere the kernel is not asked.
+#[cfg(not(target_os = "linux"))]
+mod residency {
+    pub(super) fn scan(_: usize, _: usize, _: usize) -> Option<Vec<(usize, usize)>> {
+        None
     }
 }
 
@@ -469,12 +463,20 @@ fn all_zero(bytes: &[u8]) -> bool {
     head.iter().all(|b| *b == 0) && words.iter().fold(0, |acc, w| acc | w) == 0 && tail.iter().all(|b| *b == 0)
 }
 
-/// The host's page size.
+/// The host's page size (asked once: resets ask it often).
 pub(crate) fn page_size() -> usize {
     #[cfg(target_os = "linux")]
     {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+        let known = PAGE_SIZE.load(Relaxed);
+        if known != 0 {
+            return known;
+        }
         // SAFETY: sysconf has no preconditions.
-        return unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+        PAGE_SIZE.store(page, Relaxed);
+        return page;
     }
     #[allow(unreachable_code)]
     4096
