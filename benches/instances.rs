@@ -1,9 +1,16 @@
 //! What an instance as fresh costs (issue 15): for the C proxy
 //! (`tests/c_http/proxy.wasm`, 257 pages declared) and the Python proxy
-//! (built with componentize-py when it is installed), the time to make a
-//! new instance (with its WASI host state) beside the time to reset one to
-//! its snapshot, and the memory image a snapshot keeps; then the resident
-//! memory of 1000 idle instances of the C proxy in one process.
+//! (built with componentize-py when it is installed),
+//! - the time to make a new instance from an `InstancePre` in a new store
+//!   (with its WASI host state);
+//! - the time to reset an idle one to its snapshot;
+//! - a `GET /hello` handled as `serve` hands it over, on a pooled instance
+//!   and on one reset after every request: the difference is what an
+//!   instance as fresh costs per request;
+//! - the memory image a snapshot keeps;
+//!
+//! then the resident memory of 1000 idle instances of the C proxy in one
+//! process.
 //!
 //! ```sh
 //! cargo bench --bench instances
@@ -12,9 +19,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wippy_wasm::dispatch::block_on;
+use wippy_wasm::serve::HandlerTypes;
+use wippy_wasm::wasi::http::pipe::{End, Pipe};
+use wippy_wasm::wasi::http::types::{IncomingRequest, Request, Response, Slot};
 use wippy_wasm::wasi::WasiCtx;
-use wippy_wasm::{Component, Config, Engine, Linker, Store};
+use wippy_wasm::{Component, Config, Engine, Func, Linker, Store, Val};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +46,28 @@ fn per_iteration(n: u32, mut f: impl FnMut()) -> Duration {
         .unwrap_or_default()
 }
 
+/// `GET /hello` as `serve` hands it to the guest, with an empty body.
+fn hello() -> IncomingRequest {
+    let body = Pipe::new(Some(0));
+    let _ = body.finish(End::Finished(None));
+    IncomingRequest(Request {
+        method: http::Method::GET,
+        scheme: Some(http::uri::Scheme::HTTP),
+        authority: Some("localhost".into()),
+        path_with_query: Some("/hello".into()),
+        headers: http::HeaderMap::new(),
+        body: Some(body),
+    })
+}
+
+/// Calls the guest's handler with [`hello`] and checks it answered 200.
+fn request(types: &HandlerTypes, store: &mut Store<WasiCtx>, handle: &Func) {
+    let slot: Arc<Slot<Result<Response, Val>>> = Arc::default();
+    block_on(types.call(store, handle, hello(), slot.clone())).unwrap();
+    let response = slot.take();
+    assert!(matches!(response, Some(Ok(Response { status: 200, .. }))));
+}
+
 fn measure(name: &str, path: &Path, n: u32) {
     let mut config = Config::default();
     config.consume_fuel(true);
@@ -41,28 +75,42 @@ fn measure(name: &str, path: &Path, n: u32) {
     let component = Component::new(&engine, &std::fs::read(path).unwrap()).unwrap();
     let mut linker = Linker::default();
     wippy_wasm::wasi::add_to_linker(&mut linker).unwrap();
+    let types = HandlerTypes::of(&linker).unwrap();
+    let pre = linker.instantiate_pre(&component).unwrap();
     // As `serve` makes them: fuel-sliced, with their WASI host state.
     let new_store = || {
         let mut store = Store::new(&engine, WasiCtx::new());
         store.set_fuel_slice(Some(100_000));
         store
     };
-    let fresh = per_iteration(n, || {
+    let new = per_iteration(n, || {
         let mut store = new_store();
-        linker.instantiate(&mut store, &component).unwrap();
+        pre.instantiate(&mut store).unwrap();
     });
     let mut store = new_store();
-    linker.instantiate(&mut store, &component).unwrap();
+    let instance = pre.instantiate(&mut store).unwrap();
+    let handle = instance.get_func(&store, "wasi:http/incoming-handler#handle").unwrap();
     let snapshot = store.snapshot().unwrap();
     let reset = per_iteration(n, || {
         assert!(store.reset(&snapshot));
         *store.data_mut() = WasiCtx::new();
     });
+    // A request on a pooled instance, and on one reset to its snapshot
+    // after each: the difference is what an instance as fresh costs.
+    let pooled = per_iteration(n, || request(&types, &mut store, &handle));
+    let fresh = per_iteration(n, || {
+        request(&types, &mut store, &handle);
+        assert!(store.reset(&snapshot));
+        *store.data_mut() = WasiCtx::new();
+    });
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{name:<14} {:>12.1} {:>10.1} {:>8.0}x {:>10}",
-        fresh.as_secs_f64() * 1e6,
-        reset.as_secs_f64() * 1e6,
-        fresh.as_secs_f64() / reset.as_secs_f64().max(1e-9),
+        "{name:<14} {:>10.1} {:>10.1} {:>11.1} {:>10.1} {:>10.1} {:>10}",
+        us(new),
+        us(reset),
+        us(fresh.saturating_sub(pooled)),
+        us(pooled),
+        us(fresh),
         snapshot.image_bytes() / 1024
     );
 }
@@ -109,8 +157,8 @@ fn main() {
     let released = density(1000, true);
     let eager = density(50, false);
     println!(
-        "{:<14} {:>12} {:>10} {:>9} {:>10}",
-        "component", "new µs", "reset µs", "ratio", "image KiB"
+        "{:<14} {:>10} {:>10} {:>11} {:>10} {:>10} {:>10}",
+        "component", "new µs", "reset µs", "as fresh µs", "pooled µs", "fresh µs", "image KiB"
     );
     measure("C proxy", &root().join("tests/c_http/proxy.wasm"), 200);
     match common::python_proxy("instances") {

@@ -51,6 +51,7 @@ pub use canon::limits::Limits;
 pub use canon::state::StoreCx;
 pub use host::table::{Resource, ResourceTable, TableError};
 pub use runtime::{
-    Component, Config, CoreModule, Engine, Func, Instance, Linker, LinkerInstance, Snapshot, Store, TypedFunc,
+    Component, Config, CoreModule, Engine, Func, Instance, InstancePre, Linker, LinkerInstance, Snapshot, Store,
+    TypedFunc,
 };
 pub use values::{FuncType, ResourceAny, ResourceType, Scalars, Type, Val};

@@ -12,7 +12,7 @@ use crate::wasi::http::pipe::{pump, Pipe, PipeBody};
 use crate::wasi::http::rt::{self, Io};
 use crate::wasi::http::types::{IncomingRequest, Response, ResponseOutparam, Slot};
 use crate::wasi::{WasiCtx, WasiView};
-use crate::{Component, Engine, Func, Linker, Store, Val};
+use crate::{Component, Engine, Func, InstancePre, Linker, Store, Val};
 use anyhow::{anyhow, Context, Result};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -262,8 +262,8 @@ struct Warm {
 pub struct ProxyHandler {
     name: String,
     engine: Engine,
-    component: Component,
-    linker: Linker<WasiCtx>,
+    /// The component with its imports resolved once.
+    pre: InstancePre<WasiCtx>,
     config: InstanceConfig,
     pool: Pool<Warm>,
     types: HandlerTypes,
@@ -277,14 +277,16 @@ impl ProxyHandler {
         let mut linker = Linker::default();
         crate::wasi::add_to_linker(&mut linker)?;
         let types = HandlerTypes::of(&linker)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .with_context(|| format!("linking {name}"))?;
         let pool = Pool::new(PoolKind::Lazy {
             max: config.max_instances.unwrap_or(64),
         });
         let handler = ProxyHandler {
             name: name.into(),
             engine: engine.clone(),
-            component,
-            linker,
+            pre,
             config,
             pool,
             types,
@@ -327,8 +329,8 @@ impl ProxyHandler {
         store.set_fuel_slice(Some(FUEL_SLICE));
         store.set_deadline(deadline);
         let instance = self
-            .linker
-            .instantiate_async(&mut store, &self.component)
+            .pre
+            .instantiate_async(&mut store)
             .await
             .with_context(|| format!("instantiating {}", self.name))?;
         let handle = instance

@@ -83,6 +83,17 @@ impl<T> Default for HostInstance<T> {
     }
 }
 
+impl<T> Clone for HostInstance<T> {
+    fn clone(&self) -> Self {
+        HostInstance {
+            funcs: self.funcs.clone(),
+            resources: self.resources.clone(),
+            modules: self.modules.clone(),
+            instances: self.instances.clone(),
+        }
+    }
+}
+
 impl<T> HostInstance<T> {
     /// What kind of item `name` is here, for "expected X found Y" errors.
     pub fn kind_of(&self, name: &str) -> Option<&'static str> {

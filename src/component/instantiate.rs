@@ -37,8 +37,19 @@ enum CoreInstance {
 }
 
 enum Imports<'a, T> {
-    Host(&'a (dyn HostImports<T> + Sync)),
+    /// The root's: resolved ahead ([`resolve_imports`]) as far as they
+    /// could be, the rest from the host.
+    Host(&'a (dyn HostImports<T> + Sync), &'a Resolved<T>),
+    /// A nested component's: its instantiation arguments.
     Args(HashMap<String, Export<T>>),
+}
+
+/// A root component's imports resolved against a host once, for any number
+/// of instantiations (`crate::InstancePre`): what the host gives each of
+/// the first imports, and the resource types they bind.
+pub(crate) struct Resolved<T> {
+    imports: Vec<Export<T>>,
+    bindings: Bindings,
 }
 
 /// The index spaces of one component instance while it is being built.
@@ -55,6 +66,28 @@ struct Scope<T> {
     instances: Vec<Arc<InstanceValue<T>>>,
     bindings: Bindings,
     exports: Vec<(String, Export<T>)>,
+    /// Imports seen so far.
+    imported: usize,
+}
+
+impl<T> Scope<T> {
+    fn new(id: usize, bindings: Bindings) -> Self {
+        Scope {
+            id,
+            core_funcs: Vec::new(),
+            core_tables: Vec::new(),
+            core_memories: Vec::new(),
+            core_globals: Vec::new(),
+            core_modules: Vec::new(),
+            core_instances: Vec::new(),
+            funcs: Vec::new(),
+            components: Vec::new(),
+            instances: Vec::new(),
+            bindings,
+            exports: Vec::new(),
+            imported: 0,
+        }
+    }
 }
 
 fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
@@ -62,21 +95,53 @@ fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
         .ok_or_else(|| anyhow!("{what} index {i} out of bounds"))
 }
 
-/// Instantiates a root component, resolving its imports against `host`;
-/// returns the new component instance's id and exports. Start functions
-/// run through the dispatcher: fuel-sliced, and stopped by the store's
-/// deadline, which instantiation itself also checks as it goes.
+/// Resolves the imports at the head of a root component's items (tools
+/// put every import there) against `host`, for [`instantiate_root`]. An
+/// import after an item made per instance (a guest's resource type, an
+/// instance, an alias) may name what that item binds, so it is resolved
+/// at instantiation instead.
+///
+/// # Errors
+/// As instantiation would give for the first import the host cannot
+/// provide.
+pub(crate) fn resolve_imports<T: 'static>(def: &ComponentDef, host: &dyn HostImports<T>) -> Result<Resolved<T>> {
+    let mut s = Scope::new(0, HashMap::new());
+    let mut imports = Vec::new();
+    for item in &def.items {
+        match item {
+            Item::Import { name, ty, type_index } => {
+                let e = import_from_host(host, name, &def.types, &mut s)?;
+                push_item(&mut s, &def.types, ty.kind(), e.clone(), *type_index)?;
+                imports.push(e);
+            }
+            // Definitions made the same way for every instance.
+            Item::Module(_) | Item::Component(_) => {}
+            _ => break,
+        }
+    }
+    Ok(Resolved {
+        imports,
+        bindings: s.bindings,
+    })
+}
+
+/// Instantiates a root component, its imports `resolved` ahead and the
+/// rest resolved against `host`; returns the new component instance's id
+/// and exports. Start functions run through the dispatcher: fuel-sliced,
+/// and stopped by the store's deadline, which instantiation itself also
+/// checks as it goes.
 pub(crate) async fn instantiate_root<T: Send + 'static>(
     store: &mut StoreContextMut<'_, StoreData<T>>,
     def: &Arc<ComponentDef>,
     adapters: &AdapterCache,
     host: &(dyn HostImports<T> + Sync),
+    resolved: &Resolved<T>,
 ) -> Result<(usize, InstanceValue<T>)> {
     let value = ComponentValue {
         def: def.clone(),
         outer: None,
     };
-    instantiate(store, &value, Imports::Host(host), None, adapters).await
+    instantiate(store, &value, Imports::Host(host, resolved), None, adapters).await
 }
 
 type Instantiating<'a, T> = Pin<Box<dyn Future<Output = Result<(usize, InstanceValue<T>)>> + Send + 'a>>;
@@ -96,20 +161,11 @@ fn instantiate<'a, 's: 'a, T: Send + 'static>(
         }
         let handles = store.data().limiter.limits.handles;
         store.data_mut().rt.instances.push(InstanceState::new(parent, handles));
-        let mut s = Scope {
-            id,
-            core_funcs: Vec::new(),
-            core_tables: Vec::new(),
-            core_memories: Vec::new(),
-            core_globals: Vec::new(),
-            core_modules: Vec::new(),
-            core_instances: Vec::new(),
-            funcs: Vec::new(),
-            components: Vec::new(),
-            instances: Vec::new(),
-            bindings: HashMap::new(),
-            exports: Vec::new(),
+        let bindings = match &imports {
+            Imports::Host(_, resolved) => resolved.bindings.clone(),
+            Imports::Args(_) => HashMap::new(),
         };
+        let mut s = Scope::new(id, bindings);
         let types = &comp.def.types;
         for item in &comp.def.items {
             if store.data().rt.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -385,7 +441,10 @@ fn step<T: 'static>(
         }
         Item::Import { name, ty, type_index } => {
             let e = match imports {
-                Imports::Host(h) => import_from_host(*h, name, types, s)?,
+                Imports::Host(host, resolved) => match resolved.imports.get(s.imported) {
+                    Some(e) => e.clone(),
+                    None => import_from_host(*host, name, types, s)?,
+                },
                 Imports::Args(args) => {
                     let e = args
                         .get(name)
@@ -399,6 +458,7 @@ fn step<T: 'static>(
                     e
                 }
             };
+            s.imported += 1;
             push_item(s, types, ty.kind(), e, *type_index)?;
         }
         Item::Export {

@@ -12,7 +12,7 @@ use crate::component::wrap::{componentize_core, imports_preview1, is_core_module
 use crate::pool::workers::WorkerPool;
 use crate::pool::Pool;
 use crate::values::FuncType;
-use crate::{Component, CoreModule, Func, Store, Val};
+use crate::{Component, CoreModule, Func, InstancePre, Store, Val};
 use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,14 +41,12 @@ pub struct Function {
 
 /// What an entry runs.
 enum Code {
-    Component(Component),
+    /// A component, its imports resolved once.
+    Component(InstancePre<CallCtx>),
     /// A core module (a wasip1 reactor, or plain wasm) run natively, its
     /// method lifted at the `wit` signature; `wasi_snapshot_preview1`
     /// imports are served by the preview 1 layer, no adapter.
-    Core {
-        module: CoreModule,
-        ty: FuncType,
-    },
+    Core { module: CoreModule, ty: FuncType },
 }
 
 /// A warm instance: its store, the method to call, and calls made so far.
@@ -152,7 +150,11 @@ impl Inner {
             None => None,
         };
         let code = match core_module {
-            None => Code::Component(component),
+            None => Code::Component(
+                self.linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| Self::fail(entry, "imports", format!("{e:#}")))?,
+            ),
             Some(module) => {
                 let Some(ty) = ty.clone() else {
                     return Err(Self::fail(
@@ -298,7 +300,7 @@ impl Inner {
             });
         }
         let made = match &f.code {
-            Code::Component(c) => self.linker.instantiate_async(&mut store, c).await.and_then(|instance| {
+            Code::Component(pre) => pre.instantiate_async(&mut store).await.and_then(|instance| {
                 instance
                     .get_func(&store, &f.spec.method)
                     .ok_or_else(|| anyhow!("`{}` exports no function `{}`", f.id, f.spec.method))

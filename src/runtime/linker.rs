@@ -4,6 +4,7 @@
 
 use super::component::Component;
 use super::instance::Instance;
+use super::instance_pre::InstancePre;
 use super::module::CoreModule;
 use super::store::Store;
 use crate::canon::state::StoreCx;
@@ -121,17 +122,41 @@ impl<T: 'static> HostInstance<T> {
     }
 }
 
-/// Host definitions, keyed by interface name.
+/// Host definitions, keyed by interface name. Cloning is cheap (the
+/// definitions are shared until one of the clones changes them).
 pub struct Linker<T> {
+    defs: Arc<Definitions<T>>,
+}
+
+struct Definitions<T> {
     root: LinkerInstance<T>,
     instances: BTreeMap<String, LinkerInstance<T>>,
+}
+
+impl<T> Clone for Definitions<T> {
+    fn clone(&self) -> Self {
+        Definitions {
+            root: self.root.clone(),
+            instances: self.instances.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Linker<T> {
+    fn clone(&self) -> Self {
+        Linker {
+            defs: self.defs.clone(),
+        }
+    }
 }
 
 impl<T: 'static> Default for Linker<T> {
     fn default() -> Self {
         Linker {
-            root: LinkerInstance::default(),
-            instances: BTreeMap::new(),
+            defs: Arc::new(Definitions {
+                root: LinkerInstance::default(),
+                instances: BTreeMap::new(),
+            }),
         }
     }
 }
@@ -143,12 +168,32 @@ impl<T: 'static> Linker<T> {
 
     /// Top-level (un-nested) function and type imports.
     pub fn root(&mut self) -> &mut LinkerInstance<T> {
-        &mut self.root
+        &mut Arc::make_mut(&mut self.defs).root
     }
 
     /// The host interface `name`, e.g. `wasi:io/streams@0.2.3`.
     pub fn instance(&mut self, name: &str) -> &mut LinkerInstance<T> {
-        self.instances.entry(name.to_string()).or_default()
+        Arc::make_mut(&mut self.defs)
+            .instances
+            .entry(name.to_string())
+            .or_default()
+    }
+
+    /// Resolves `component`'s imports here once, for instantiating it any
+    /// number of times ([`InstancePre::instantiate`]), as wasmtime's
+    /// `Linker::instantiate_pre` does. Later changes to this linker do not
+    /// reach it.
+    ///
+    /// # Errors
+    /// An import with no matching definition, naming the import and the
+    /// type it expects.
+    pub fn instantiate_pre(&self, component: &Component) -> Result<InstancePre<T>> {
+        let resolved = crate::component::instantiate::resolve_imports(&component.def, self)?;
+        Ok(InstancePre {
+            component: component.clone(),
+            linker: self.clone(),
+            resolved: Arc::new(resolved),
+        })
     }
 
     /// Instantiates `component` in `store`, resolving its imports here.
@@ -163,7 +208,7 @@ impl<T: 'static> Linker<T> {
     where
         T: Send,
     {
-        crate::dispatch::block_on(self.instantiate_async(store, component))
+        self.instantiate_pre(component)?.instantiate(store)
     }
 
     /// Instantiates `component` as a task of the dispatcher: start functions
@@ -178,24 +223,14 @@ impl<T: 'static> Linker<T> {
     where
         T: Send,
     {
-        let (id, exports) = crate::component::instantiate::instantiate_root(
-            &mut store.ctx(),
-            &component.def,
-            &component.adapters,
-            self,
-        )
-        .await?;
-        Ok(Instance {
-            id,
-            exports: Arc::new(exports),
-        })
+        self.instantiate_pre(component)?.instantiate_async(store).await
     }
 
     /// Host functions of the interfaces named `prefix...` get `list<u8>`
     /// arguments as `Val::Bytes` (one copy) instead of a `Val` per byte;
     /// for hosts that read bytes through a helper accepting both forms.
     pub fn compact_bytes(&mut self, prefix: &str) {
-        for (name, inst) in self.instances.iter_mut() {
+        for (name, inst) in Arc::make_mut(&mut self.defs).instances.iter_mut() {
             if name.starts_with(prefix) {
                 for f in inst.funcs.values_mut() {
                     f.compact_bytes = true;
@@ -207,18 +242,19 @@ impl<T: 'static> Linker<T> {
     /// Whether interface `base` (a name without version) is defined here,
     /// at any version.
     pub fn defines(&self, base: &str) -> bool {
-        self.instances.keys().any(|n| split_version(n).0 == base)
+        self.defs.instances.keys().any(|n| split_version(n).0 == base)
     }
 
     /// Finds the host interface for a guest import name: exact, else the
     /// highest semver-compatible version.
     pub(crate) fn lookup_instance(&self, name: &str) -> Option<&LinkerInstance<T>> {
-        if let Some(i) = self.instances.get(name) {
+        if let Some(i) = self.defs.instances.get(name) {
             return Some(i);
         }
         let (base, want) = split_version(name);
         let want = want?;
-        self.instances
+        self.defs
+            .instances
             .iter()
             .filter_map(|(n, inst)| {
                 let (b, v) = split_version(n);
@@ -232,7 +268,7 @@ impl<T: 'static> Linker<T> {
 
 impl<T: 'static> HostImports<T> for Linker<T> {
     fn root(&self) -> &HostInstance<T> {
-        &self.root
+        &self.defs.root
     }
 
     fn lookup(&self, name: &str) -> Option<&HostInstance<T>> {
@@ -240,7 +276,7 @@ impl<T: 'static> HostImports<T> for Linker<T> {
     }
 
     fn names(&self) -> Vec<&str> {
-        self.instances.keys().map(|s| s.as_str()).collect()
+        self.defs.instances.keys().map(|s| s.as_str()).collect()
     }
 }
 

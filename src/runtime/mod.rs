@@ -1,11 +1,12 @@
 //! The embedding API, the top layer of the engine: [`Engine`], [`Component`],
-//! [`Store`], [`Linker`], [`Instance`], [`Func`] and [`CoreModule`], and typed Rust values
+//! [`Store`], [`Linker`], [`InstancePre`], [`Instance`], [`Func`] and [`CoreModule`], and typed Rust values
 //! ([`typed`]). Everything below it ([`crate::values`], [`crate::canon`],
 //! [`crate::component`]) is the machinery these types drive.
 
 pub mod component;
 pub mod engine;
 pub mod instance;
+pub mod instance_pre;
 pub mod linker;
 pub mod module;
 pub mod snapshot;
@@ -15,6 +16,7 @@ pub mod typed;
 pub use component::Component;
 pub use engine::{Config, Engine};
 pub use instance::{Func, Instance, TypedFunc};
+pub use instance_pre::InstancePre;
 pub use linker::{Linker, LinkerInstance};
 pub use module::CoreModule;
 pub use snapshot::Snapshot;

@@ -11,24 +11,37 @@ use rand_core::{Rng, SeedableRng};
 /// Largest `len` accepted for one call (the guest has to receive it).
 const MAX_BYTES: u64 = 64 << 20;
 
+/// An instance's insecure generator and seed, drawn from the OS on first
+/// use: most guests never ask, and a context is made for every instance
+/// (every request, with fresh instances).
+#[derive(Default)]
 pub(crate) struct RandomState {
-    insecure: ChaCha8Rng,
-    seed: (u64, u64),
+    insecure: Option<ChaCha8Rng>,
+    seed: Option<(u64, u64)>,
 }
 
 impl RandomState {
     pub fn new() -> Self {
-        let mut seed = [0u8; 32];
-        let _ = getrandom::fill(&mut seed);
-        let mut s = [0u8; 16];
-        let _ = getrandom::fill(&mut s);
-        RandomState {
-            insecure: ChaCha8Rng::from_seed(seed),
-            seed: (
+        Self::default()
+    }
+
+    fn insecure(&mut self) -> &mut ChaCha8Rng {
+        self.insecure.get_or_insert_with(|| {
+            let mut seed = [0u8; 32];
+            let _ = getrandom::fill(&mut seed);
+            ChaCha8Rng::from_seed(seed)
+        })
+    }
+
+    fn seed(&mut self) -> (u64, u64) {
+        *self.seed.get_or_insert_with(|| {
+            let mut s = [0u8; 16];
+            let _ = getrandom::fill(&mut s);
+            (
                 u64::from_le_bytes(s[..8].try_into().expect("8 bytes")),
                 u64::from_le_bytes(s[8..].try_into().expect("8 bytes")),
-            ),
-        }
+            )
+        })
     }
 }
 
@@ -65,17 +78,17 @@ pub(crate) fn add_to_linker<T: WasiView>(linker: &mut Linker<T>) {
                 bail!("get-insecure-random-bytes: {len} bytes requested, at most {MAX_BYTES}");
             }
             let mut buf = vec![0; len as usize];
-            cx.data_mut().wasi().random.insecure.fill_bytes(&mut buf);
+            cx.data_mut().wasi().random.insecure().fill_bytes(&mut buf);
             out.push(bytes_val(buf));
             Ok(())
         })
         .func_wrap("get-insecure-random-u64", |mut cx, ()| {
-            Ok(cx.data_mut().wasi().random.insecure.next_u64())
+            Ok(cx.data_mut().wasi().random.insecure().next_u64())
         });
     linker
         .instance(&iface("wasi:random/insecure-seed"))
         .func_new("insecure-seed", |mut cx, _, out| {
-            let (a, b) = cx.data_mut().wasi().random.seed;
+            let (a, b) = cx.data_mut().wasi().random.seed();
             out.push(Val::Tuple(vec![Val::U64(a), Val::U64(b)]));
             Ok(())
         });
