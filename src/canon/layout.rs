@@ -1,7 +1,9 @@
 //! Alignment, size and flattening of types (CanonicalABI.md "Alignment",
 //! "Element Size", "Flattening"). 32-bit memories only: `ptr_type` is i32.
 
-use crate::values::{FuncType, Type};
+use crate::values::{Case, FuncType, Type};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 pub const MAX_FLAT_PARAMS: usize = 16;
 pub const MAX_FLAT_RESULTS: usize = 1;
@@ -104,17 +106,59 @@ fn size_align(t: &Type) -> (u32, u32) {
         Type::Tuple(ts) => record_size_align(ts.iter()),
         Type::Flags(names) => (flags_size(names.len()), flags_size(names.len())),
         Type::Own(_) | Type::Borrow(_) => (4, 4),
-        _ => {
-            let Some((n, payloads)) = cases(t) else { return (1, 1) };
-            let (size, align) = payloads
-                .flatten()
-                .map(size_align)
-                .fold((0, 1), |(s, a), (ps, pa)| (s.max(ps), a.max(pa)));
-            let discriminant = discriminant_size(n);
-            let whole = discriminant.max(align);
-            (align_to(align_to(discriminant, align) + size, whole), whole)
-        }
+        Type::Variant(cases) if cases.len() >= REMEMBERED_CASES => remembered(cases).size_align,
+        _ => cases_size_align(t),
     }
+}
+
+/// Variants with this many cases have their layout remembered.
+const REMEMBERED_CASES: usize = 8;
+
+/// What is remembered of a large variant.
+#[derive(Clone, Copy)]
+struct Remembered {
+    size_align: (u32, u32),
+    flat_len: usize,
+}
+
+/// The layout of a large variant, remembered per thread: wasi:http's
+/// `error-code` (39 cases, most with payloads) is laid out again in every
+/// call that passes or returns a `result` of it. Keyed by the cases'
+/// allocation, which the memo holds, so its address cannot be reused while
+/// kept.
+fn remembered(cases: &Arc<[Case]>) -> Remembered {
+    thread_local! {
+        static MEMO: RefCell<Vec<(Arc<[Case]>, Remembered)>> = const { RefCell::new(Vec::new()) };
+    }
+    const KEPT: usize = 32;
+    let found = MEMO.with_borrow(|memo| memo.iter().find(|(c, _)| Arc::ptr_eq(c, cases)).map(|(_, r)| *r));
+    if let Some(r) = found {
+        return r;
+    }
+    let t = Type::Variant(cases.clone());
+    let r = Remembered {
+        size_align: cases_size_align(&t),
+        flat_len: cases_flat_len(&t),
+    };
+    MEMO.with_borrow_mut(|memo| {
+        if memo.len() == KEPT {
+            memo.remove(0);
+        }
+        memo.push((cases.clone(), r));
+    });
+    r
+}
+
+/// [`size_align`] of a variant-like type (variant, enum, option, result).
+fn cases_size_align(t: &Type) -> (u32, u32) {
+    let Some((n, payloads)) = cases(t) else { return (1, 1) };
+    let (size, align) = payloads
+        .flatten()
+        .map(size_align)
+        .fold((0, 1), |(s, a), (ps, pa)| (s.max(ps), a.max(pa)));
+    let discriminant = discriminant_size(n);
+    let whole = discriminant.max(align);
+    (align_to(align_to(discriminant, align) + size, whole), whole)
 }
 
 fn record_size_align<'a>(fields: impl Iterator<Item = &'a Type>) -> (u32, u32) {
@@ -191,10 +235,26 @@ fn flatten_cases<'a>(payloads: impl Iterator<Item = &'a Type>, out: &mut Vec<Fla
     }
 }
 
-pub fn flatten_variant(cases: &[Option<&Type>]) -> Vec<Flat> {
-    let mut out = Vec::new();
-    flatten_cases(cases.iter().flatten().copied(), &mut out);
-    out
+/// How many flat values `t` takes (`flatten_type(t).len()`), without
+/// building them.
+pub fn flat_len(t: &Type) -> usize {
+    match t {
+        Type::String | Type::List(_) | Type::Map(..) => 2,
+        Type::FixedList(e, n) => flat_len(e).saturating_mul(*n as usize),
+        Type::Record(fields) => fields.iter().map(|f| flat_len(&f.ty)).sum(),
+        Type::Tuple(ts) => ts.iter().map(flat_len).sum(),
+        Type::Flags(_) => 1,
+        Type::Variant(cases) if cases.len() >= REMEMBERED_CASES => remembered(cases).flat_len,
+        Type::Variant(_) | Type::Enum(_) | Type::Option(_) | Type::Result { .. } => cases_flat_len(t),
+        _ => 1,
+    }
+}
+
+/// [`flat_len`] of a variant-like type: the discriminant and its widest case.
+fn cases_flat_len(t: &Type) -> usize {
+    cases(t).map_or(1, |(_, payloads)| {
+        1 + payloads.flatten().map(flat_len).max().unwrap_or(0)
+    })
 }
 
 fn join(a: Flat, b: Flat) -> Flat {
@@ -305,6 +365,46 @@ mod tests {
         assert_eq!(elem_size(&big), 2, "more than 256 cases need a u16 discriminant");
         assert_eq!(flags_size(9), 2);
         assert_eq!(flags_size(32), 4);
+    }
+
+    #[test]
+    fn a_large_variant_is_laid_out_as_walked_and_as_remembered() {
+        // Like wasi:http's error-code: many cases, payloads of every width.
+        let payloads = [
+            None,
+            Some(Type::U8),
+            Some(Type::Option(Arc::new(Type::String))),
+            Some(record(&[Type::Option(Arc::new(Type::U16)), Type::U64])),
+            Some(Type::Option(Arc::new(Type::U32))),
+        ];
+        let cases: Vec<Case> = (0..40)
+            .map(|i| Case {
+                name: format!("c{i}"),
+                ty: payloads[i % payloads.len()].clone(),
+            })
+            .collect();
+        let Type::Variant(cases) = Type::Variant(cases.into()) else {
+            unreachable!()
+        };
+        let t = Type::Result {
+            ok: Some(Arc::new(Type::Own(crate::values::ResourceType::host("r", None)))),
+            err: Some(Arc::new(Type::Variant(cases.clone()))),
+        };
+        let walked = cases_size_align(&Type::Variant(cases.clone()));
+        assert_eq!(walked, (24, 8), "u8 discriminant, 8-aligned 16-byte payload");
+        for round in 0..2 {
+            assert_eq!(size_align(&Type::Variant(cases.clone())), walked, "round {round}");
+            assert_eq!((elem_size(&t), alignment(&t)), (32, 8), "round {round}");
+            let mut flat = Vec::new();
+            flatten_type(&t, &mut flat);
+            assert_eq!(flat_len(&t), flat.len(), "round {round}");
+            assert_eq!(flat.len(), 5, "two discriminants, a payload of (i32, i32, i64)");
+        }
+        for t in [record(&[Type::String, Type::F64]), Type::Enum(vec!["a".into()].into())] {
+            let mut flat = Vec::new();
+            flatten_type(&t, &mut flat);
+            assert_eq!(flat_len(&t), flat.len());
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::handles::check_type;
 use super::layout::{
-    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type, flatten_variant, payload_offset,
+    alignment, discriminant_size, elem_size, field_offsets, flags_size, flat_len, flatten_type, payload_offset,
     variant_cases,
 };
 use super::strings::lift_string;
@@ -366,7 +366,7 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
         Type::Borrow(rt) => lift_borrow(cx, vi.next_i32()?, rt)?,
         _ => {
             let cases = variant_cases(t).expect("variant-like");
-            let slots = flatten_variant(&cases).len() - 1;
+            let slots = flat_len(t) - 1;
             let disc = vi.next_i32()?;
             let case = disc as usize;
             if case >= cases.len() {

@@ -4,7 +4,7 @@
 
 use super::handles::Handle;
 use super::layout::{
-    alignment, discriminant_size, elem_size, field_offsets, flags_size, flatten_type, flatten_variant, payload_offset,
+    alignment, discriminant_size, elem_size, field_offsets, flags_size, flat_len, flatten_type, payload_offset,
     variant_cases, Flat,
 };
 use super::lift::check_tuple_ptr;
@@ -344,7 +344,7 @@ pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u6
         _ => {
             let cases = variant_cases(t).ok_or_else(|| mismatch(t, v))?;
             let (case, payload) = match_case(t, v)?;
-            let slots = flatten_variant(&cases).len() - 1;
+            let slots = flat_len(t) - 1;
             out.push(case as u64);
             let start = out.len();
             if let (Some(pt), Some(pv)) = (cases[case], payload) {
