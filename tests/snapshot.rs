@@ -333,7 +333,8 @@ fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
     };
     // Each round writes secrets, resets, and must find nothing of them;
     // the later rounds see what the first reset tracked.
-    let rounds: [&dyn Fn(&mut Store<()>); 5] = [
+    type Round<'a> = &'a dyn Fn(&mut Store<()>);
+    let rounds: [Round; 5] = [
         // Inside image chunks (on a page the image shares with zeros, and
         // whole pages), in a zero page, and past the image's end.
         &|s| {

@@ -92,7 +92,9 @@ pub(crate) fn works_here() -> bool {
         return true;
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
     let old = (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (6, 7);
     // SAFETY: flags only; a descriptor made is closed at once.
     let refused = unsafe {
@@ -103,7 +105,10 @@ pub(crate) fn works_here() -> bool {
         fd < 0
     };
     let off = std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some();
-    assert!(off || old || refused, "this kernel ({release}) has userfaultfd, yet tracking failed");
+    assert!(
+        off || old || refused,
+        "this kernel ({release}) has userfaultfd, yet tracking failed"
+    );
     eprintln!("write tracking unavailable here: not checked");
     false
 }
@@ -134,7 +139,7 @@ mod kernel {
     const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_aa01; // _IOR(0xaa, 0x01, struct uffdio_range)
     const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xc018_aa06; // _IOWR(0xaa, 0x06, struct uffdio_writeprotect)
     const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00; // _IO(0xaa, 0x00), on /dev/userfaultfd
-    // linux/fs.h
+                                                       // linux/fs.h
     const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
     const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
 
@@ -418,7 +423,9 @@ mod tests {
         // what they knew. Written, it is reported.
         m.write(3, 1);
         assert!(m.written(&t).contains(&3), "a write to a dropped page is reported");
-        for protect in [Tracked::protect as fn(&Tracked) -> bool, |t| t.protect_written(t.start, t.end)] {
+        for protect in [Tracked::protect as fn(&Tracked) -> bool, |t| {
+            t.protect_written(t.start, t.end)
+        }] {
             assert!(protect(&t));
             assert_eq!(m.written(&t), Vec::<usize>::new(), "protected again");
             assert_eq!(m.read(2), 0);
