@@ -237,3 +237,147 @@ fn the_host_sees_a_recycled_memory_at_its_guests_size() {
         [Val::String("\0\0\0\0".into())]
     );
 }
+
+/// Bytes of the `big` guest's memory at instantiation (16 wasm pages).
+const BIG: u32 = 16 << 16;
+
+/// A guest with a memory image larger than a reset compares (> 256 KiB):
+/// two data segments that start and end off the host's pages, with zero
+/// pages between and after them. `dump(at, len)` returns the bytes
+/// (writing where they are, `SCRATCH`, first); `fill(at, len, byte)` is
+/// memory.fill.
+fn big() -> (Store<()>, wippy_wasm::Instance) {
+    let data = |from: u32, len: u32| -> String {
+        let bytes: String = (from..from + len)
+            .map(|i| format!("\\{:02x}", (i.wrapping_mul(31) + 7) % 251 + 1))
+            .collect();
+        format!("(data (i32.const {from}) \"{bytes}\")")
+    };
+    let wat = format!(
+        r#"(component
+      (core module $M
+        (memory (export "mem") {pages})
+        (global $g (mut i32) (i32.const 7))
+        {a} {b}
+        (func (export "poke") (param i32 i32) (i32.store (local.get 0) (local.get 1)) (global.set $g (local.get 1)))
+        (func (export "peek") (param i32) (result i32) (i32.add (i32.load (local.get 0)) (global.get $g)))
+        (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 2) (local.get 1)))
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+        (func (export "dump") (param i32 i32) (result i32)
+          (i32.store (i32.const {SCRATCH}) (local.get 0))
+          (i32.store (i32.const {scratch_len}) (local.get 1))
+          (i32.const {SCRATCH})))
+      (core instance $m (instantiate $M))
+      (func (export "poke") (param "at" u32) (param "x" u32) (canon lift (core func $m "poke")))
+      (func (export "peek") (param "at" u32) (result u32) (canon lift (core func $m "peek")))
+      (func (export "fill") (param "at" u32) (param "len" u32) (param "byte" u32) (canon lift (core func $m "fill")))
+      (func (export "grow") (param "n" u32) (result s32) (canon lift (core func $m "grow")))
+      (func (export "dump") (param "at" u32) (param "len" u32) (result (list u8))
+        (canon lift (core func $m "dump") (memory (core memory $m "mem")))))"#,
+        pages = BIG >> 16,
+        a = data(1000, 200_000),
+        b = data(300_000, 100_000),
+        scratch_len = SCRATCH + 4,
+    );
+    let engine = Engine::default();
+    let component = Component::new(&engine, wat.as_bytes()).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::default().instantiate(&mut store, &component).unwrap();
+    (store, instance)
+}
+
+/// Where `dump` puts its result's address and length (in a zero page).
+const SCRATCH: u32 = 250_000;
+
+/// All of the `big` guest's memory (and its global, through `peek`) as
+/// its guest and the host can see it.
+fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> (Vec<Val>, Vec<u8>) {
+    // `dump` writes its scratch words first: read them before.
+    let scratch = [SCRATCH, SCRATCH + 4]
+        .iter()
+        .flat_map(|&at| call(store, instance, "peek", &[Val::U32(at)]))
+        .collect();
+    let mut bytes = Vec::new();
+    for at in (0..BIG).step_by(1 << 16) {
+        match call(store, instance, "dump", &[Val::U32(at), Val::U32(1 << 16)]).remove(0) {
+            Val::Bytes(b) => bytes.extend(b),
+            Val::List(list) => bytes.extend(list.into_iter().map(|v| match v {
+                Val::U8(b) => b,
+                v => panic!("{v:?}"),
+            })),
+            v => panic!("a list of bytes: {v:?}"),
+        }
+    }
+    (scratch, bytes)
+}
+
+/// What the `big` guest gets reading past its memory (a trap: the
+/// instance cannot be entered again).
+fn past(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> String {
+    try_call(store, instance, "peek", &[Val::U32(BIG)]).unwrap_err()
+}
+
+#[test]
+fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
+    let (mut fresh, fresh_instance) = big();
+    let want = everything(&mut fresh, &fresh_instance);
+
+    let (mut store, instance) = big();
+    let snapshot = store.snapshot().unwrap();
+    assert!(snapshot.image_bytes() > 256 << 10, "{}", snapshot.image_bytes());
+    let fill = |store: &mut Store<()>, at: u32, len: u32, byte: u32| {
+        call(store, &instance, "fill", &[Val::U32(at), Val::U32(len), Val::U32(byte)]);
+    };
+    let poke = |store: &mut Store<()>, at: u32, x: u32| {
+        call(store, &instance, "poke", &[Val::U32(at), Val::U32(x)]);
+    };
+    // Each round writes secrets, resets, and must find nothing of them;
+    // the later rounds see what the first reset tracked.
+    type Round<'a> = &'a dyn Fn(&mut Store<()>);
+    let rounds: [Round; 5] = [
+        // Inside image chunks (on a page the image shares with zeros, and
+        // whole pages), in a zero page, and past the image's end.
+        &|s| {
+            poke(s, 1000, 0xdead_beef);
+            poke(s, 500, 0xdead_beef);
+            poke(s, 150_000, 0xdead_beef);
+            poke(s, 399_998, 0xdead_beef);
+            poke(s, 270_000, 0xdead_beef);
+            poke(s, BIG - 4, 0xdead_beef);
+        },
+        // Much at once: an image segment zeroed, the zero pages filled (more
+        // than a reset zeroes in place), and the memory grown and written.
+        &|s| {
+            fill(s, 1000, 200_000, 0);
+            fill(s, 400_000, BIG - 400_000, 0xab);
+            assert_eq!(call(s, &instance, "grow", &[Val::U32(2)]), [Val::S32(16)]);
+            fill(s, BIG, 2 << 16, 0xcd);
+            poke(s, 300_004, 1);
+        },
+        // Nothing.
+        &|_| {},
+        // The same pages again, after a reset protected them.
+        &|s| {
+            poke(s, 150_000, 0xfeed);
+            fill(s, 400_000, 8192, 0x11);
+        },
+        // A page of the image zeroed, then dropped by the host.
+        &|s| {
+            fill(s, 8192, 4096, 0);
+            s.release_zero_pages();
+        },
+    ];
+    for (i, round) in rounds.iter().enumerate() {
+        round(&mut store);
+        assert!(store.reset(&snapshot), "round {i}");
+        let got = everything(&mut store, &instance);
+        assert_eq!(got.0, want.0, "round {i}: the global and scratch words");
+        if let Some(at) = (0..want.1.len()).find(|&at| got.1[at] != want.1[at]) {
+            panic!("round {i}: byte {at} is {:#x}, fresh {:#x}", got.1[at], want.1[at]);
+        }
+        assert_eq!(got.1.len(), want.1.len());
+    }
+    let trap = past(&mut fresh, &fresh_instance);
+    assert!(trap.contains("out of bounds"), "{trap}");
+    assert_eq!(past(&mut store, &instance), trap, "as short as a fresh memory");
+}

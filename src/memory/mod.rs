@@ -20,6 +20,7 @@
 //! [`Memories`] of a store and a wasmi context.
 
 pub(crate) mod guard;
+pub(crate) mod written;
 
 use guard::Guard;
 
@@ -42,11 +43,25 @@ pub(crate) struct Memories {
 struct Owned {
     /// Dropped before the reservation (fields drop in order).
     guard: Option<Guard>,
+    /// Which pages were written since it held an image (dropped before the
+    /// reservation too: it is unregistered before reuse).
+    writes: Option<Writes>,
     reservation: Reservation,
     /// What the guest sees, in pages (`memory.size`).
     pages: u64,
     /// The most pages its type allows.
     max: u64,
+}
+
+/// The pages of a memory's visible bytes written since they last held an
+/// image ([`Memories::track_writes`]).
+struct Writes {
+    pages: written::Tracked,
+    /// The image, as its caller names it.
+    image: u64,
+    /// Whether every page not reported written still holds the image:
+    /// `false` once something may have changed one unseen.
+    current: bool,
 }
 
 /// Address space reserved for one memory, unmapped on drop (after wasmi's
@@ -353,9 +368,21 @@ mod residency {
     }
 
     const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610; // _IOWR('f', 16, struct pm_scan_arg)
+    /// Page categories (`PAGE_IS_*`).
+    pub(in crate::memory) const PAGE_IS_WRITTEN: u64 = 1 << 1;
     const PAGE_IS_PRESENT: u64 = 1 << 3;
     const PAGE_IS_SWAPPED: u64 = 1 << 4;
     const PAGE_IS_PFNZERO: u64 = 1 << 5;
+
+    /// What a `PAGEMAP_SCAN` asks for: the pages whose categories, with
+    /// `inverted` flipped, include all of `all` and (unless 0) one of
+    /// `any`; `flags` are the scan's (`PM_SCAN_*`).
+    pub(in crate::memory) struct Query {
+        pub flags: u64,
+        pub inverted: u64,
+        pub all: u64,
+        pub any: u64,
+    }
 
     /// `/proc/self/pagemap`, opened once; `None` where it cannot be.
     fn pagemap() -> Option<libc::c_int> {
@@ -369,28 +396,52 @@ mod residency {
     }
 
     fn pagemap_scan(first: usize, last: usize) -> Option<Vec<(usize, usize)>> {
+        let query = Query {
+            flags: 0,
+            // Pages mapped to the shared zero page read as zero.
+            inverted: PAGE_IS_PFNZERO,
+            all: PAGE_IS_PFNZERO,
+            any: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        };
+        pagemap_query(first, last, &query, true)
+    }
+
+    /// The pages in `[first, last)` (page-aligned) that `query` matches,
+    /// as merged address ranges in order; `None` if the kernel refuses.
+    /// Without `collect` the scan is made for its flags' effect alone
+    /// (`PM_SCAN_WP_MATCHING`) and no range is returned.
+    pub(in crate::memory) fn pagemap_query(
+        first: usize,
+        last: usize,
+        query: &Query,
+        collect: bool,
+    ) -> Option<Vec<(usize, usize)>> {
         let fd = pagemap()?;
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         let mut regions = [Region::default(); 32];
+        let (vec, vec_len) = match collect {
+            true => (regions.as_mut_ptr() as u64, regions.len() as u64),
+            false => (0, 0),
+        };
         let mut at = first as u64;
         while at < last as u64 {
             let mut arg = ScanArg {
                 size: std::mem::size_of::<ScanArg>() as u64,
-                flags: 0,
+                flags: query.flags,
                 start: at,
                 end: last as u64,
                 walk_end: 0,
-                vec: regions.as_mut_ptr() as u64,
-                vec_len: regions.len() as u64,
+                vec,
+                vec_len,
                 max_pages: 0,
-                // Pages mapped to the shared zero page read as zero.
-                category_inverted: PAGE_IS_PFNZERO,
-                category_mask: PAGE_IS_PFNZERO,
-                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                category_inverted: query.inverted,
+                category_mask: query.all,
+                category_anyof_mask: query.any,
+                return_mask: query.all | query.any,
             };
             // SAFETY: `arg` and `regions` are valid for the kernel to read
-            // and write; the scan only reads page tables.
+            // and write; the scan reads page tables, and changes them only
+            // as its flags ask (write-protecting pages of the caller's).
             let found = unsafe { libc::ioctl(fd, PAGEMAP_SCAN, &mut arg as *mut ScanArg) };
             if found < 0 {
                 return None;
@@ -502,6 +553,7 @@ impl Memories {
             pages: ty.minimum(),
             max: ty.maximum().unwrap_or(index_max).min(reserved),
             guard: None,
+            writes: None,
         });
     }
 
@@ -607,6 +659,82 @@ impl Memories {
         o.pages = now;
     }
 
+    /// The owned memory whose visible bytes are all of `data`, and their
+    /// page-aligned address range.
+    fn whole(&self, data: &[u8]) -> Option<(usize, usize, usize)> {
+        let i = self.find(data.as_ptr())?;
+        let (start, page) = (data.as_ptr() as usize, page_size());
+        let visible = (self.owned[i].pages * PAGE) as usize;
+        (data.len() == visible && data.len().is_multiple_of(page)).then_some((i, start, start + data.len()))
+    }
+
+    /// Notes from now on which pages of `data` are written: `data` is an
+    /// owned memory's visible bytes, all holding image `image` (a name the
+    /// caller gives it) now. Whether they are noted; if not, nothing is
+    /// known of them ([`Memories::written`] says `None`).
+    pub(crate) fn track_writes(&mut self, data: &[u8], image: u64) -> bool {
+        let Some((i, start, end)) = self.whole(data) else {
+            return false;
+        };
+        let o = &mut self.owned[i];
+        if let Some(w) = o.writes.as_mut().filter(|w| w.pages.covers(start, end)) {
+            w.image = image;
+            w.current = w.pages.protect();
+            return w.current;
+        }
+        // The old range is unregistered before the new one is registered.
+        o.writes = None;
+        o.writes = written::Tracked::new(start, end).map(|pages| Writes {
+            pages,
+            image,
+            current: true,
+        });
+        o.writes.is_some()
+    }
+
+    /// The pages of `data` (an owned memory's visible bytes) written since
+    /// they last held image `image`, as ranges of offsets in `data`, in
+    /// order: every other page still holds the image. `None` if that is
+    /// not known.
+    pub(crate) fn written(&mut self, data: &[u8], image: u64) -> Option<Vec<std::ops::Range<usize>>> {
+        let (i, start, end) = self.whole(data)?;
+        let w = self.owned[i].writes.as_mut()?;
+        if !w.current || w.image != image || !w.pages.covers(start, end) {
+            return None;
+        }
+        let Some(ranges) = w.pages.written() else {
+            w.current = false;
+            return None;
+        };
+        Some(ranges.into_iter().map(|(a, b)| a - start..b - start).collect())
+    }
+
+    /// `data` holds image `image` again, having been changed only in
+    /// `changed` (offsets; what [`Memories::written`] said): from now on
+    /// only new writes are reported.
+    pub(crate) fn rewritten(&mut self, data: &[u8], image: u64, changed: std::ops::Range<usize>) {
+        let Some((i, start, _)) = self.whole(data) else {
+            return;
+        };
+        let Some(w) = self.owned[i].writes.as_mut().filter(|w| w.image == image) else {
+            return;
+        };
+        // Pages left unprotected would only be reported again; forgetting
+        // is for a kernel that refuses, which then refuses every scan.
+        if !w.pages.protect_written(start + changed.start, start + changed.end) {
+            w.current = false;
+        }
+    }
+
+    /// Something other than a write may have changed pages of `data` (an
+    /// owned memory's bytes): dropped them, say. What was known of its
+    /// writes no longer holds.
+    pub(crate) fn forget_writes(&mut self, data: &[u8]) {
+        if let Some(w) = self.find(data.as_ptr()).and_then(|i| self.owned[i].writes.as_mut()) {
+            w.current = false;
+        }
+    }
+
     /// Brings owned memory `memory` (wasmi's real size `real` pages) back to
     /// `pages` visible pages: the pages past them are zeroed and guarded.
     /// `false` if it cannot be (not ours, touched where it must not be,
@@ -707,6 +835,43 @@ mod tests {
         assert!(all_zero(data));
         release(data);
         assert_eq!(Resident::of(data).bytes(), 0, "released");
+    }
+
+    #[test]
+    fn a_tracked_memory_reports_its_written_pages_until_told_they_hold_the_image_again() {
+        if !written::works_here() {
+            return;
+        }
+        let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
+        let mut memories = Memories::default();
+        let m = memory(&mut store, &mut memories, 1, 2);
+        let page = page_size();
+        let data = m.data_mut(&mut store);
+        data[5 * page] = 3;
+        assert!(memories.track_writes(data, 1));
+        assert_eq!(memories.written(data, 1), Some(vec![]), "nothing written yet");
+        assert_eq!(memories.written(data, 2), None, "another image: not known");
+        data[5 * page + 1] = 4;
+        data[9 * page] = 4;
+        data[10 * page] = 4;
+        let written = memories.written(data, 1).unwrap();
+        assert_eq!(written, [5 * page..6 * page, 9 * page..11 * page]);
+        // The caller puts the image back, and says so.
+        for r in &written {
+            data[r.clone()].fill(0);
+        }
+        data[5 * page] = 3;
+        memories.rewritten(data, 1, 5 * page..11 * page);
+        assert_eq!(memories.written(data, 1), Some(vec![]), "protected again");
+        data[10 * page] = 1;
+        let again = memories.written(data, 1).unwrap();
+        assert_eq!((again.len(), &again[0]), (1, &(10 * page..11 * page)), "written again");
+        // A part of the memory is not all of it; a drop is not seen.
+        assert_eq!(memories.written(&data[..page], 1), None);
+        memories.forget_writes(data);
+        assert_eq!(memories.written(data, 1), None, "forgotten");
+        assert!(memories.track_writes(data, 2), "the same range, tracked anew");
+        assert_eq!(memories.written(data, 2), Some(vec![]));
     }
 
     #[test]

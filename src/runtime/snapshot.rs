@@ -44,7 +44,15 @@ struct Image {
     chunks: Vec<(usize, Box<[u8]>)>,
     /// The chunks' bytes.
     bytes: usize,
+    /// This image's name, unique in the process (`Memories::track_writes`).
+    id: u64,
+    /// Whether the memory's writes are worth tracking: comparing a small
+    /// image costs less than asking the kernel what was written.
+    track: bool,
 }
+
+/// The next [`Image::id`].
+static IMAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Snapshot {
     /// Bytes of memory image kept (what a reset writes back).
@@ -102,12 +110,15 @@ impl<T> Store<T> {
                         .filter(|&(a, b)| data[a..b].iter().any(|x| *x != 0))
                         .map(|(a, b)| (a, Box::<[u8]>::from(&data[a..b])))
                         .collect();
+                    let bytes = kept.iter().map(|(_, c)| c.len()).sum();
                     let image = Image {
                         memory,
                         size: data.len(),
                         base: data.as_ptr() as usize,
-                        bytes: kept.iter().map(|(_, c)| c.len()).sum(),
+                        bytes,
                         chunks: kept,
+                        id: IMAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        track: bytes > crate::memory::IN_PLACE,
                     };
                     image.write_back(&mut self.inner);
                     snapshot.memories.push(image);
@@ -151,7 +162,9 @@ impl<T> Store<T> {
             })
             .collect();
         for memory in memories {
-            let (data, _) = visible_mut(memory, self.inner.as_context_mut());
+            let (data, store) = visible_mut(memory, self.inner.as_context_mut());
+            // Dropped pages are not seen as written: a reset must compare.
+            store.rt.memories.forget_writes(data);
             clear_runs(data, |_, chunk| chunk.iter().any(|x| *x != 0));
         }
     }
@@ -201,25 +214,43 @@ impl Image {
             && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE)
     }
 
-    /// Clears the memory and writes the image's chunks back.
+    /// Clears the memory and writes the image's chunks back; from then on
+    /// its writes are tracked if that is worth it.
     fn write_back<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
-        let (data, _) = visible_mut(self.memory, store.as_context_mut());
+        let (data, store) = visible_mut(self.memory, store.as_context_mut());
+        store.rt.memories.forget_writes(data);
         crate::memory::release(data);
         for (at, chunk) in &self.chunks {
             data[*at..*at + chunk.len()].copy_from_slice(chunk);
         }
+        if self.track {
+            store.rt.memories.track_writes(data, self.id);
+        }
     }
 
     /// Brings the memory back to the image at a cost that follows what
-    /// changed: image chunks are compared and copied only if they differ,
-    /// and what lies between them is cleared (`crate::memory::clear_range`,
-    /// knowing which pages are resident from one question to the kernel).
+    /// changed. Where the kernel says which pages were written since the
+    /// memory held the image, only those are written back
+    /// ([`Image::restore_written`]). Otherwise image chunks are compared and
+    /// copied only if they differ, and what lies between them is cleared
+    /// (`crate::memory::clear_range`, knowing which pages are resident from
+    /// one question to the kernel).
     fn restore<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
         use crate::memory::{clear_range, Resident, IN_PLACE};
-        let (data, _) = visible_mut(self.memory, store.as_context_mut());
+        let (data, rest) = visible_mut(self.memory, store.as_context_mut());
         if data.as_ptr() as usize != self.base || data.len() != self.size {
             return self.write_back(store);
         }
+        let memories = &mut rest.rt.memories;
+        if let Some(written) = memories.written(data, self.id) {
+            self.restore_written(data, &written);
+            if let (Some(first), Some(last)) = (written.first(), written.last()) {
+                memories.rewritten(data, self.id, first.start..last.end);
+            }
+            return;
+        }
+        // Pages are dropped below, unseen by the tracking.
+        memories.forget_writes(data);
         let resident = Resident::of(data);
         let in_place = resident.bytes().saturating_sub(self.bytes) <= IN_PLACE;
         // Image chunks are in order; clear what lies between them.
@@ -234,6 +265,38 @@ impl Image {
         }
         let len = data.len();
         clear_range(data, at..len, &resident, in_place);
+        if self.track {
+            memories.track_writes(data, self.id);
+        }
+    }
+
+    /// Writes the image back over `written` (page-aligned ranges of
+    /// offsets, in order), the only pages that changed: their image chunks
+    /// are copied and the rest is zeroed, in place when it is little (the
+    /// pages stay resident), else by dropping the pages.
+    fn restore_written(&self, data: &mut [u8], written: &[std::ops::Range<usize>]) {
+        use crate::memory::{clear_range, Resident, IN_PLACE};
+        // The image chunks in `range`, as indices (chunks are in order).
+        let chunks_in = |range: &std::ops::Range<usize>| {
+            let from = self.chunks.partition_point(|(at, _)| *at < range.start);
+            let to = self.chunks.partition_point(|(at, _)| *at < range.end);
+            from..to
+        };
+        let zeroed: usize = written
+            .iter()
+            .map(|r| r.len() - self.chunks[chunks_in(r)].iter().map(|(_, c)| c.len()).sum::<usize>())
+            .sum();
+        let in_place = zeroed <= IN_PLACE;
+        let unknown = Resident::unknown();
+        for range in written {
+            let mut at = range.start;
+            for (offset, saved) in &self.chunks[chunks_in(range)] {
+                clear_range(data, at..*offset, &unknown, in_place);
+                data[*offset..*offset + saved.len()].copy_from_slice(saved);
+                at = offset + saved.len();
+            }
+            clear_range(data, at..range.end, &unknown, in_place);
+        }
     }
 }
 
