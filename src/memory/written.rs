@@ -113,21 +113,13 @@ pub(crate) fn works_here() -> bool {
     false
 }
 
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-))]
+#[cfg(target_os = "linux")]
 mod kernel {
     use super::super::residency::{pagemap_query, Query, PAGE_IS_WRITTEN};
     use std::sync::OnceLock;
 
-    // linux/userfaultfd.h; ioctl numbers in the generic encoding of the
-    // architectures above.
+    // linux/userfaultfd.h; ioctl numbers in the generic encoding (the
+    // architectures `uffd` knows).
     const UFFD_API: u64 = 0xaa;
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
     const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
@@ -139,7 +131,8 @@ mod kernel {
     const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_aa01; // _IOR(0xaa, 0x01, struct uffdio_range)
     const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xc018_aa06; // _IOWR(0xaa, 0x06, struct uffdio_writeprotect)
     const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00; // _IO(0xaa, 0x00), on /dev/userfaultfd
-                                                       // linux/fs.h
+
+    // linux/fs.h
     const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
     const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
 
@@ -174,7 +167,14 @@ mod kernel {
     fn uffd() -> Option<libc::c_int> {
         static FD: OnceLock<Option<libc::c_int>> = OnceLock::new();
         *FD.get_or_init(|| {
-            if std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some() {
+            // The ioctl numbers above are those of these architectures.
+            let known = cfg!(any(
+                target_arch = "x86_64",
+                target_arch = "aarch64",
+                target_arch = "riscv64",
+                target_arch = "loongarch64"
+            ));
+            if !known || std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some() {
                 return None;
             }
             let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY;
@@ -280,15 +280,7 @@ mod kernel {
 }
 
 /// Elsewhere nothing is tracked.
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-)))]
+#[cfg(not(target_os = "linux"))]
 mod kernel {
     pub(super) fn register(_: usize, _: usize) -> bool {
         false
