@@ -1,6 +1,7 @@
 //! `Linker::instantiate_pre`: a component's imports resolved once, then
 //! instantiated in any number of stores (on any thread), each instance its
-//! own; a missing import is reported before any store exists; the linker
+//! own; a missing import is reported before any store exists, also one
+//! after aliases of the imported instances (as tools emit them); the linker
 //! changing afterwards does not reach it; an import that follows a
 //! per-instance item is still resolved, at instantiation.
 
@@ -117,4 +118,27 @@ fn an_import_after_a_per_instance_item_is_resolved_at_instantiation() {
     let pre = Linker::<()>::default().instantiate_pre(&component).unwrap();
     let err = pre.instantiate(&mut Store::new(&engine, ())).err().unwrap();
     assert!(format!("{err:#}").contains("import `next`"), "{err:#}");
+}
+
+#[test]
+fn a_real_components_imports_are_all_resolved_ahead() {
+    // wit-component aliases each imported interface's resource types before
+    // the next import: the C proxy imports wasi:io/error, then (after an
+    // alias) wasi:io/streams, then (after two) wasi:http/types. With only
+    // wasi:io defined, the pre itself must fail, on the last of them.
+    let engine = Engine::default();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c_http/proxy.wasm");
+    let component = Component::new(&engine, &std::fs::read(path).unwrap()).unwrap();
+    let mut linker = Linker::<wippy_wasm::wasi::WasiCtx>::default();
+    wippy_wasm::wasi::io::add_to_linker(&mut linker);
+    let err = linker
+        .instantiate_pre(&component)
+        .err()
+        .expect("wasi:http/types is missing");
+    assert!(format!("{err:#}").contains("wasi:http/types"), "{err:#}");
+    wippy_wasm::wasi::add_to_linker(&mut linker).unwrap();
+    let pre = linker.instantiate_pre(&component).unwrap();
+    let mut store = Store::new(&engine, wippy_wasm::wasi::WasiCtx::new());
+    let instance = pre.instantiate(&mut store).unwrap();
+    assert!(instance.get_func(&store, "wasi:http/incoming-handler#handle").is_some());
 }

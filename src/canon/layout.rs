@@ -3,7 +3,7 @@
 
 use crate::values::{Case, FuncType, Type};
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 pub const MAX_FLAT_PARAMS: usize = 16;
 pub const MAX_FLAT_RESULTS: usize = 1;
@@ -124,14 +124,18 @@ struct Remembered {
 /// The layout of a large variant, remembered per thread: wasi:http's
 /// `error-code` (39 cases, most with payloads) is laid out again in every
 /// call that passes or returns a `result` of it. Keyed by the cases'
-/// allocation, which the memo holds, so its address cannot be reused while
-/// kept.
+/// allocation: the memo holds it weakly, so the address cannot be reused
+/// while kept, and what the cases hold (host resource types) is not kept
+/// alive. A host function's type is built once per `InstancePre`, so the
+/// few kept serve every instance.
 fn remembered(cases: &Arc<[Case]>) -> Remembered {
-    thread_local! {
-        static MEMO: RefCell<Vec<(Arc<[Case]>, Remembered)>> = const { RefCell::new(Vec::new()) };
-    }
     const KEPT: usize = 32;
-    let found = MEMO.with_borrow(|memo| memo.iter().find(|(c, _)| Arc::ptr_eq(c, cases)).map(|(_, r)| *r));
+    thread_local! {
+        /// Kept entries, and where the next one goes (oldest first out).
+        static MEMO: RefCell<(Vec<(Weak<[Case]>, Remembered)>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    }
+    let key = Arc::downgrade(cases);
+    let found = MEMO.with_borrow(|(memo, _)| memo.iter().find(|(c, _)| c.ptr_eq(&key)).map(|(_, r)| *r));
     if let Some(r) = found {
         return r;
     }
@@ -140,11 +144,13 @@ fn remembered(cases: &Arc<[Case]>) -> Remembered {
         size_align: cases_size_align(&t),
         flat_len: cases_flat_len(&t),
     };
-    MEMO.with_borrow_mut(|memo| {
-        if memo.len() == KEPT {
-            memo.remove(0);
+    MEMO.with_borrow_mut(|(memo, next)| {
+        if memo.len() < KEPT {
+            memo.push((key, r));
+        } else {
+            memo[*next] = (key, r);
+            *next = (*next + 1) % KEPT;
         }
-        memo.push((cases.clone(), r));
     });
     r
 }
@@ -241,8 +247,8 @@ pub fn flat_len(t: &Type) -> usize {
     match t {
         Type::String | Type::List(_) | Type::Map(..) => 2,
         Type::FixedList(e, n) => flat_len(e).saturating_mul(*n as usize),
-        Type::Record(fields) => fields.iter().map(|f| flat_len(&f.ty)).sum(),
-        Type::Tuple(ts) => ts.iter().map(flat_len).sum(),
+        Type::Record(fields) => fields.iter().map(|f| flat_len(&f.ty)).fold(0, usize::saturating_add),
+        Type::Tuple(ts) => ts.iter().map(flat_len).fold(0, usize::saturating_add),
         Type::Flags(_) => 1,
         Type::Variant(cases) if cases.len() >= REMEMBERED_CASES => remembered(cases).flat_len,
         Type::Variant(_) | Type::Enum(_) | Type::Option(_) | Type::Result { .. } => cases_flat_len(t),
@@ -253,7 +259,7 @@ pub fn flat_len(t: &Type) -> usize {
 /// [`flat_len`] of a variant-like type: the discriminant and its widest case.
 fn cases_flat_len(t: &Type) -> usize {
     cases(t).map_or(1, |(_, payloads)| {
-        1 + payloads.flatten().map(flat_len).max().unwrap_or(0)
+        payloads.flatten().map(flat_len).max().unwrap_or(0).saturating_add(1)
     })
 }
 
@@ -383,9 +389,16 @@ mod tests {
                 ty: payloads[i % payloads.len()].clone(),
             })
             .collect();
-        let Type::Variant(cases) = Type::Variant(cases.into()) else {
-            unreachable!()
-        };
+        let cases: Arc<[Case]> = cases.into();
+        // As many cases, all without payloads: only the allocation tells
+        // the two apart.
+        let bare: Arc<[Case]> = cases
+            .iter()
+            .map(|c| Case {
+                name: c.name.clone(),
+                ty: None,
+            })
+            .collect();
         let t = Type::Result {
             ok: Some(Arc::new(Type::Own(crate::values::ResourceType::host("r", None)))),
             err: Some(Arc::new(Type::Variant(cases.clone()))),
@@ -394,6 +407,8 @@ mod tests {
         assert_eq!(walked, (24, 8), "u8 discriminant, 8-aligned 16-byte payload");
         for round in 0..2 {
             assert_eq!(size_align(&Type::Variant(cases.clone())), walked, "round {round}");
+            assert_eq!(size_align(&Type::Variant(bare.clone())), (1, 1), "round {round}");
+            assert_eq!(flat_len(&Type::Variant(bare.clone())), 1, "round {round}");
             assert_eq!((elem_size(&t), alignment(&t)), (32, 8), "round {round}");
             let mut flat = Vec::new();
             flatten_type(&t, &mut flat);

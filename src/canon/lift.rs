@@ -366,7 +366,7 @@ pub fn lift_flat<T>(cx: &mut Cx<'_, '_, T>, vi: &mut FlatIter<'_>, t: &Type) -> 
         Type::Borrow(rt) => lift_borrow(cx, vi.next_i32()?, rt)?,
         _ => {
             let cases = variant_cases(t).expect("variant-like");
-            let slots = flat_len(t) - 1;
+            let slots = flat_len(t).saturating_sub(1);
             let disc = vi.next_i32()?;
             let case = disc as usize;
             if case >= cases.len() {

@@ -344,7 +344,7 @@ pub fn lower_flat<T>(cx: &mut Cx<'_, '_, T>, v: &Val, t: &Type, out: &mut Vec<u6
         _ => {
             let cases = variant_cases(t).ok_or_else(|| mismatch(t, v))?;
             let (case, payload) = match_case(t, v)?;
-            let slots = flat_len(t) - 1;
+            let slots = flat_len(t).saturating_sub(1);
             out.push(case as u64);
             let start = out.len();
             if let (Some(pt), Some(pv)) = (cases[case], payload) {

@@ -95,11 +95,12 @@ fn at<'v, V>(v: &'v [V], i: u32, what: &str) -> Result<&'v V> {
         .ok_or_else(|| anyhow!("{what} index {i} out of bounds"))
 }
 
-/// Resolves the imports at the head of a root component's items (tools
-/// put every import there) against `host`, for [`instantiate_root`]. An
-/// import after an item made per instance (a guest's resource type, an
-/// instance, an alias) may name what that item binds, so it is resolved
-/// at instantiation instead.
+/// Resolves the imports at the head of a root component's items against
+/// `host`, for [`instantiate_root`]: tools put the imports first, with
+/// aliases of the imported instances' types between them. An import after
+/// an item made per instance (a guest's resource type, a core instance, a
+/// nested component's instance) may name what that item binds, so it is
+/// resolved at instantiation instead.
 ///
 /// # Errors
 /// As instantiation would give for the first import the host cannot
@@ -114,8 +115,29 @@ pub(crate) fn resolve_imports<T: 'static>(def: &ComponentDef, host: &dyn HostImp
                 push_item(&mut s, &def.types, ty.kind(), e.clone(), *type_index)?;
                 imports.push(e);
             }
+            // While every instance is an import (the host's), an alias of
+            // one of its exports is the same in every instantiation: tools
+            // alias each interface's resource types before the next import.
+            Item::Alias {
+                kind,
+                instance,
+                name,
+                type_index,
+            } => {
+                let inst = at(&s.instances, *instance, "instance")?.clone();
+                let e = inst
+                    .get(name)
+                    .ok_or_else(|| anyhow!("instance has no export `{name}`"))?
+                    .clone();
+                push_item(&mut s, &def.types, *kind, e, *type_index)?;
+            }
             // Definitions made the same way for every instance.
-            Item::Module(_) | Item::Component(_) => {}
+            Item::Module(_)
+            | Item::Component(_)
+            | Item::OuterAlias {
+                kind: ComponentOuterAliasKind::Type | ComponentOuterAliasKind::CoreType,
+                ..
+            } => {}
             _ => break,
         }
     }

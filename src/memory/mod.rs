@@ -384,15 +384,42 @@ mod residency {
         pub any: u64,
     }
 
-    /// `/proc/self/pagemap`, opened once; `None` where it cannot be.
+    /// `/proc/self/pagemap`, opened once; `None` where it cannot be, or
+    /// in a forked child (it would read its parent's page tables).
     fn pagemap() -> Option<libc::c_int> {
         static FD: std::sync::OnceLock<Option<libc::c_int>> = std::sync::OnceLock::new();
-        *FD.get_or_init(|| {
+        let fd = *FD.get_or_init(|| {
+            watch_forks();
             // SAFETY: a constant, NUL-terminated path; the descriptor is
             // kept for the life of the process.
             let fd = unsafe { libc::open(c"/proc/self/pagemap".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
             (fd >= 0).then_some(fd)
-        })
+        });
+        fd.filter(|_| !forked())
+    }
+
+    /// Set in a child of `fork`: descriptors opened before it (the pagemap
+    /// here, the userfaultfd of `super::written`) still act on the
+    /// parent's address space, so the child must not use them.
+    static FORKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Whether this process is a fork of the one that opened them.
+    pub(crate) fn forked() -> bool {
+        FORKED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes [`forked`] true in every child forked from now on; call it
+    /// before opening a descriptor that [`forked`] guards.
+    pub(crate) fn watch_forks() {
+        extern "C" fn in_child() {
+            FORKED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: registers a handler that only stores to an atomic, which
+        // is async-signal-safe as a child of fork requires.
+        ONCE.call_once(|| unsafe {
+            libc::pthread_atfork(None, None, Some(in_child));
+        });
     }
 
     fn pagemap_scan(first: usize, last: usize) -> Option<Vec<(usize, usize)>> {
@@ -712,7 +739,7 @@ impl Memories {
     /// `data` holds image `image` again, having been changed only in
     /// `changed` (offsets; what [`Memories::written`] said): from now on
     /// only new writes are reported.
-    pub(crate) fn rewritten(&mut self, data: &[u8], image: u64, changed: std::ops::Range<usize>) {
+    pub(crate) fn restored(&mut self, data: &[u8], image: u64, changed: std::ops::Range<usize>) {
         let Some((i, start, _)) = self.whole(data) else {
             return;
         };
@@ -861,7 +888,7 @@ mod tests {
             data[r.clone()].fill(0);
         }
         data[5 * page] = 3;
-        memories.rewritten(data, 1, 5 * page..11 * page);
+        memories.restored(data, 1, 5 * page..11 * page);
         assert_eq!(memories.written(data, 1), Some(vec![]), "protected again");
         data[10 * page] = 1;
         let again = memories.written(data, 1).unwrap();

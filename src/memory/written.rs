@@ -19,6 +19,15 @@
 //! of this is missing (another kernel, another platform, or
 //! `WIPPY_NO_WRITE_TRACKING=1`) nothing is tracked, and callers compare.
 
+/// Architectures whose ioctl numbers (the generic encoding) `kernel` uses.
+#[cfg(target_os = "linux")]
+const KNOWN_ARCH: bool = cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+));
+
 /// A page-aligned range registered for write tracking; unregistered on
 /// drop (before its reservation is reused or unmapped).
 pub(crate) struct Tracked {
@@ -106,7 +115,7 @@ pub(crate) fn works_here() -> bool {
     };
     let off = std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some();
     assert!(
-        off || old || refused,
+        off || old || refused || !KNOWN_ARCH,
         "this kernel ({release}) has userfaultfd, yet tracking failed"
     );
     eprintln!("write tracking unavailable here: not checked");
@@ -118,8 +127,8 @@ mod kernel {
     use super::super::residency::{pagemap_query, Query, PAGE_IS_WRITTEN};
     use std::sync::OnceLock;
 
-    // linux/userfaultfd.h; ioctl numbers in the generic encoding (the
-    // architectures `uffd` knows).
+    // linux/userfaultfd.h; ioctl numbers in the generic encoding
+    // (`KNOWN_ARCH`).
     const UFFD_API: u64 = 0xaa;
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
     const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
@@ -163,18 +172,13 @@ mod kernel {
     }
 
     /// The process's userfaultfd, with asynchronous write protection; made
-    /// once, `None` where it cannot be (or is not wanted).
+    /// once, `None` where it cannot be (or is not wanted), and in a forked
+    /// child (the descriptor acts on the address space that made it).
     fn uffd() -> Option<libc::c_int> {
         static FD: OnceLock<Option<libc::c_int>> = OnceLock::new();
-        *FD.get_or_init(|| {
-            // The ioctl numbers above are those of these architectures.
-            let known = cfg!(any(
-                target_arch = "x86_64",
-                target_arch = "aarch64",
-                target_arch = "riscv64",
-                target_arch = "loongarch64"
-            ));
-            if !known || std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some() {
+        let fd = *FD.get_or_init(|| {
+            super::super::residency::watch_forks();
+            if !super::KNOWN_ARCH || std::env::var_os("WIPPY_NO_WRITE_TRACKING").is_some() {
                 return None;
             }
             let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY;
@@ -208,7 +212,8 @@ mod kernel {
                 return None;
             }
             Some(fd)
-        })
+        });
+        fd.filter(|_| !super::super::residency::forked())
     }
 
     fn range(start: usize, end: usize) -> UffdioRange {
@@ -357,6 +362,30 @@ mod tests {
             // SAFETY: ours, and nothing refers to it any more.
             unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
         }
+    }
+
+    #[test]
+    fn a_forked_child_asks_its_parents_descriptors_nothing() {
+        if !works_here() {
+            return;
+        }
+        let m = Mapping::new(4);
+        let tracked = Tracked::new(m.base, m.base + m.len).expect("works here");
+        // SAFETY: the child only reads atomics and the initialised
+        // descriptors' cells, makes no allocation, and leaves by `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = super::super::residency::forked() && tracked.written().is_none() && !tracked.protect();
+            // SAFETY: ends the child without running the parent's handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        assert!(pid > 0, "fork failed");
+        let mut status = 0;
+        // SAFETY: waits for the child made above.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{status:#x}");
+        assert!(!super::super::residency::forked());
+        assert!(tracked.written().is_some(), "the parent still tracks");
     }
 
     #[test]

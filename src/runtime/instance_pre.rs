@@ -14,11 +14,11 @@ use std::sync::Arc;
 /// A component ready to instantiate in any store, made by
 /// [`Linker::instantiate_pre`]. Cloning is cheap.
 pub struct InstancePre<T> {
-    pub(crate) component: Component,
+    pub(super) component: Component,
     /// For imports that could not be resolved ahead (they follow an item
     /// made per instance).
-    pub(crate) linker: Linker<T>,
-    pub(crate) resolved: Arc<Resolved<T>>,
+    pub(super) linker: Linker<T>,
+    pub(super) resolved: Arc<Resolved<T>>,
 }
 
 impl<T> Clone for InstancePre<T> {

@@ -245,7 +245,7 @@ impl Image {
         if let Some(written) = memories.written(data, self.id) {
             self.restore_written(data, &written);
             if let (Some(first), Some(last)) = (written.first(), written.last()) {
-                memories.rewritten(data, self.id, first.start..last.end);
+                memories.restored(data, self.id, first.start..last.end);
             }
             return;
         }
@@ -317,5 +317,47 @@ fn clear_runs(data: &mut [u8], mut keep: impl FnMut(usize, &mut [u8]) -> bool) {
     }
     if let Some((s, e)) = run {
         crate::memory::release(&mut data[s..e]);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::{Component, Engine, Linker};
+
+    /// Whether the kernel tracks the writes of the snapshot's memory.
+    fn tracked(store: &mut Store<()>, snapshot: &Snapshot) -> bool {
+        let image = &snapshot.memories[0];
+        let (data, rest) = visible_mut(image.memory, store.inner.as_context_mut());
+        rest.rt.memories.written(data, image.id).is_some()
+    }
+
+    #[test]
+    fn a_large_image_is_tracked_from_its_snapshot_and_forgotten_when_pages_are_dropped() {
+        if !crate::memory::written::works_here() {
+            return;
+        }
+        let wat = format!(
+            r#"(component
+              (core module $M (memory (export "mem") 16) (data (i32.const 1000) "{}"))
+              (core instance $m (instantiate $M)))"#,
+            "\\01".repeat(300_000)
+        );
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat.as_bytes()).unwrap();
+        let mut store = Store::new(&engine, ());
+        Linker::default().instantiate(&mut store, &component).unwrap();
+        let snapshot = store.snapshot().unwrap();
+        assert!(snapshot.image_bytes() > crate::memory::IN_PLACE);
+        assert!(tracked(&mut store, &snapshot), "tracked from the snapshot on");
+        assert!(store.reset(&snapshot));
+        assert!(tracked(&mut store, &snapshot), "still tracked after a reset");
+        store.release_zero_pages();
+        assert!(!tracked(&mut store, &snapshot), "forgotten once pages are dropped");
+        assert!(store.reset(&snapshot));
+        assert!(
+            tracked(&mut store, &snapshot),
+            "tracked again after a reset that compared"
+        );
     }
 }
