@@ -64,6 +64,8 @@ pub(super) struct Warm {
 #[derive(Default)]
 pub(super) struct Compiled {
     components: HashMap<[u8; 32], Component>,
+    /// The components' imports resolved against the registry's linker.
+    pres: HashMap<[u8; 32], InstancePre<CallCtx>>,
     cores: HashMap<[u8; 32], CoreModule>,
 }
 
@@ -150,11 +152,17 @@ impl Inner {
             None => None,
         };
         let code = match core_module {
-            None => Code::Component(
-                self.linker
-                    .instantiate_pre(&component)
-                    .map_err(|e| Self::fail(entry, "imports", format!("{e:#}")))?,
-            ),
+            None => Code::Component(match compiled.pres.get(&digest) {
+                Some(pre) => pre.clone(),
+                None => {
+                    let pre = self
+                        .linker
+                        .instantiate_pre(&component)
+                        .map_err(|e| Self::fail(entry, "imports", format!("{e:#}")))?;
+                    compiled.pres.insert(digest, pre.clone());
+                    pre
+                }
+            }),
             Some(module) => {
                 let Some(ty) = ty.clone() else {
                     return Err(Self::fail(
