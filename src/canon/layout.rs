@@ -130,12 +130,16 @@ struct Remembered {
 /// few kept serve every instance.
 fn remembered(cases: &Arc<[Case]>) -> Remembered {
     const KEPT: usize = 32;
+    /// Kept entries, and where the next one goes (oldest first out).
+    struct Memo {
+        kept: Vec<(Weak<[Case]>, Remembered)>,
+        next: usize,
+    }
     thread_local! {
-        /// Kept entries, and where the next one goes (oldest first out).
-        static MEMO: RefCell<(Vec<(Weak<[Case]>, Remembered)>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+        static MEMO: RefCell<Memo> = const { RefCell::new(Memo { kept: Vec::new(), next: 0 }) };
     }
     let key = Arc::downgrade(cases);
-    let found = MEMO.with_borrow(|(memo, _)| memo.iter().find(|(c, _)| c.ptr_eq(&key)).map(|(_, r)| *r));
+    let found = MEMO.with_borrow(|memo| memo.kept.iter().find(|(c, _)| c.ptr_eq(&key)).map(|(_, r)| *r));
     if let Some(r) = found {
         return r;
     }
@@ -144,12 +148,13 @@ fn remembered(cases: &Arc<[Case]>) -> Remembered {
         size_align: cases_size_align(&t),
         flat_len: cases_flat_len(&t),
     };
-    MEMO.with_borrow_mut(|(memo, next)| {
-        if memo.len() < KEPT {
-            memo.push((key, r));
+    MEMO.with_borrow_mut(|memo| {
+        if memo.kept.len() < KEPT {
+            memo.kept.push((key, r));
         } else {
-            memo[*next] = (key, r);
-            *next = (*next + 1) % KEPT;
+            let next = memo.next;
+            memo.kept[next] = (key, r);
+            memo.next = (next + 1) % KEPT;
         }
     });
     r

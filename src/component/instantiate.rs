@@ -118,19 +118,7 @@ pub(crate) fn resolve_imports<T: 'static>(def: &ComponentDef, host: &dyn HostImp
             // While every instance is an import (the host's), an alias of
             // one of its exports is the same in every instantiation: tools
             // alias each interface's resource types before the next import.
-            Item::Alias {
-                kind,
-                instance,
-                name,
-                type_index,
-            } => {
-                let inst = at(&s.instances, *instance, "instance")?.clone();
-                let e = inst
-                    .get(name)
-                    .ok_or_else(|| anyhow!("instance has no export `{name}`"))?
-                    .clone();
-                push_item(&mut s, &def.types, *kind, e, *type_index)?;
-            }
+            Item::Alias { .. } => alias(&mut s, &def.types, item)?,
             // Definitions made the same way for every instance.
             Item::Module(_)
             | Item::Component(_)
@@ -319,19 +307,7 @@ fn step<T: 'static>(
                 (k, _) => bail!("core export `{name}` is not a {k:?}"),
             }
         }
-        Item::Alias {
-            kind,
-            instance,
-            name,
-            type_index,
-        } => {
-            let inst = at(&s.instances, *instance, "instance")?.clone();
-            let e = inst
-                .get(name)
-                .ok_or_else(|| anyhow!("instance has no export `{name}`"))?
-                .clone();
-            push_item(s, types, *kind, e, *type_index)?;
-        }
+        Item::Alias { .. } => alias(s, types, item)?,
         Item::OuterAlias { kind, count, index } => match kind {
             ComponentOuterAliasKind::CoreModule => {
                 let m = if *count == 0 {
@@ -551,6 +527,25 @@ fn adapter<T: 'static>(
     .map_err(from_wasmi)?;
     inst.get_func(&*store, "adapter")
         .ok_or_else(|| anyhow!("internal: adapter export missing"))
+}
+
+/// `Item::Alias`: adds an export of an instance in scope to its index space.
+fn alias<T>(s: &mut Scope<T>, types: &Types, item: &Item) -> Result<()> {
+    let Item::Alias {
+        kind,
+        instance,
+        name,
+        type_index,
+    } = item
+    else {
+        bail!("internal: not an alias");
+    };
+    let inst = at(&s.instances, *instance, "instance")?.clone();
+    let e = inst
+        .get(name)
+        .ok_or_else(|| anyhow!("instance has no export `{name}`"))?
+        .clone();
+    push_item(s, types, *kind, e, *type_index)
 }
 
 fn outer_scope(comp: &ComponentValue, count: u32) -> Result<&Outer> {
