@@ -138,8 +138,13 @@ fn remembered(cases: &Arc<[Case]>) -> Remembered {
     thread_local! {
         static MEMO: RefCell<Memo> = const { RefCell::new(Memo { kept: Vec::new(), next: 0 }) };
     }
-    let key = Arc::downgrade(cases);
-    let found = MEMO.with_borrow(|memo| memo.kept.iter().find(|(c, _)| c.ptr_eq(&key)).map(|(_, r)| *r));
+    let at = Arc::as_ptr(cases).cast::<()>();
+    let found = MEMO.with_borrow(|memo| {
+        memo.kept
+            .iter()
+            .find(|(c, _)| c.as_ptr().cast::<()>() == at)
+            .map(|(_, r)| *r)
+    });
     if let Some(r) = found {
         return r;
     }
@@ -148,6 +153,7 @@ fn remembered(cases: &Arc<[Case]>) -> Remembered {
         size_align: cases_size_align(&t),
         flat_len: cases_flat_len(&t),
     };
+    let key = Arc::downgrade(cases);
     MEMO.with_borrow_mut(|memo| {
         if memo.kept.len() < KEPT {
             memo.kept.push((key, r));

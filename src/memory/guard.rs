@@ -186,20 +186,13 @@ fn protect(start: usize, end: usize, open: bool) -> bool {
 /// Whether this kernel has guard markers: tried on a page of its own.
 #[cfg(target_os = "linux")]
 fn markers_work() -> bool {
-    // SAFETY: a new anonymous page, unmapped before returning.
+    let page = super::page_size();
+    let Some(at) = super::scratch_mapping(page) else {
+        return false;
+    };
+    let at = at as *mut libc::c_void;
+    // SAFETY: a page of our own, unmapped before returning.
     unsafe {
-        let page = super::page_size();
-        let at = libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if at == libc::MAP_FAILED {
-            return false;
-        }
         let works = libc::madvise(at, page, MADV_GUARD_INSTALL) == 0 && libc::madvise(at, page, MADV_GUARD_REMOVE) == 0;
         libc::munmap(at, page);
         works

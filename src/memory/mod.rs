@@ -541,6 +541,25 @@ fn all_zero(bytes: &[u8]) -> bool {
     head.iter().all(|b| *b == 0) && words.iter().fold(0, |acc, w| acc | w) == 0 && tail.iter().all(|b| *b == 0)
 }
 
+/// A new private anonymous mapping of `len` bytes, readable and writable,
+/// to try what the kernel can do on (the caller unmaps it); `None` if
+/// refused.
+#[cfg(target_os = "linux")]
+pub(crate) fn scratch_mapping(len: usize) -> Option<usize> {
+    // SAFETY: a new mapping, over no memory anyone uses.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (at != libc::MAP_FAILED).then_some(at as usize)
+}
+
 /// The host's page size (asked once: resets ask it often).
 pub(crate) fn page_size() -> usize {
     #[cfg(target_os = "linux")]

@@ -83,17 +83,7 @@ impl Drop for Tracked {
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) fn works_here() -> bool {
     let page = super::page_size();
-    // SAFETY: a new anonymous page, unmapped below.
-    let at = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    } as usize;
+    let at = super::scratch_mapping(page).expect("a page to try on");
     let works = Tracked::new(at, at + page).is_some();
     // SAFETY: ours; the tracking is dropped.
     unsafe { libc::munmap(at as *mut libc::c_void, page) };
@@ -262,7 +252,7 @@ mod kernel {
     }
 
     /// Fails (rather than reporting nothing) where a page's range is not
-    /// tracked asynchronously, e.g. in a child after `fork`.
+    /// tracked asynchronously.
     const WRITTEN: Query = Query {
         flags: PM_SCAN_CHECK_WPASYNC,
         inverted: 0,
@@ -315,22 +305,8 @@ mod tests {
     impl Mapping {
         fn new(pages: usize) -> Mapping {
             let len = pages * super::super::page_size();
-            // SAFETY: a new anonymous private mapping, unmapped on drop.
-            let base = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(base, libc::MAP_FAILED);
-            Mapping {
-                base: base as usize,
-                len,
-            }
+            let base = super::super::scratch_mapping(len).expect("a mapping");
+            Mapping { base, len }
         }
 
         fn write(&self, page: usize, value: u8) {

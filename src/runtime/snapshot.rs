@@ -236,7 +236,7 @@ impl Image {
     /// (`crate::memory::clear_range`, knowing which pages are resident from
     /// one question to the kernel).
     fn restore<T>(&self, store: &mut wasmi::Store<StoreData<T>>) {
-        use crate::memory::{clear_range, Resident, IN_PLACE};
+        use crate::memory::{Resident, IN_PLACE};
         let (data, rest) = visible_mut(self.memory, store.as_context_mut());
         if data.as_ptr() as usize != self.base || data.len() != self.size {
             return self.write_back(store);
@@ -253,18 +253,7 @@ impl Image {
         memories.forget_writes(data);
         let resident = Resident::of(data);
         let in_place = resident.bytes().saturating_sub(self.bytes) <= IN_PLACE;
-        // Image chunks are in order; clear what lies between them.
-        let mut at = 0;
-        for (offset, saved) in &self.chunks {
-            clear_range(data, at..*offset, &resident, in_place);
-            let chunk = &mut data[*offset..*offset + saved.len()];
-            if chunk != &saved[..] {
-                chunk.copy_from_slice(saved);
-            }
-            at = offset + saved.len();
-        }
-        let len = data.len();
-        clear_range(data, at..len, &resident, in_place);
+        Self::put_back(data, 0..self.size, &self.chunks, &resident, in_place);
         if self.track {
             memories.track_writes(data, self.id);
         }
@@ -275,7 +264,7 @@ impl Image {
     /// are copied and the rest is zeroed, in place when it is little (the
     /// pages stay resident), else by dropping the pages.
     fn restore_written(&self, data: &mut [u8], written: &[std::ops::Range<usize>]) {
-        use crate::memory::{clear_range, Resident, IN_PLACE};
+        use crate::memory::{Resident, IN_PLACE};
         // The image chunks in `range`, as indices (chunks are in order).
         let chunks_in = |range: &std::ops::Range<usize>| {
             let from = self.chunks.partition_point(|(at, _)| *at < range.start);
@@ -289,14 +278,31 @@ impl Image {
         let in_place = zeroed <= IN_PLACE;
         let unknown = Resident::unknown();
         for range in written {
-            let mut at = range.start;
-            for (offset, saved) in &self.chunks[chunks_in(range)] {
-                clear_range(data, at..*offset, &unknown, in_place);
-                data[*offset..*offset + saved.len()].copy_from_slice(saved);
-                at = offset + saved.len();
-            }
-            clear_range(data, at..range.end, &unknown, in_place);
+            Self::put_back(data, range.clone(), &self.chunks[chunks_in(range)], &unknown, in_place);
         }
+    }
+
+    /// Writes the image back over `data[range]`: `chunks` (the image's
+    /// chunks there, in order) copied where they differ, what lies between
+    /// them cleared (`crate::memory::clear_range`).
+    fn put_back(
+        data: &mut [u8],
+        range: std::ops::Range<usize>,
+        chunks: &[(usize, Box<[u8]>)],
+        resident: &crate::memory::Resident,
+        in_place: bool,
+    ) {
+        use crate::memory::clear_range;
+        let mut at = range.start;
+        for (offset, saved) in chunks {
+            clear_range(data, at..*offset, resident, in_place);
+            let chunk = &mut data[*offset..*offset + saved.len()];
+            if chunk != &saved[..] {
+                chunk.copy_from_slice(saved);
+            }
+            at = offset + saved.len();
+        }
+        clear_range(data, at..range.end, resident, in_place);
     }
 }
 
