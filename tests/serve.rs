@@ -370,7 +370,8 @@ fn a_guest_that_spins_is_stopped_at_max_execution() {
 fn fresh_instances_under_concurrent_load() {
     // The C proxy's malloc grows memory on its first request; a reset
     // brings it back to its size after instantiation (`crate::memory`), so
-    // 4 clients are served by a few instances, reset between requests.
+    // 4 clients are served by a few instances, reset between requests:
+    // those in use and 8 kept idle (their resets finish together).
     let config = InstanceConfig {
         fresh_instances: true,
         ..Default::default()
@@ -380,7 +381,7 @@ fn fresh_instances_under_concurrent_load() {
     load(server.addr, 4, 40, "hello from c");
     settle(&handler);
     let stats = handler.pool_stats();
-    assert!(stats.created < 10 && stats.live == stats.created, "{stats:?}");
+    assert!(stats.created <= 8 + 4 + 1 && stats.live == stats.created, "{stats:?}");
     drop(server);
     // The Python proxy too, whether a request grows its heap (`/echo` of a
     // large body) or not.

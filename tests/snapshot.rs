@@ -204,6 +204,40 @@ fn a_grown_memory_comes_back_to_its_size_and_forgets_what_it_held() {
 }
 
 #[test]
+fn memories_reset_one_after_another_are_closed_together_and_each_is_as_fresh() {
+    // Their grown pages wait to be guarded until one of them runs again
+    // (`memory::closing`); one store is dropped meanwhile.
+    let mut waiting: Vec<_> = (0..6).map(|_| recycled()).collect();
+    drop(waiting.pop());
+    // A new instance may get the dropped one's address space: what was
+    // queued for it must never touch this one's grown page.
+    let (mut other, other_instance, _) = regrow();
+    assert_eq!(call(&mut other, &other_instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+    call(&mut other, &other_instance, "poke", &[Val::U32(GROWN), Val::U32(42)]);
+
+    let (mut fresh, fresh_instance, _) = regrow();
+    let want = try_call(&mut fresh, &fresh_instance, "peek", &[Val::U32(GROWN)]).unwrap_err();
+    // (A trap ends an instance: some reach past their size, the others grow.)
+    let (reaching, growing) = waiting.split_at_mut(2);
+    for (store, instance, _) in reaching {
+        assert_eq!(try_call(store, instance, "peek", &[Val::U32(GROWN)]).unwrap_err(), want);
+    }
+    for (store, instance, _) in growing {
+        assert_eq!(call(store, instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+        assert_eq!(
+            call(store, instance, "peek", &[Val::U32(GROWN)]),
+            [Val::U32(0)],
+            "the secret is gone"
+        );
+    }
+    assert_eq!(
+        call(&mut other, &other_instance, "peek", &[Val::U32(GROWN)]),
+        [Val::U32(42)],
+        "untouched"
+    );
+}
+
+#[test]
 fn a_guest_reaching_past_its_size_is_stopped_before_the_host_acts() {
     for (entry, told_fresh) in [("poke-then-tell", 0), ("poke-then-trap", 0)] {
         let (mut fresh, fresh_instance, told) = regrow();

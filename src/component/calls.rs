@@ -47,6 +47,11 @@ fn for_entering_set<T>(
 
 /// `may_enter_from` + `enter_from`.
 fn enter<T>(store: &mut StoreContextMut<'_, StoreData<T>>, inst: usize, caller: Option<usize>) -> Result<(), Trap> {
+    // Before any guest code runs (a realloc lowering arguments included):
+    // a reset's grown pages are guarded by now (`crate::memory::closing`).
+    if store.data_mut().rt.memories.ready().is_err() {
+        return Err(trap!("out of bounds memory access"));
+    }
     if !for_entering_set(store, inst, caller, |s| s.may_enter) {
         return Err(trap!("cannot enter component instance"));
     }

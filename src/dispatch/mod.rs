@@ -159,6 +159,8 @@ pub(crate) async fn drive<T: 'static>(
     results: &mut [wasmi::Val],
 ) -> Result<(), wasmi::Error> {
     let mut store = store.as_context_mut();
+    // A reset's grown pages are guarded before the guest runs again.
+    store.data_mut().rt.memories.ready()?;
     let slice = store.data().rt.fuel_slice;
     if let Some(slice) = slice {
         store.set_fuel(slice)?;

@@ -102,6 +102,19 @@ impl Guard {
         ok
     }
 
+    /// Says that `[start, end)` is guarded, as [`Guard::set`] would, but
+    /// leaves its pages to the caller: those in `[start, end)` that the old
+    /// range guarded stay guarded, and the rest must be closed
+    /// (`super::closing`) before a guest runs again. What the old range
+    /// guarded outside the new one is opened.
+    pub(crate) fn note(&mut self, start: usize, end: usize) -> bool {
+        let s = &TABLE[self.slot];
+        let (old_start, old_end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        s.start.store(start, SeqCst);
+        s.end.store(end, SeqCst);
+        open_outside(old_start, old_end, start, end)
+    }
+
     /// Whether the guest touched the guarded range since it was set.
     pub(crate) fn hit(&self) -> bool {
         TABLE[self.slot].hit.load(SeqCst)
@@ -151,6 +164,9 @@ fn open_outside(a: usize, b: usize, start: usize, end: usize) -> bool {
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 #[cfg(target_os = "linux")]
 const MADV_GUARD_REMOVE: libc::c_int = 103;
+/// The advice that puts markers on (for [`super::closing`]'s batches).
+#[cfg(target_os = "linux")]
+pub(crate) const INSTALL: libc::c_int = MADV_GUARD_INSTALL;
 
 /// Whether ranges are guarded with markers rather than `mprotect`: set
 /// once, by [`install`], before any range is.
@@ -160,6 +176,19 @@ static MARKERS: AtomicBool = AtomicBool::new(false);
 /// to guard pages need not clear them first).
 pub(crate) fn drops_contents() -> bool {
     MARKERS.load(SeqCst)
+}
+
+/// Whether ranges are guarded with markers (the handler installed first).
+#[cfg(test)]
+pub(crate) fn markers() -> bool {
+    install() && MARKERS.load(SeqCst)
+}
+
+/// Closes `[start, end)` (page-aligned, in a reservation of the caller's)
+/// outside any [`Guard`]'s bookkeeping: the range's guard already says it
+/// is guarded ([`Guard::note`]).
+pub(crate) fn close(start: usize, end: usize) -> bool {
+    end <= start || protect(start, end, false)
 }
 
 /// Closes (`open == false`) or opens `[start, end)`. Async-signal-safe:

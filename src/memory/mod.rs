@@ -19,6 +19,8 @@
 //! This module knows nothing of stores' other state: callers hand it the
 //! [`Memories`] of a store and a wasmi context.
 
+#[cfg(target_os = "linux")]
+pub(crate) mod closing;
 pub(crate) mod guard;
 pub(crate) mod written;
 
@@ -37,10 +39,19 @@ pub(crate) struct Memories {
     /// Per memory (its data address): its size and grow functions, made
     /// once ([`Memories::ops`]).
     ops: Vec<(usize, [wasmi::Func; 2])>,
+    /// Some owned memory has pages queued to be guarded ([`Memories::ready`]).
+    queued: bool,
+    /// The kernel refused to guard pages that must be: no guest may run
+    /// here again.
+    refused: bool,
 }
 
 /// A memory in a reservation of ours.
 struct Owned {
+    /// Its grown pages, queued to be guarded after a reset (dropped, and
+    /// so taken off the queue, before the reservation is).
+    #[cfg(target_os = "linux")]
+    closing: Option<closing::Closing>,
     /// Dropped before the reservation (fields drop in order).
     guard: Option<Guard>,
     /// Which pages were written since it held an image (dropped before the
@@ -600,6 +611,8 @@ impl Memories {
             max: ty.maximum().unwrap_or(index_max).min(reserved),
             guard: None,
             writes: None,
+            #[cfg(target_os = "linux")]
+            closing: None,
         });
     }
 
@@ -626,7 +639,7 @@ impl Memories {
     /// the memory back as a fresh instance's would be after that trap: the
     /// pages past its size zeroed and guarded again.
     pub(crate) fn check(&self) -> Result<(), OutOfBounds> {
-        let mut hit = false;
+        let mut hit = self.refused;
         for guard in self.owned.iter().filter_map(|o| o.guard.as_ref()).filter(|g| g.hit()) {
             hit = true;
             if !guard.rearm(|start, end| zero(start, 0, (end - start) as u64)) {
@@ -666,6 +679,7 @@ impl Memories {
     /// it, the caller has wasmi grow the memory ([`Grow::Real`]) and then
     /// says so ([`Memories::grown`]).
     pub(crate) fn grow(&mut self, i: usize, delta: u64, real: u64) -> Result<Grow, OutOfBounds> {
+        self.ready()?;
         self.check()?;
         let o = &mut self.owned[i];
         let old = o.pages;
@@ -781,8 +795,30 @@ impl Memories {
         }
     }
 
+    /// Readies the memories for a guest to run: the pages a reset queued
+    /// to be guarded are guarded (`closing`). Call it before any guest code
+    /// runs in the store. An error if the kernel refused: the store must
+    /// not run a guest again.
+    pub(crate) fn ready(&mut self) -> Result<(), OutOfBounds> {
+        if !self.queued {
+            return if self.refused { Err(OutOfBounds) } else { Ok(()) };
+        }
+        self.queued = false;
+        #[cfg(target_os = "linux")]
+        for o in &mut self.owned {
+            if o.closing.take().is_some_and(|c| !c.ready()) {
+                self.refused = true;
+            }
+        }
+        if self.refused {
+            return Err(OutOfBounds);
+        }
+        Ok(())
+    }
+
     /// Brings owned memory `memory` (wasmi's real size `real` pages) back to
-    /// `pages` visible pages: the pages past them are zeroed and guarded.
+    /// `pages` visible pages: the pages past them are zeroed and guarded
+    /// (those the guest opened only once [`Memories::ready`] is called).
     /// `false` if it cannot be (not ours, touched where it must not be,
     /// smaller than `pages`, or no guard to be had).
     pub(crate) fn shrink(&mut self, memory_data: *const u8, real: u64, pages: u64) -> bool {
@@ -794,6 +830,7 @@ impl Memories {
             return false;
         }
         let was_shrunk = o.pages < real;
+        let mut queued = false;
         if real > pages {
             if o.guard.is_none() {
                 o.guard = Guard::new();
@@ -806,13 +843,25 @@ impl Memories {
             // pages guarded already are untouched, hence zero.
             let (from, to) = (pages * PAGE, real * PAGE);
             let open_to = o.pages.clamp(pages, real) * PAGE;
+            let (start, open_end, end) = (base + from as usize, base + open_to as usize, base + to as usize);
             if !guard::drops_contents() {
                 // SAFETY: [from, open_to) is open memory of ours, no guest runs.
-                clear(unsafe {
-                    std::slice::from_raw_parts_mut((base + from as usize) as *mut u8, (open_to - from) as usize)
-                });
+                clear(unsafe { std::slice::from_raw_parts_mut(start as *mut u8, open_end - start) });
             }
-            if !guard.set(base + from as usize, base + to as usize) {
+            #[cfg(target_os = "linux")]
+            if guard::drops_contents() && open_end > start {
+                // What the guest opened is closed with other memories'
+                // (`closing`); the rest stays guarded.
+                if o.closing.as_ref().is_some_and(|c| !c.ready()) || !guard.note(start, end) {
+                    return false;
+                }
+                o.closing = Some(closing::later(start, open_end));
+                queued = true;
+            } else if !guard.set(start, end) {
+                return false;
+            }
+            #[cfg(not(target_os = "linux"))]
+            if !guard.set(start, end) {
                 return false;
             }
         } else if let Some(guard) = o.guard.as_mut() {
@@ -821,6 +870,7 @@ impl Memories {
             }
         }
         o.pages = pages;
+        self.queued |= queued;
         match (was_shrunk, pages < real) {
             (false, true) => self.shrunk += 1,
             (true, false) => self.shrunk -= 1,
@@ -928,6 +978,8 @@ mod tests {
         let data = m.data_ptr(&store);
         assert!(memories.shrink(data, 3, 1));
         assert_eq!(memories.visible(m.data(&store)), PAGE as usize);
+        // As before any guest runs again: the opened pages are closed.
+        assert!(memories.ready().is_ok());
         assert!(memories.check().is_ok());
         let past = unsafe { data.add(PAGE as usize + 8) };
         // SAFETY: inside the reservation (guarded: the handler opens it).

@@ -86,6 +86,9 @@ pub struct Pool<W> {
     waiting: AtomicUsize,
     /// Calls running now.
     busy: AtomicUsize,
+    /// With more than 0, idle instances are taken oldest first, and a call
+    /// makes a new one unless more than this many are idle ([`Pool::rotate`]).
+    spares: AtomicUsize,
     stats: Mutex<PoolStats>,
 }
 
@@ -98,8 +101,19 @@ impl<W> Pool<W> {
             returned: event_listener::Event::new(),
             waiting: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
+            spares: AtomicUsize::new(0),
             stats: Mutex::new(PoolStats::default()),
         }
+    }
+
+    /// Takes idle instances in turn, oldest first, keeping `spares` of
+    /// them idle while a call runs (within the pool's most instances),
+    /// rather than the one used last. For instances reset after every call: a reset leaves
+    /// work that is done for many instances at once when one of them is
+    /// next used (`crate::memory::closing`), and the oldest has most likely
+    /// been done already.
+    pub fn rotate(&self, spares: usize) {
+        self.spares.store(spares, Ordering::SeqCst);
     }
 
     pub fn kind(&self) -> PoolKind {
@@ -237,11 +251,15 @@ impl<W> Pool<W> {
     }
 
     fn take_idle(&self) -> Option<Box<W>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .map(|(w, _)| w)
+        let spares = self.spares.load(Ordering::SeqCst);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if spares == 0 {
+            return idle.pop().map(|(w, _)| w);
+        }
+        if idle.len() <= spares && self.stats().live < self.kind.max_instances() {
+            return None;
+        }
+        (!idle.is_empty()).then(|| idle.remove(0).0)
     }
 
     /// Drops instances idle for longer than the pool keeps them: 30 s for
@@ -327,6 +345,31 @@ mod tests {
                 created: 2
             }
         );
+    }
+
+    #[test]
+    fn a_rotating_pool_keeps_spares_and_takes_the_oldest() {
+        let pool: Pool<u32> = Pool::new(PoolKind::Lazy { max: 3 });
+        pool.rotate(2);
+        let made = std::cell::Cell::new(0);
+        let mut used = Vec::new();
+        for _ in 0..6 {
+            let w = crate::dispatch::block_on(pool.with(
+                "t:x",
+                false,
+                async || {
+                    made.set(made.get() + 1);
+                    Ok(made.get())
+                },
+                async |w: &mut u32| Ok(*w),
+                |_| true,
+            ));
+            used.push(w.unwrap());
+        }
+        // Two spares kept idle, at most three in all: made while fewer
+        // than two were idle, then taken in turn.
+        assert_eq!(used, [1, 2, 3, 1, 2, 3]);
+        assert_eq!(pool.stats().live, 3);
     }
 
     #[test]
