@@ -249,13 +249,6 @@ pub struct InstanceConfig {
     pub fresh_instances: bool,
 }
 
-/// How many idle instances a pool reset after every request keeps while
-/// one runs ([`crate::pool::Pool::rotate`]), for instances whose memory
-/// image is `image` bytes: up to 8, in about 32 MiB of images.
-pub(crate) fn spares(image: usize) -> usize {
-    ((32 << 20) / image.max(64 << 10)).min(8)
-}
-
 /// A warm instance of a proxy component.
 struct Warm {
     store: Store<WasiCtx>,
@@ -302,7 +295,7 @@ impl ProxyHandler {
         let deadline = handler.config.max_execution.map(|d| std::time::Instant::now() + d);
         let warm = crate::dispatch::block_on(handler.instantiate(deadline))?;
         if let Some(snapshot) = &warm.snapshot {
-            handler.pool.rotate(spares(snapshot.image_bytes()));
+            handler.pool.rotate(crate::pool::spares_for(snapshot.image_bytes()));
         }
         handler.pool.put_back(warm);
         Ok(handler)

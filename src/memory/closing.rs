@@ -92,7 +92,10 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<Queued>> {
 /// Guards every queued range and empties the queue.
 fn close_all(queue: &mut Vec<Queued>) {
     let ranges: Vec<(usize, usize)> = queue.iter().map(|q| (q.start, q.end)).collect();
-    let all_at_once = vector::advise(&ranges, libc::MADV_DONTNEED) && vector::advise(&ranges, super::guard::INSTALL);
+    // One range is closed as well by guarding it alone.
+    let all_at_once = ranges.len() > 1
+        && vector::advise(&ranges, libc::MADV_DONTNEED)
+        && vector::advise(&ranges, super::guard::INSTALL);
     for q in queue.drain(..) {
         // One at a time, guarding drops the pages itself.
         let closed = all_at_once || super::guard::close(q.start, q.end);
@@ -165,21 +168,24 @@ mod tests {
             }
         }
         let mut guard = Guard::new().expect("a guard");
-        assert!(guard.note(base, base + page), "noted, not yet closed");
+        assert!(guard.note(base, base + 4 * page), "noted, not yet closed");
         assert_eq!(unsafe { at(0).read_volatile() }, 7);
         let first = later(base, base + page);
         let dropped = later(base + 2 * page, base + 3 * page);
+        let last = later(base + 3 * page, base + 4 * page);
         drop(dropped);
         assert!(first.ready(), "closed");
         assert!(!guard.hit());
         assert_eq!(unsafe { at(0).read_volatile() }, 0, "what the page held is gone");
-        assert!(guard.hit(), "and touching it was caught");
+        assert!(guard.hit(), "and touching it was caught (the handler opens the range)");
+        assert!(last.ready(), "closed in the same batch");
+        assert_eq!(unsafe { at(3).read_volatile() }, 0, "dropped too");
         assert_eq!(
             unsafe { at(2).read_volatile() },
             7,
             "a range taken off the queue is left alone"
         );
-        assert!(first.ready(), "stays closed");
+        assert_eq!(unsafe { at(1).read_volatile() }, 7);
         drop(guard);
         unsafe { libc::munmap(base as *mut libc::c_void, 4 * page) };
     }

@@ -32,6 +32,13 @@ pub const SCALE_UP_AFTER: Duration = Duration::from_millis(2);
 /// How long an `adaptive` pool keeps an idle instance beyond its first.
 pub const SCALE_DOWN_AFTER: Duration = Duration::from_secs(1);
 
+/// How many idle instances a pool whose instances are reset after every
+/// call keeps while one runs ([`Pool::rotate`]), for instances whose memory
+/// image is `image` bytes: up to 8, in about 32 MiB of images.
+pub fn spares_for(image: usize) -> usize {
+    ((32 << 20) / image.max(64 << 10)).min(8)
+}
+
 /// How a pool keeps its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolKind {
