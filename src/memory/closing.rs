@@ -22,9 +22,10 @@
 use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-/// The most ranges queued before they are closed anyway (what idle
-/// memories may hold meanwhile stays bounded).
+/// The most ranges, and bytes, queued before they are closed anyway (what
+/// idle memories may hold meanwhile stays bounded).
 const MOST: usize = 32;
+const MOST_BYTES: usize = 64 << 20;
 
 /// A queued range's state.
 const QUEUED: u8 = 0;
@@ -56,7 +57,7 @@ pub(crate) fn later(start: usize, end: usize) -> Closing {
         end,
         state: state.clone(),
     });
-    if queue.len() >= MOST {
+    if queue.len() >= MOST || queue.iter().map(|q| q.end - q.start).sum::<usize>() >= MOST_BYTES {
         close_all(&mut queue);
     }
     Closing { state }

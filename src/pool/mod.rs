@@ -96,6 +96,8 @@ pub struct Pool<W> {
     /// With more than 0, idle instances are taken oldest first, and a call
     /// makes a new one unless more than this many are idle ([`Pool::rotate`]).
     spares: AtomicUsize,
+    /// Instances being made now (counted in `live` once made).
+    making: AtomicUsize,
     stats: Mutex<PoolStats>,
 }
 
@@ -109,6 +111,7 @@ impl<W> Pool<W> {
             waiting: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             spares: AtomicUsize::new(0),
+            making: AtomicUsize::new(0),
             stats: Mutex::new(PoolStats::default()),
         }
     }
@@ -172,7 +175,12 @@ impl<W> Pool<W> {
         let mut w = match self.take_or_wait().await {
             Some(w) => w,
             None => {
-                let w = Box::new(make().await?);
+                // Counted at once (no await since the pool was asked), so a
+                // rotating pool's spares stay within its most instances.
+                self.making.fetch_add(1, Ordering::SeqCst);
+                let made = make().await;
+                self.making.fetch_sub(1, Ordering::SeqCst);
+                let w = Box::new(made?);
                 self.count_created();
                 w
             }
@@ -263,7 +271,8 @@ impl<W> Pool<W> {
         if spares == 0 {
             return idle.pop().map(|(w, _)| w);
         }
-        if idle.len() <= spares && self.stats().live < self.kind.max_instances() {
+        let alive = self.stats().live + self.making.load(Ordering::SeqCst);
+        if idle.len() <= spares && alive < self.kind.max_instances() {
             return None;
         }
         (!idle.is_empty()).then(|| idle.remove(0).0)
@@ -278,6 +287,11 @@ impl<W> Pool<W> {
             PoolKind::Adaptive { .. } => (SCALE_DOWN_AFTER, 1),
             _ => return,
         };
+        // A rotating pool keeps its spares and the one a call takes: used
+        // in turn, each is idle long when calls are rare, and dropping them
+        // would make every such call instantiate instead of reset.
+        let spares = self.spares.load(Ordering::SeqCst);
+        let keep = if spares > 0 { keep.max(spares + 1) } else { keep };
         let expired: Vec<Box<W>> = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             // Newest last: keep the `keep` newest whatever their age.
@@ -376,6 +390,13 @@ mod tests {
         // Two spares kept idle, at most three in all: made while fewer
         // than two were idle, then taken in turn.
         assert_eq!(used, [1, 2, 3, 1, 2, 3]);
+        assert_eq!(pool.stats().live, 3);
+        // Rare calls: however long they were idle, the spares and the one a
+        // call takes stay, so the next call resets rather than instantiates.
+        for (_, at) in pool.idle.lock().unwrap().iter_mut() {
+            *at -= IDLE_TIMEOUT;
+        }
+        pool.trim();
         assert_eq!(pool.stats().live, 3);
     }
 
