@@ -68,6 +68,12 @@ impl Limiter {
     pub fn memory_in_use(&self) -> usize {
         self.memory_in_use
     }
+
+    /// Whether `bytes` more of linear memory would be allowed (asked
+    /// without counting them).
+    pub fn allows_memory(&self, bytes: u64) -> bool {
+        usize::try_from(bytes).is_ok_and(|b| self.memory_in_use.saturating_add(b) <= self.limits.memory_bytes)
+    }
 }
 
 impl wasmi::ResourceLimiter for Limiter {

@@ -19,6 +19,12 @@ pub(crate) fn provide<T>(
     ty: wasmi::MemoryType,
 ) -> Result<wasmi::Memory> {
     let err = |e: wasmi::Error| anyhow!("cannot make a linear memory: {e}");
+    // A memory the limiter refuses is refused by wasmi before anything is
+    // committed; a reservation would commit its initial pages first.
+    let initial = ty.minimum().saturating_mul(crate::memory::PAGE);
+    if !store.data().limiter.allows_memory(initial) {
+        return wasmi::Memory::new(store.as_context_mut(), ty).map_err(err);
+    }
     match crate::memory::reserve(&ty) {
         Some((reservation, buffer)) => {
             let memory = wasmi::Memory::new_static(store.as_context_mut(), ty, buffer).map_err(err)?;
