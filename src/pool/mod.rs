@@ -176,11 +176,18 @@ impl<W> Pool<W> {
             Some(w) => w,
             None => {
                 // Counted at once (no await since the pool was asked), so a
-                // rotating pool's spares stay within its most instances.
+                // rotating pool's spares stay within its most instances;
+                // uncounted however the making ends (a cancelled call too).
+                struct Making<'a>(&'a AtomicUsize);
+                impl Drop for Making<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
                 self.making.fetch_add(1, Ordering::SeqCst);
-                let made = make().await;
-                self.making.fetch_sub(1, Ordering::SeqCst);
-                let w = Box::new(made?);
+                let making = Making(&self.making);
+                let w = Box::new(make().await?);
+                drop(making);
                 self.count_created();
                 w
             }
