@@ -190,4 +190,35 @@ mod tests {
         drop(guard);
         unsafe { libc::munmap(base as *mut libc::c_void, 4 * page) };
     }
+
+    /// The kernel's version, as (major, minor).
+    fn kernel() -> Option<(u32, u32)> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let mut parts = release.trim().split(['.', '-']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+
+    #[test]
+    fn a_kernel_that_batches_takes_every_range_in_one_call() {
+        // Linux 6.16 has this process as a pidfd and batched flushes; on
+        // older kernels closing falls back to one range at a time.
+        if kernel().is_none_or(|k| k < (6, 16)) {
+            return;
+        }
+        let page = super::super::page_size();
+        let base = super::super::scratch_mapping(3 * page).expect("a mapping");
+        // SAFETY: pages of the mapping, unmapped below.
+        unsafe {
+            (base as *mut u8).write_volatile(1);
+            ((base + 2 * page) as *mut u8).write_volatile(1);
+        }
+        let ranges = [(base, base + page), (base + 2 * page, base + 3 * page)];
+        assert!(
+            vector::advise(&ranges, libc::MADV_DONTNEED),
+            "one call took both ranges"
+        );
+        // SAFETY: as above; dropped pages read as zero.
+        assert_eq!(unsafe { (base as *const u8).read_volatile() }, 0);
+        unsafe { libc::munmap(base as *mut libc::c_void, 3 * page) };
+    }
 }
