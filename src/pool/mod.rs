@@ -118,10 +118,10 @@ impl<W> Pool<W> {
 
     /// Takes idle instances in turn, oldest first, keeping `spares` of
     /// them idle while a call runs (within the pool's most instances),
-    /// rather than the one used last. For instances reset after every call: a reset leaves
-    /// work that is done for many instances at once when one of them is
-    /// next used (`crate::memory::closing`), and the oldest has most likely
-    /// been done already.
+    /// rather than the one used last. For instances reset after every
+    /// call: a reset leaves work that is done for many instances at once
+    /// when one of them is next used (`crate::memory::closing`), and the
+    /// oldest one's has most likely been done already.
     pub fn rotate(&self, spares: usize) {
         self.spares.store(spares, Ordering::SeqCst);
     }
