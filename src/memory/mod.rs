@@ -39,8 +39,6 @@ pub(crate) struct Memories {
     /// Per memory (its data address): its size and grow functions, made
     /// once ([`Memories::ops`]).
     ops: Vec<(usize, [wasmi::Func; 2])>,
-    /// Some owned memory has pages queued to be guarded ([`Memories::ready`]).
-    queued: bool,
     /// The kernel refused to guard pages that must be: no guest may run
     /// here again.
     refused: bool,
@@ -800,20 +798,16 @@ impl Memories {
     /// runs in the store. An error if the kernel refused: the store must
     /// not run a guest again.
     pub(crate) fn ready(&mut self) -> Result<(), OutOfBounds> {
-        if !self.queued {
-            return if self.refused { Err(OutOfBounds) } else { Ok(()) };
-        }
-        self.queued = false;
         #[cfg(target_os = "linux")]
         for o in &mut self.owned {
             if o.closing.take().is_some_and(|c| !c.ready()) {
                 self.refused = true;
             }
         }
-        if self.refused {
-            return Err(OutOfBounds);
+        match self.refused {
+            true => Err(OutOfBounds),
+            false => Ok(()),
         }
-        Ok(())
     }
 
     /// Brings owned memory `memory` (wasmi's real size `real` pages) back to
@@ -830,7 +824,6 @@ impl Memories {
             return false;
         }
         let was_shrunk = o.pages < real;
-        let mut queued = false;
         if real > pages {
             if o.guard.is_none() {
                 o.guard = Guard::new();
@@ -856,7 +849,6 @@ impl Memories {
                     return false;
                 }
                 o.closing = Some(closing::later(start, open_end));
-                queued = true;
             } else if !guard.set(start, end) {
                 return false;
             }
@@ -870,7 +862,6 @@ impl Memories {
             }
         }
         o.pages = pages;
-        self.queued |= queued;
         match (was_shrunk, pages < real) {
             (false, true) => self.shrunk += 1,
             (true, false) => self.shrunk -= 1,
