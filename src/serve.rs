@@ -266,6 +266,9 @@ pub struct ProxyHandler {
     pre: InstancePre<WasiCtx>,
     config: InstanceConfig,
     pool: Pool<Warm>,
+    /// The first instance's snapshot, whose memory images later instances
+    /// holding the same share (`fresh_instances`).
+    template: std::sync::OnceLock<crate::Snapshot>,
     types: HandlerTypes,
 }
 
@@ -289,6 +292,7 @@ impl ProxyHandler {
             pre,
             config,
             pool,
+            template: std::sync::OnceLock::new(),
             types,
         };
         // Fail now, not on the first request, if it cannot be instantiated.
@@ -339,7 +343,10 @@ impl ProxyHandler {
         let handle = instance
             .get_func(&store, "wasi:http/incoming-handler#handle")
             .ok_or_else(|| anyhow!("{} exports no `wasi:http/incoming-handler#handle`", self.name))?;
-        let snapshot = store.settle(self.config.fresh_instances);
+        let snapshot = store.settle(self.config.fresh_instances, self.template.get());
+        if let Some(snapshot) = &snapshot {
+            self.template.get_or_init(|| snapshot.clone());
+        }
         Ok(Warm {
             store,
             handle,
@@ -362,12 +369,13 @@ impl ProxyHandler {
         Ok(ctx)
     }
 
-    /// After a request: a pooled instance goes back as it is; with
-    /// `fresh_instances` it goes back only if it could be reset to its
+    /// After a request: a pooled instance goes back as it is if the call
+    /// returned; with `fresh_instances` it goes back, however the call
+    /// ended (a trap, a client gone), only if it could be reset to its
     /// state after instantiation, host state renewed.
-    fn recycle(&self, w: &mut Warm) -> bool {
+    fn recycle(&self, w: &mut Warm, ended: crate::pool::Ended) -> bool {
         if !self.config.fresh_instances {
-            return true;
+            return ended == crate::pool::Ended::Returned;
         }
         let Some(snapshot) = &w.snapshot else { return false };
         if !w.store.reset(snapshot) {
@@ -394,7 +402,7 @@ impl ProxyHandler {
                     w.store.set_deadline(deadline);
                     self.types.call(&mut w.store, &w.handle, req, slot).await
                 },
-                |w| self.recycle(w),
+                |w, ended| self.recycle(w, ended),
             )
             .await
     }

@@ -443,7 +443,30 @@ fn fresh_instances_keep_no_secret_between_requests() {
     settle(&fresh);
     let stats = fresh.pool_stats();
     assert_eq!(stats.created, 1, "{stats:?}");
-    // A trap mid-request leaves nothing behind either.
+    // A trap mid-request leaves nothing behind either, nor does a client
+    // going away mid-request (the guest waiting for its body): and the
+    // instance is reset, not made again.
     assert_eq!(get(server.addr, "/trap").status, 500);
     assert_eq!(recall(server.addr), "nothing");
+    assert_eq!(get(server.addr, "/remember-then-trap/trapped-s3cret").status, 500);
+    assert_eq!(recall(server.addr), "nothing");
+    let mut gone = std::net::TcpStream::connect(server.addr).unwrap();
+    gone.write_all(b"POST /remember-then-read/gone-s3cret HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\npart")
+        .unwrap();
+    // The guest is waiting for the rest of the body when the client goes.
+    let start = Instant::now();
+    while fresh.busy() == 0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    reset(gone);
+    settle(&fresh);
+    assert_eq!(recall(server.addr), "nothing");
+    settle(&fresh);
+    let stats = fresh.pool_stats();
+    assert_eq!(
+        (stats.created, stats.live),
+        (1, 1),
+        "reset after a trap and a cancel: {stats:?}"
+    );
 }

@@ -81,8 +81,9 @@ fn a_module_that_changes_tables_gets_no_snapshot() {
 }
 
 /// A registry whose `swap(x)` entries return what the previous call left
-/// (in memory and in a global) and leave `x`: a component and a core
-/// module (run natively), with the pool `pool`.
+/// (in memory and in a global) and leave `x`, trapping after that if `x`
+/// is 13: a component and a core module (run natively), with the pool
+/// `pool`.
 fn swap_registry(pool: &str) -> wippy_wasm::registry::Registry {
     let dir = std::env::temp_dir().join(format!("wippy-snapshot-{}-{}", std::process::id(), pool.len()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -93,6 +94,7 @@ fn swap_registry(pool: &str) -> wippy_wasm::registry::Registry {
           (local.set $old (i32.add (i32.load (i32.const 60000)) (global.get $g)))
           (i32.store (i32.const 60000) (local.get 0))
           (global.set $g (local.get 0))
+          (if (i32.eq (local.get 0) (i32.const 13)) (then unreachable))
           (local.get $old)))"#;
     let component = format!(
         "(component (core module $M {}) (core instance $m (instantiate $M)) \
@@ -127,8 +129,22 @@ fn registry_calls_with_fresh_instances_share_nothing() {
         for secret in [1000, 5, 123456] {
             assert_eq!(fresh.call_json(id, &[json!(secret)]).unwrap(), json!(7), "{id}");
         }
+        // A call that traps after leaving its secret: the next sees none.
+        let err = fresh.call_json(id, &[json!(13)]).unwrap_err();
+        assert!(format!("{err:#}").contains("unreachable"), "{id}: {err:#}");
+        assert_eq!(fresh.call_json(id, &[json!(5)]).unwrap(), json!(7), "{id}");
         let stats = fresh.pool_stats(id).unwrap();
-        assert_eq!((stats.created, stats.live), (1, 1), "{id}: {stats:?}");
+        assert_eq!(
+            (stats.created, stats.live),
+            (1, 1),
+            "{id}: reset, even after the trap: {stats:?}"
+        );
+    }
+    // Shared, a trapped instance is replaced: it may be half-changed.
+    for id in ["s:component", "s:core"] {
+        assert!(shared.call_json(id, &[json!(13)]).is_err(), "{id}");
+        assert_eq!(shared.call_json(id, &[json!(5)]).unwrap(), json!(7), "{id}");
+        assert_eq!(shared.pool_stats(id).unwrap().created, 2, "{id}");
     }
 }
 
@@ -245,14 +261,28 @@ fn a_guest_reaching_past_its_size_is_stopped_before_the_host_acts() {
         let want = try_call(&mut fresh, &fresh_instance, entry, &args).unwrap_err();
         assert_eq!(told.load(SeqCst), told_fresh);
 
-        let (mut store, instance, told) = recycled();
+        let (mut store, instance, told) = regrow();
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(call(&mut store, &instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+        assert!(store.reset(&snapshot));
         let got = try_call(&mut store, &instance, entry, &args).unwrap_err();
         assert_eq!(got, want, "{entry}: the trap a fresh instance gives");
         assert_eq!(told.load(SeqCst), 0, "{entry}: the host was never called");
-        let snapshot = store.snapshot();
-        assert!(
-            snapshot.is_err() || !store.reset(&snapshot.unwrap()),
-            "a memory that was reached into is not reused"
+        // Reset after that trap, it is as fresh again: what it wrote past
+        // its size is gone, and reaching there traps again.
+        assert!(store.reset(&snapshot), "{entry}: reset after the trap");
+        let reach = try_call(&mut store, &instance, "peek", &[Val::U32(GROWN)]).unwrap_err();
+        let (mut fresh, fresh_instance, _) = regrow();
+        assert_eq!(
+            reach,
+            try_call(&mut fresh, &fresh_instance, "peek", &[Val::U32(GROWN)]).unwrap_err()
+        );
+        assert!(store.reset(&snapshot), "{entry}: reset after the second trap");
+        assert_eq!(call(&mut store, &instance, "grow", &[Val::U32(1)]), [Val::S32(1)]);
+        assert_eq!(
+            call(&mut store, &instance, "peek", &[Val::U32(GROWN)]),
+            [Val::U32(0)],
+            "{entry}: what it wrote is gone"
         );
     }
 }

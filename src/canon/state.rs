@@ -10,6 +10,9 @@ use wasmi::StoreContextMut;
 /// Component runtime state kept beside the embedder's data.
 #[derive(Default)]
 pub struct Runtime {
+    /// The store's name, unique in the process (`Store::new`): a snapshot
+    /// resets only the store it was taken of.
+    pub(crate) store: u64,
     pub(crate) instances: Vec<InstanceState>,
     pub(crate) tasks: Vec<Task>,
     /// Component-to-component calls between their adapter helpers.

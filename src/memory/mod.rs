@@ -544,7 +544,7 @@ pub(crate) fn clear_range(data: &mut [u8], range: std::ops::Range<usize>, reside
 }
 
 /// Whether `bytes` are all zero (a word at a time).
-fn all_zero(bytes: &[u8]) -> bool {
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
     // SAFETY: any bytes are valid u64s.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
     head.iter().all(|b| *b == 0) && words.iter().fold(0, |acc, w| acc | w) == 0 && tail.iter().all(|b| *b == 0)

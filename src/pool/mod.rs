@@ -1,8 +1,9 @@
 //! Instance pools: warm instances kept and reused between calls, as the
-//! registry's `pool:` and `serve` use them. A call that fails (a trap, a
-//! timeout) discards its instance, and so does one whose instance the
-//! caller says not to keep (a run-once command, memory retained past a
-//! limit).
+//! registry's `pool:` and `serve` use them. After each call, the pool's
+//! user says from how it ended ([`Ended`]) whether its instance is kept:
+//! as a rule not after a failure (a trap, a timeout) or a cancelled call,
+//! unless it can be reset to its state after instantiation; nor a run-once
+//! command, or one retaining memory past a limit.
 //!
 //! - [`PoolKind::Inline`]: one warm instance, calls serialised.
 //! - [`PoolKind::Lazy`]: an instance per concurrent call, up to `max`; idle
@@ -148,7 +149,7 @@ impl<W> Pool<W> {
         reentrant: bool,
         make: impl AsyncFnOnce() -> Result<W>,
         call: impl AsyncFnOnce(&mut W) -> Result<R>,
-        keep: impl FnOnce(&mut W) -> bool,
+        keep: impl Fn(&mut W, Ended) -> bool,
     ) -> Result<R> {
         let permit = match self.permits.try_acquire() {
             Some(permit) => permit,
@@ -172,7 +173,7 @@ impl<W> Pool<W> {
                 permit
             }
         };
-        let mut w = match self.take_or_wait().await {
+        let w = match self.take_or_wait().await {
             Some(w) => w,
             None => {
                 // Counted at once (no await since the pool was asked), so a
@@ -192,38 +193,20 @@ impl<W> Pool<W> {
                 w
             }
         };
-        let result = {
-            // Counted down even if the call is dropped half-way (cancelled):
-            // then the instance, mid-call, is dropped and counted retired.
-            struct Busy<'a, W> {
-                pool: &'a Pool<W>,
-                settled: bool,
-            }
-            impl<W> Drop for Busy<'_, W> {
-                fn drop(&mut self) {
-                    self.pool.busy.fetch_sub(1, Ordering::SeqCst);
-                    if !self.settled {
-                        self.pool.retire(1);
-                    }
-                }
-            }
-            self.busy.fetch_add(1, Ordering::SeqCst);
-            let mut busy = Busy {
-                pool: self,
-                settled: false,
-            };
-            let result = call(&mut w).await;
-            busy.settled = true;
-            // Settled before the call stops counting as busy, so an idle
-            // pool's statistics are final.
-            if result.is_ok() && keep(&mut w) {
-                self.put_idle(w);
-            } else {
-                // A failed call may leave the instance poisoned: replace it.
-                self.retire(1);
-            }
-            result
+        // Counted busy until the instance is settled: put back or retired
+        // (a call dropped half-way, cancelled, settles it as it drops).
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let mut lent = Lent {
+            pool: self,
+            w: Some(w),
+            keep: &keep,
         };
+        let result = match lent.w.as_deref_mut() {
+            Some(w) => call(w).await,
+            None => unreachable!("lent until settled"),
+        };
+        lent.settle(if result.is_ok() { Ended::Returned } else { Ended::Failed });
+        drop(lent);
         drop(permit);
         result
     }
@@ -338,12 +321,53 @@ impl<W> Pool<W> {
     }
 }
 
+/// How a call on a pooled instance ended: the pool's user says from it
+/// whether the instance may serve another call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Returned,
+    /// It returned an error: a trap, a timeout, a host error.
+    Failed,
+    /// It was dropped half-way (its caller went away).
+    Cancelled,
+}
+
+/// An instance lent to a call, until it is settled: put back idle if its
+/// `keep` says so, else retired.
+struct Lent<'a, W, K: Fn(&mut W, Ended) -> bool> {
+    pool: &'a Pool<W>,
+    w: Option<Box<W>>,
+    keep: &'a K,
+}
+
+impl<W, K: Fn(&mut W, Ended) -> bool> Lent<'_, W, K> {
+    fn settle(&mut self, ended: Ended) {
+        if let Some(mut w) = self.w.take() {
+            if (self.keep)(&mut w, ended) {
+                self.pool.put_idle(w);
+            } else {
+                self.pool.retire(1);
+            }
+        }
+    }
+}
+
+impl<W, K: Fn(&mut W, Ended) -> bool> Drop for Lent<'_, W, K> {
+    /// Settles an instance whose call was dropped half-way (the call's
+    /// future is dropped before this), then stops counting it busy:
+    /// settled first, so an idle pool's statistics are final.
+    fn drop(&mut self) {
+        self.settle(Ended::Cancelled);
+        self.pool.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(p: &Pool<u32>) -> Result<u32> {
-        crate::dispatch::block_on(p.with("t:x", false, async || Ok(7), async |w: &mut u32| Ok(*w), |_| true))
+        crate::dispatch::block_on(p.with("t:x", false, async || Ok(7), async |w: &mut u32| Ok(*w), |_, _| true))
     }
 
     #[test]
@@ -390,7 +414,7 @@ mod tests {
                     Ok(made.get())
                 },
                 async |w: &mut u32| Ok(*w),
-                |_| true,
+                |_, _| true,
             ));
             used.push(w.unwrap());
         }
@@ -410,8 +434,13 @@ mod tests {
     #[test]
     fn an_instance_not_kept_is_retired() {
         let pool: Pool<u32> = Pool::new(PoolKind::Inline);
-        let r =
-            crate::dispatch::block_on(pool.with("t:x", false, async || Ok(7), async |w: &mut u32| Ok(*w), |_| false));
+        let r = crate::dispatch::block_on(pool.with(
+            "t:x",
+            false,
+            async || Ok(7),
+            async |w: &mut u32| Ok(*w),
+            |_, _| false,
+        ));
         assert_eq!(r.unwrap(), 7);
         assert_eq!((pool.stats().created, pool.stats().live), (1, 0));
     }

@@ -37,6 +37,9 @@ pub struct Function {
     /// Retire a warm instance whose memory is over the limit, checked
     /// every so many calls.
     retained: Option<(u64, u64)>,
+    /// The first instance's snapshot, whose memory images later instances
+    /// holding the same share (`pool.fresh_instances`).
+    template: std::sync::OnceLock<crate::Snapshot>,
 }
 
 /// What an entry runs.
@@ -183,6 +186,7 @@ impl Inner {
             pool: Pool::new(pool.kind),
             workers,
             retained: spec.limits().retained_memory(),
+            template: std::sync::OnceLock::new(),
         })
     }
 
@@ -326,7 +330,10 @@ impl Inner {
             }
             Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
         };
-        let snapshot = store.settle(f.spec.pool.fresh_instances);
+        let snapshot = store.settle(f.spec.pool.fresh_instances, f.template.get());
+        if let Some(snapshot) = &snapshot {
+            f.template.get_or_init(|| snapshot.clone());
+        }
         Ok(Warm {
             store,
             func,
@@ -373,7 +380,7 @@ impl Registry {
                         reentrant,
                         async || registry.warm(&f, deadline).await,
                         async |w: &mut Warm| call(w).await,
-                        |w| reuse && f.keeps(w) && renewer.renews(&f, w),
+                        |w, ended| reuse && f.keeps(w) && renewer.renews(&f, w, ended),
                     )
                     .await
             }
@@ -385,11 +392,12 @@ impl Registry {
     }
 
     /// With `pool.fresh_instances`, whether a warm instance could be put
-    /// back as fresh: its store reset to its snapshot, its host state new.
-    /// Without, always.
-    fn renews(&self, f: &Function, w: &mut Warm) -> bool {
+    /// back as fresh, however its call `ended`: its store reset to its
+    /// snapshot, its host state new. Without, whether its call returned
+    /// (a failed or cancelled one may have left it half-changed).
+    fn renews(&self, f: &Function, w: &mut Warm, ended: crate::pool::Ended) -> bool {
         if !f.spec.pool.fresh_instances {
-            return true;
+            return ended == crate::pool::Ended::Returned;
         }
         let Some(snapshot) = &w.snapshot else { return false };
         if !w.store.reset(snapshot) {

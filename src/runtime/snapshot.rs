@@ -23,13 +23,19 @@
 //! (host resources) is the embedder's to renew.
 
 use super::store::Store;
-use crate::canon::state::{visible, visible_mut, StoreData};
+use crate::canon::state::{visible_mut, StoreData};
 use crate::memory::PAGE;
 use anyhow::{bail, Result};
 use wasmi::{AsContext, AsContextMut, Extern};
 
 /// A store's state right after instantiation ([`Store::snapshot`]).
+/// A clone shares its memory images, for [`Store::snapshot_like`] in other
+/// stores to compare with; only the store it was taken of can be reset to
+/// it.
+#[derive(Clone)]
 pub struct Snapshot {
+    /// The store it was taken of (`Runtime::store`).
+    store: u64,
     memories: Vec<Image>,
     globals: Vec<(wasmi::Global, wasmi::Val)>,
     instances: usize,
@@ -37,11 +43,14 @@ pub struct Snapshot {
 
 /// A memory's size, where its bytes were, and its chunks (the host's
 /// pages, as they fall on the memory) that are not all zero.
+#[derive(Clone)]
 struct Image {
     memory: wasmi::Memory,
     size: usize,
     base: usize,
-    chunks: Vec<(usize, Box<[u8]>)>,
+    /// Shared by the snapshots of instances whose memories held the same
+    /// ([`Store::snapshot_like`]).
+    chunks: std::sync::Arc<Vec<(usize, Box<[u8]>)>>,
     /// The chunks' bytes.
     bytes: usize,
     /// This image's name, unique in the process (`Memories::track_writes`).
@@ -88,6 +97,14 @@ impl<T> Store<T> {
     /// If the state cannot be restored later: a core module changes tables
     /// or drops segments, or a component instance holds handles.
     pub fn snapshot(&mut self) -> Result<Snapshot> {
+        self.snapshot_like(None)
+    }
+
+    /// [`Store::snapshot`], keeping no second copy of a memory image that
+    /// `like` (a snapshot of another instance of the same component)
+    /// already holds: a memory holding exactly the bytes of `like`'s
+    /// memory of the same index shares its image.
+    pub fn snapshot_like(&mut self, like: Option<&Snapshot>) -> Result<Snapshot> {
         let rt = &self.inner.data().rt;
         if rt.unresettable {
             bail!("a core module changes tables or drops segments: its state cannot be reset");
@@ -98,6 +115,7 @@ impl<T> Store<T> {
         let state = rt.core_state.clone();
         let instances = rt.instances.len();
         let mut snapshot = Snapshot {
+            store: rt.store,
             memories: Vec::new(),
             globals: Vec::new(),
             instances,
@@ -105,22 +123,34 @@ impl<T> Store<T> {
         for e in state {
             match e {
                 Extern::Memory(memory) => {
-                    let data = visible(memory, self.inner.as_context());
-                    let kept: Vec<(usize, Box<[u8]>)> = chunks(data)
-                        .filter(|&(a, b)| data[a..b].iter().any(|x| *x != 0))
-                        .map(|(a, b)| (a, Box::<[u8]>::from(&data[a..b])))
-                        .collect();
-                    let bytes = kept.iter().map(|(_, c)| c.len()).sum();
+                    let like = like.and_then(|l| l.memories.get(snapshot.memories.len()));
+                    // The memory holds its image as it is: its chunks that
+                    // are not all zero are kept, and the pages of the rest
+                    // given back (they read as zero), in one pass.
+                    let (data, store) = visible_mut(memory, self.inner.as_context_mut());
+                    store.rt.memories.forget_writes(data);
+                    let mut kept = Kept::new(like.filter(|l| l.size == data.len()).map(|l| &l.chunks));
+                    clear_runs(data, |at, chunk| {
+                        let holds = !crate::memory::all_zero(chunk);
+                        if holds {
+                            kept.push(at, chunk);
+                        }
+                        holds
+                    });
+                    let chunks = kept.finish();
+                    let bytes = chunks.iter().map(|(_, c)| c.len()).sum();
                     let image = Image {
                         memory,
                         size: data.len(),
                         base: data.as_ptr() as usize,
                         bytes,
-                        chunks: kept,
+                        chunks,
                         id: IMAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                         track: bytes > crate::memory::IN_PLACE,
                     };
-                    image.write_back(&mut self.inner);
+                    if image.track {
+                        store.rt.memories.track_writes(data, image.id);
+                    }
                     snapshot.memories.push(image);
                 }
                 Extern::Global(global) => {
@@ -134,11 +164,12 @@ impl<T> Store<T> {
     }
 
     /// Readies a freshly made instance's store to wait in a pool: with
-    /// `reset`, its snapshot (if it can have one); either way its zero pages
-    /// go back to the kernel, so an idle instance holds only what its guest
-    /// wrote.
-    pub fn settle(&mut self, reset: bool) -> Option<Snapshot> {
-        let snapshot = if reset { self.snapshot().ok() } else { None };
+    /// `reset`, its snapshot (if it can have one, sharing the memory images
+    /// of `like` that it holds too: [`Store::snapshot_like`]); either way
+    /// its zero pages go back to the kernel, so an idle instance holds only
+    /// what its guest wrote.
+    pub fn settle(&mut self, reset: bool, like: Option<&Snapshot>) -> Option<Snapshot> {
+        let snapshot = if reset { self.snapshot_like(like).ok() } else { None };
         if snapshot.is_none() {
             self.release_zero_pages();
         }
@@ -169,22 +200,29 @@ impl<T> Store<T> {
         }
     }
 
-    /// Puts everything back as [`Store::snapshot`] found it. Returns
-    /// `false`, and the store must be dropped, if that cannot be done:
-    /// a call is unfinished or trapped, instances were added since, a guest
-    /// touched a guarded page, or a memory wasmi made grew.
+    /// Puts everything back as [`Store::snapshot`] found it, even after a
+    /// call that trapped or was dropped half-way: no call can be running,
+    /// since a call holds the store, so what one left unfinished (its
+    /// tasks, its adapter frames, its instances' flags) is forgotten with
+    /// the rest. Returns `false`, and the store must be dropped, if that
+    /// cannot be done: the snapshot is another store's, instances were
+    /// added since, a guest touched a guarded page, or a memory wasmi made
+    /// grew.
     pub fn reset(&mut self, snapshot: &Snapshot) -> bool {
         let rt = &mut self.inner.data_mut().rt;
-        let same_shape = rt.instances.len() == snapshot.instances
-            && rt.tasks.is_empty()
-            && rt.frames.is_empty()
-            && rt.memories.check().is_ok()
-            && rt.instances.iter().all(|i| i.may_enter && i.may_leave);
+        let same_shape =
+            rt.store == snapshot.store && rt.instances.len() == snapshot.instances && rt.memories.check().is_ok();
         if !same_shape {
             return false;
         }
+        rt.tasks.clear();
+        rt.frames.clear();
+        rt.async_driver = false;
+        rt.nested = 0;
         for i in &mut rt.instances {
             i.handles.clear();
+            i.may_enter = true;
+            i.may_leave = true;
         }
         for image in &snapshot.memories {
             if !image.fit(&mut self.inner) {
@@ -220,7 +258,7 @@ impl Image {
         let (data, store) = visible_mut(self.memory, store.as_context_mut());
         store.rt.memories.forget_writes(data);
         crate::memory::release(data);
-        for (at, chunk) in &self.chunks {
+        for (at, chunk) in self.chunks.iter() {
             data[*at..*at + chunk.len()].copy_from_slice(chunk);
         }
         if self.track {
@@ -253,7 +291,7 @@ impl Image {
         memories.forget_writes(data);
         let resident = Resident::of(data);
         let in_place = resident.bytes().saturating_sub(self.bytes) <= IN_PLACE;
-        Self::put_back(data, 0..self.size, &self.chunks, &resident, in_place);
+        Self::put_back(data, 0..self.size, &self.chunks, &resident, in_place, true);
         if self.track {
             memories.track_writes(data, self.id);
         }
@@ -278,31 +316,83 @@ impl Image {
         let in_place = zeroed <= IN_PLACE;
         let unknown = Resident::unknown();
         for range in written {
-            Self::put_back(data, range.clone(), &self.chunks[chunks_in(range)], &unknown, in_place);
+            // Written pages differ from their image as a rule: copied
+            // without comparing first.
+            Self::put_back(
+                data,
+                range.clone(),
+                &self.chunks[chunks_in(range)],
+                &unknown,
+                in_place,
+                false,
+            );
         }
     }
 
     /// Writes the image back over `data[range]`: `chunks` (the image's
-    /// chunks there, in order) copied where they differ, what lies between
-    /// them cleared (`crate::memory::clear_range`).
+    /// chunks there, in order) copied (with `compare`, only where they
+    /// differ), what lies between them cleared (`crate::memory::clear_range`).
     fn put_back(
         data: &mut [u8],
         range: std::ops::Range<usize>,
         chunks: &[(usize, Box<[u8]>)],
         resident: &crate::memory::Resident,
         in_place: bool,
+        compare: bool,
     ) {
         use crate::memory::clear_range;
         let mut at = range.start;
         for (offset, saved) in chunks {
             clear_range(data, at..*offset, resident, in_place);
             let chunk = &mut data[*offset..*offset + saved.len()];
-            if chunk != &saved[..] {
+            if !compare || chunk != &saved[..] {
                 chunk.copy_from_slice(saved);
             }
             at = offset + saved.len();
         }
         clear_range(data, at..range.end, resident, in_place);
+    }
+}
+
+/// The chunks of a memory image being taken: while they match those of
+/// an image `like` in order, none is copied, and the image is shared if
+/// all of them do.
+struct Kept<'a> {
+    like: Option<&'a std::sync::Arc<Vec<(usize, Box<[u8]>)>>>,
+    /// How many of `like`'s chunks matched so far (while `like` is kept).
+    matched: usize,
+    own: Vec<(usize, Box<[u8]>)>,
+}
+
+impl<'a> Kept<'a> {
+    fn new(like: Option<&'a std::sync::Arc<Vec<(usize, Box<[u8]>)>>>) -> Self {
+        Kept {
+            like,
+            matched: 0,
+            own: Vec::new(),
+        }
+    }
+
+    /// The next chunk not all zero, at offset `at`.
+    fn push(&mut self, at: usize, chunk: &[u8]) {
+        if let Some(like) = self.like {
+            if like.get(self.matched).is_some_and(|(o, c)| *o == at && **c == *chunk) {
+                self.matched += 1;
+                return;
+            }
+            // Those that matched are copied from `like`: they are the same.
+            self.own = like[..self.matched].to_vec();
+            self.like = None;
+        }
+        self.own.push((at, Box::from(chunk)));
+    }
+
+    fn finish(self) -> std::sync::Arc<Vec<(usize, Box<[u8]>)>> {
+        match self.like {
+            Some(like) if self.matched == like.len() => like.clone(),
+            Some(like) => std::sync::Arc::new(like[..self.matched].to_vec()),
+            None => std::sync::Arc::new(self.own),
+        }
     }
 }
 

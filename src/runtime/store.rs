@@ -23,6 +23,8 @@ impl<T> Store<T> {
     pub fn new(engine: &Engine, data: T) -> Self {
         let mut inner = wasmi::Store::new(engine.wasmi(), StoreData::new(data, Limits::default()));
         inner.limiter(|data| &mut data.limiter);
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        inner.data_mut().rt.store = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Store { inner }
     }
 

@@ -11,6 +11,8 @@ Served, it answers:
   GET  /remember/X   keeps X in the interpreter's memory (and, for
                      `handle-…`, a `fields` resource holding it)
   GET  /recall       what was remembered, or "nothing" (a fresh instance)
+  GET  /remember-then-trap/X   remembers X, then fails
+  POST /remember-then-read/X   remembers X, then reads the body to its end
 Exported `fetch` drives `wasi:http/outgoing-handler` for the tests.
 """
 
@@ -195,10 +197,20 @@ class IncomingHandler(exports.IncomingHandler):
         elif path == "/trap":
             raise RuntimeError("the guest failed on purpose")
         elif path.startswith("/remember/"):
-            secret = path[len("/remember/") :]
-            REMEMBERED.append(secret)
-            if secret.startswith("handle-"):
-                KEPT.append(Fields.from_list([("x-secret", secret.encode())]))
+            remember(path[len("/remember/") :])
+            respond(response_out, 200, b"remembered")
+        elif path.startswith("/remember-then-trap/"):
+            remember(path[len("/remember-then-trap/") :])
+            raise RuntimeError("the guest failed on purpose, holding a secret")
+        elif path.startswith("/remember-then-read/"):
+            remember(path[len("/remember-then-read/") :])
+            body = request.consume()
+            with body.stream() as src:
+                while True:
+                    try:
+                        src.blocking_read(65536)
+                    except Err:
+                        break
             respond(response_out, 200, b"remembered")
         elif path == "/recall":
             respond(response_out, 200, (",".join(REMEMBERED) or "nothing").encode())
@@ -213,3 +225,9 @@ LEAKED = []
 # What `/remember` keeps: a fresh instance must not have it.
 REMEMBERED = []
 KEPT = []
+
+
+def remember(secret: str) -> None:
+    REMEMBERED.append(secret)
+    if secret.startswith("handle-"):
+        KEPT.append(Fields.from_list([("x-secret", secret.encode())]))

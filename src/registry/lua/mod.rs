@@ -251,7 +251,9 @@ impl LuaFunction {
                             st.lua.remove_app_data::<CallState>();
                             out(&st.lua, results)
                         },
-                        |_| true,
+                        // A failed or cancelled call may leave the state
+                        // half-changed: replaced.
+                        |_, ended| ended == crate::pool::Ended::Returned,
                     )
                     .await
             }
