@@ -50,7 +50,7 @@ struct Image {
     base: usize,
     /// Shared by the snapshots of instances whose memories held the same
     /// ([`Store::snapshot_like`]).
-    chunks: std::sync::Arc<Vec<(usize, Box<[u8]>)>>,
+    chunks: Chunks,
     /// The chunks' bytes.
     bytes: usize,
     /// This image's name, unique in the process (`Memories::track_writes`).
@@ -59,6 +59,10 @@ struct Image {
     /// image costs less than asking the kernel what was written.
     track: bool,
 }
+
+/// An image's chunks that are not all zero, at their offsets, in order;
+/// shared by the images that hold the same.
+type Chunks = std::sync::Arc<Vec<(usize, Box<[u8]>)>>;
 
 /// The next [`Image::id`].
 static IMAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -358,14 +362,14 @@ impl Image {
 /// an image `like` in order, none is copied, and the image is shared if
 /// all of them do.
 struct Kept<'a> {
-    like: Option<&'a std::sync::Arc<Vec<(usize, Box<[u8]>)>>>,
+    like: Option<&'a Chunks>,
     /// How many of `like`'s chunks matched so far (while `like` is kept).
     matched: usize,
     own: Vec<(usize, Box<[u8]>)>,
 }
 
 impl<'a> Kept<'a> {
-    fn new(like: Option<&'a std::sync::Arc<Vec<(usize, Box<[u8]>)>>>) -> Self {
+    fn new(like: Option<&'a Chunks>) -> Self {
         Kept {
             like,
             matched: 0,
@@ -387,7 +391,7 @@ impl<'a> Kept<'a> {
         self.own.push((at, Box::from(chunk)));
     }
 
-    fn finish(self) -> std::sync::Arc<Vec<(usize, Box<[u8]>)>> {
+    fn finish(self) -> Chunks {
         match self.like {
             Some(like) if self.matched == like.len() => like.clone(),
             Some(like) => std::sync::Arc::new(like[..self.matched].to_vec()),
