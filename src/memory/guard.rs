@@ -102,6 +102,23 @@ impl Guard {
         ok
     }
 
+    /// Narrows the guarded range to its part `[start, end)`, when all of
+    /// it is guarded now (no hit, nothing queued to be closed): only what
+    /// leaves the range is opened, and nothing is guarded again. Otherwise
+    /// (or if `[start, end)` is not inside it) as [`Guard::set`].
+    pub(crate) fn narrow(&mut self, start: usize, end: usize) -> bool {
+        let s = &TABLE[self.slot];
+        let (old_start, old_end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+        if end <= start || start < old_start || old_end < end || s.hit.load(SeqCst) {
+            return self.set(start, end);
+        }
+        // Opened while the table still explains a fault there.
+        let ok = open_outside(old_start, old_end, start, end);
+        s.start.store(start, SeqCst);
+        s.end.store(end, SeqCst);
+        ok
+    }
+
     /// Says that `[start, end)` is guarded, as [`Guard::set`] would, but
     /// leaves its pages to the caller: those in `[start, end)` that the old
     /// range guarded stay guarded, and the rest must be closed
@@ -324,6 +341,32 @@ mod tests {
         unsafe { std::ptr::write_volatile((base + 2 * page) as *mut u8, 7) };
         assert!(g.hit());
         assert_eq!(unsafe { std::ptr::read_volatile((base + 2 * page) as *const u8) }, 7);
+        drop(g);
+        unsafe { libc::munmap(base as *mut libc::c_void, page * 4) };
+    }
+    #[test]
+    fn a_narrowed_range_opens_only_what_left_it() {
+        let page = 4096 * 16;
+        // SAFETY: an anonymous private mapping, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page * 4,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        let mut g = Guard::new().expect("a guard");
+        assert!(g.set(base + page, base + 4 * page));
+        assert!(g.narrow(base + 2 * page, base + 4 * page));
+        // SAFETY: inside the mapping.
+        unsafe { std::ptr::write_volatile((base + page) as *mut u8, 1) };
+        assert!(!g.hit(), "opened");
+        unsafe { std::ptr::write_volatile((base + 3 * page) as *mut u8, 7) };
+        assert!(g.hit(), "still guarded");
         drop(g);
         unsafe { libc::munmap(base as *mut libc::c_void, page * 4) };
     }

@@ -693,7 +693,9 @@ impl Memories {
         }
         if old < real {
             let guard = o.guard.as_mut().expect("a shrunk memory is guarded");
-            if !guard.set(base + (new * PAGE) as usize, base + (real * PAGE) as usize) {
+            // All guarded: `ready` closed what a reset queued, and `check`
+            // found no hit.
+            if !guard.narrow(base + (new * PAGE) as usize, base + (real * PAGE) as usize) {
                 return Ok(Grow::Failed);
             }
             if new == real {
