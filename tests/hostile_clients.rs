@@ -1,7 +1,8 @@
 //! Hostile HTTP clients never freeze or exhaust `serve`: a client that
 //! vanishes mid-body leaves no connection behind, stalled bodies and heads
 //! time out and free their instances, and a client that goes away cancels
-//! the guest call it started. Real servers on loopback; every client is
+//! the guest call it started (with fresh instances, the instance is reset
+//! and kept). Real servers on loopback; every client is
 //! bounded and stops by itself.
 
 mod common;
@@ -194,7 +195,7 @@ fn a_client_that_goes_away_cancels_the_spinning_call_it_started() {
         max_execution: None,
         ..Default::default()
     };
-    let handler = Arc::new(ProxyHandler::load(&wasm, config).unwrap());
+    let handler = Arc::new(ProxyHandler::load(&wasm, config.clone()).unwrap());
     let server = start(handler.clone(), Timeouts::default());
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(b"GET /spin HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
@@ -213,6 +214,38 @@ fn a_client_that_goes_away_cancels_the_spinning_call_it_started() {
             .is_some_and(|(_, body)| body.contains("hello from python")),
         "{answer:?}"
     );
+    drop(server);
+    // With fresh instances, the cancelled call's instance is reset, not
+    // replaced: a client walking away costs a reset, not an instantiation.
+    let handler = Arc::new(
+        ProxyHandler::load(
+            &wasm,
+            InstanceConfig {
+                fresh_instances: true,
+                ..config
+            },
+        )
+        .unwrap(),
+    );
+    let server = Running::start(handler.clone(), Timeouts::default());
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"GET /spin HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let since = Instant::now();
+        while handler.busy() == 0 {
+            assert!(since.elapsed() < Duration::from_secs(5), "the call never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(s);
+        while handler.busy() > 0 {
+            assert!(since.elapsed() < Duration::from_secs(10), "the call still spins");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let answer = get_within(server.addr, "/hello", Duration::from_secs(10));
+    assert!(answer.is_some_and(|(_, body)| body.contains("hello from python")));
+    let stats = handler.pool_stats();
+    assert_eq!((stats.created, stats.live), (1, 1), "{stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
