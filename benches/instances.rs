@@ -2,7 +2,9 @@
 //! (`tests/c_http/proxy.wasm`, 257 pages declared) and the Python proxy
 //! (built with componentize-py when it is installed),
 //! - the time to make a new instance from an `InstancePre` in a new store
-//!   (with its WASI host state);
+//!   (with its WASI host state), and with its snapshot taken as
+//!   `serve --fresh-instances` takes it (sharing an earlier instance's
+//!   memory image);
 //! - the time to reset an idle one to its snapshot;
 //! - a `GET /hello` handled as `serve` hands it over, on a pooled instance
 //!   and on one reset after every request: the difference is what an
@@ -91,6 +93,13 @@ fn measure(name: &str, path: &Path, n: u32) {
     let instance = pre.instantiate(&mut store).unwrap();
     let handle = instance.get_func(&store, "wasi:http/incoming-handler#handle").unwrap();
     let snapshot = store.snapshot().unwrap();
+    // A new instance as `serve --fresh-instances` makes one: with its
+    // snapshot, sharing the first one's memory image.
+    let new_fresh = per_iteration(n, || {
+        let mut store = new_store();
+        pre.instantiate(&mut store).unwrap();
+        assert!(store.settle(true, Some(&snapshot)).is_some());
+    });
     let reset = per_iteration(n, || {
         assert!(store.reset(&snapshot));
         *store.data_mut() = WasiCtx::new();
@@ -110,8 +119,9 @@ fn measure(name: &str, path: &Path, n: u32) {
     });
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "{name:<14} {:>10.1} {:>10.1} {:>11.1} {:>10.1} {:>10.1} {:>13.1} {:>10}",
+        "{name:<14} {:>10.1} {:>12.1} {:>10.1} {:>11.1} {:>10.1} {:>10.1} {:>13.1} {:>10}",
         us(new),
+        us(new_fresh),
         us(reset),
         us(fresh.saturating_sub(pooled)),
         us(pooled),
@@ -207,8 +217,16 @@ fn main() {
     let released = density(1000, true);
     let eager = density(50, false);
     println!(
-        "{:<14} {:>10} {:>10} {:>11} {:>10} {:>10} {:>13} {:>10}",
-        "component", "new µs", "reset µs", "as fresh µs", "pooled µs", "fresh µs", "its reset µs", "image KiB"
+        "{:<14} {:>10} {:>12} {:>10} {:>11} {:>10} {:>10} {:>13} {:>10}",
+        "component",
+        "new µs",
+        "new+snap µs",
+        "reset µs",
+        "as fresh µs",
+        "pooled µs",
+        "fresh µs",
+        "its reset µs",
+        "image KiB"
     );
     measure("C proxy", &root().join("tests/c_http/proxy.wasm"), 200);
     match common::python_proxy("instances") {
