@@ -318,21 +318,29 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_touch_in_a_guarded_range_is_noted_and_completes() {
-        let page = 4096 * 16;
-        // SAFETY: an anonymous private mapping, unmapped below.
+    /// Bytes in a page of the tests' mappings.
+    const PAGE: usize = 4096 * 16;
+
+    /// A new anonymous private mapping of four pages (the caller unmaps it).
+    fn four_pages() -> usize {
+        // SAFETY: a new mapping, the caller's to unmap.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                page * 4,
+                PAGE * 4,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
-        } as usize;
-        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        base as usize
+    }
+
+    #[test]
+    fn a_touch_in_a_guarded_range_is_noted_and_completes() {
+        let (page, base) = (PAGE, four_pages());
         let mut g = Guard::new().expect("a guard");
         assert!(g.set(base + page, base + 3 * page));
         // SAFETY: inside the mapping.
@@ -346,19 +354,7 @@ mod tests {
     }
     #[test]
     fn a_narrowed_range_opens_only_what_left_it() {
-        let page = 4096 * 16;
-        // SAFETY: an anonymous private mapping, unmapped below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page * 4,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        } as usize;
-        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        let (page, base) = (PAGE, four_pages());
         let mut g = Guard::new().expect("a guard");
         assert!(g.set(base + page, base + 4 * page));
         assert!(g.narrow(base + 2 * page, base + 4 * page));
