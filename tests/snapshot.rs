@@ -445,3 +445,55 @@ fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
     assert!(trap.contains("out of bounds"), "{trap}");
     assert_eq!(past(&mut store, &instance), trap, "as short as a fresh memory");
 }
+
+#[test]
+fn a_reset_store_is_held_to_its_memory_limit_as_a_fresh_one() {
+    // Two memories of a page each, 4 pages more allowed in all.
+    let wat = r#"(component
+      (core module $A (memory (export "mem") 1)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+      (core module $B (memory (export "mem") 1)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+      (core instance $a (instantiate $A))
+      (core instance $b (instantiate $B))
+      (func (export "grow-a") (param "n" u32) (result s32) (canon lift (core func $a "grow")))
+      (func (export "grow-b") (param "n" u32) (result s32) (canon lift (core func $b "grow"))))"#;
+    let engine = Engine::default();
+    let component = Component::new(&engine, wat.as_bytes()).unwrap();
+    let new = || {
+        let mut store = Store::new(&engine, ());
+        store.set_limits(wippy_wasm::Limits {
+            memory_bytes: 6 << 16,
+            ..Default::default()
+        });
+        let instance = Linker::default().instantiate(&mut store, &component).unwrap();
+        (store, instance)
+    };
+    let (mut store, instance) = new();
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(call(&mut store, &instance, "grow-a", &[Val::U32(4)]), [Val::S32(1)]);
+    assert!(store.reset(&snapshot));
+    // As on a fresh instance: the other memory may take the 4 pages the
+    // first gave back, and then neither may grow.
+    let (mut fresh, fresh_instance) = new();
+    assert_eq!(store.memory_bytes(), fresh.memory_bytes());
+    for (entry, n, want) in [("grow-b", 4, 1), ("grow-a", 1, -1), ("grow-b", 1, -1)] {
+        let args = [Val::U32(n)];
+        assert_eq!(
+            call(&mut fresh, &fresh_instance, entry, &args),
+            [Val::S32(want)],
+            "fresh {entry}"
+        );
+        assert_eq!(
+            call(&mut store, &instance, entry, &args),
+            [Val::S32(want)],
+            "reset {entry}"
+        );
+    }
+    // Back to its size, the first memory grows again within what wasmi
+    // gave it, counted as a fresh grow would be.
+    assert!(store.reset(&snapshot));
+    assert_eq!(call(&mut store, &instance, "grow-a", &[Val::U32(2)]), [Val::S32(1)]);
+    assert_eq!(call(&mut store, &instance, "grow-b", &[Val::U32(3)]), [Val::S32(-1)]);
+    assert_eq!(call(&mut store, &instance, "grow-b", &[Val::U32(2)]), [Val::S32(1)]);
+}

@@ -69,6 +69,26 @@ impl Limiter {
         self.memory_in_use
     }
 
+    /// Counts `bytes` more of linear memory if they are allowed: a memory
+    /// of ours growing again within what wasmi already gave it, after a
+    /// reset gave those bytes back ([`Limiter::give_back`]).
+    pub fn take(&mut self, bytes: u64) -> bool {
+        let allowed = self.allows_memory(bytes);
+        if allowed {
+            self.memory_in_use += bytes as usize;
+        }
+        allowed
+    }
+
+    /// Stops counting `bytes` of linear memory: a reset made a memory of
+    /// ours that much shorter to its guest, so the store holds as much as
+    /// a fresh one would.
+    pub fn give_back(&mut self, bytes: u64) {
+        self.memory_in_use = self
+            .memory_in_use
+            .saturating_sub(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+
     /// Whether `bytes` more of linear memory would be allowed (asked
     /// without counting them).
     pub fn allows_memory(&self, bytes: u64) -> bool {

@@ -4,7 +4,7 @@
 
 use super::rewrite::{MEMORY_MODULE, MEMORY_OPS_EXPORT};
 use crate::canon::state::StoreData;
-use crate::memory::Grow;
+use crate::memory::{Grow, PAGE};
 use anyhow::{anyhow, Result};
 use wasmi::{AsContext, AsContextMut, Caller, StoreContextMut};
 
@@ -85,7 +85,19 @@ fn ops<T: 'static>(
             return Ok(memory.grow(c.as_context_mut(), delta).ok());
         };
         let real = memory.size(c.as_context());
-        match c.data_mut().rt.memories.grow(i, delta, real) {
+        // Pages opened again within wasmi's size are counted as a fresh
+        // instance's grow would count them (a reset gave them back); wasmi
+        // counts the rest.
+        let visible = c.data().rt.memories.size(i);
+        let again = visible.saturating_add(delta).min(real).saturating_sub(visible) * PAGE;
+        if !c.data_mut().limiter.take(again) {
+            return Ok(None);
+        }
+        let grown = c.data_mut().rt.memories.grow(i, delta, real);
+        if !matches!(grown, Ok(Grow::Grew(_) | Grow::Real { .. })) {
+            c.data_mut().limiter.give_back(again);
+        }
+        match grown {
             Err(oob) => Err(oob.into()),
             Ok(Grow::Failed) => Ok(None),
             Ok(Grow::Grew(old)) => Ok(Some(old)),
@@ -94,7 +106,10 @@ fn ops<T: 'static>(
                     c.data_mut().rt.memories.grown(i, real, real + by);
                     Ok(Some(old))
                 }
-                Err(_) => Ok(None),
+                Err(_) => {
+                    c.data_mut().limiter.give_back(again);
+                    Ok(None)
+                }
             },
         }
     };

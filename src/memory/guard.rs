@@ -16,8 +16,9 @@
 //! The runtime then turns a hit into the out-of-bounds trap a fresh
 //! instance would have raised, before the guest can do anything anyone
 //! sees: before any host call it makes, when its call ends, and at the next
-//! fuel slice ([`super::Memories::check`]). A memory that was hit is never
-//! reused.
+//! fuel slice ([`super::Memories::check`]). Reporting the hit zeroes and
+//! guards the range again ([`Guard::rearm`]), so the memory is as a fresh
+//! instance's would be after that trap, and a reset may reuse it.
 //!
 //! The ranges live in a fixed table of atomics, the only state the handler
 //! reads. Faults elsewhere go to the handler that was installed before ours

@@ -696,7 +696,10 @@ impl Memories {
             // All guarded: `ready` closed what a reset queued, and `check`
             // found no hit.
             if !guard.narrow(base + (new * PAGE) as usize, base + (real * PAGE) as usize) {
-                return Ok(Grow::Failed);
+                // What is guarded no longer matches the table: no guest
+                // runs here again.
+                self.refused = true;
+                return Err(OutOfBounds);
             }
             if new == real {
                 self.shrunk -= 1;

@@ -136,8 +136,9 @@ impl<W> Pool<W> {
     }
 
     /// Runs `call` with a warm instance (or one made by `make`), waiting for
-    /// a free slot. After a successful call the instance goes back to the
-    /// pool if `keep` says so.
+    /// a free slot. After the call, however it ended (returned, failed, or
+    /// dropped half-way), the instance goes back to the pool if `keep`
+    /// says so, and is retired otherwise.
     ///
     /// `reentrant`: the caller is itself inside a call of this pool (one
     /// function calling itself through `funcs`), so the slot it would wait
@@ -357,7 +358,15 @@ impl<W, K: Fn(&mut W, Ended) -> bool> Drop for Lent<'_, W, K> {
     /// future is dropped before this), then stops counting it busy:
     /// settled first, so an idle pool's statistics are final.
     fn drop(&mut self) {
-        self.settle(Ended::Cancelled);
+        if std::thread::panicking() {
+            // Dropped by a panic in the call: retired, not reset (a panic
+            // now would abort).
+            if self.w.take().is_some() {
+                self.pool.retire(1);
+            }
+        } else {
+            self.settle(Ended::Cancelled);
+        }
         self.pool.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -252,8 +252,17 @@ impl Image {
             return true;
         }
         let (ptr, real) = (data.as_ptr(), data.len() as u64 / PAGE);
-        (self.size as u64).is_multiple_of(PAGE)
-            && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE)
+        let visible = store.data().rt.memories.visible(data) as u64;
+        let fits = (self.size as u64).is_multiple_of(PAGE)
+            && store.data_mut().rt.memories.shrink(ptr, real, self.size as u64 / PAGE);
+        if fits {
+            // The store now holds what a fresh one would.
+            store
+                .data_mut()
+                .limiter
+                .give_back(visible.saturating_sub(self.size as u64));
+        }
+        fits
     }
 
     /// Clears the memory and writes the image's chunks back; from then on
