@@ -95,10 +95,11 @@ fn measure(name: &str, path: &Path, n: u32) {
     let snapshot = store.snapshot().unwrap();
     // A new instance as `serve --fresh-instances` makes one: with its
     // snapshot, sharing the first one's memory image.
+    let template = std::sync::OnceLock::from(snapshot.clone());
     let new_fresh = per_iteration(n, || {
         let mut store = new_store();
         pre.instantiate(&mut store).unwrap();
-        assert!(store.settle(true, Some(&snapshot)).is_some());
+        assert!(store.settle(true, &template).is_some());
     });
     let reset = per_iteration(n, || {
         assert!(store.reset(&snapshot));

@@ -343,10 +343,7 @@ impl ProxyHandler {
         let handle = instance
             .get_func(&store, "wasi:http/incoming-handler#handle")
             .ok_or_else(|| anyhow!("{} exports no `wasi:http/incoming-handler#handle`", self.name))?;
-        let snapshot = store.settle(self.config.fresh_instances, self.template.get());
-        if let Some(snapshot) = &snapshot {
-            self.template.get_or_init(|| snapshot.clone());
-        }
+        let snapshot = store.settle(self.config.fresh_instances, &self.template);
         Ok(Warm {
             store,
             handle,

@@ -93,11 +93,7 @@ fn ops<T: 'static>(
         if !c.data_mut().limiter.take(again) {
             return Ok(None);
         }
-        let grown = c.data_mut().rt.memories.grow(i, delta, real);
-        if !matches!(grown, Ok(Grow::Grew(_) | Grow::Real { .. })) {
-            c.data_mut().limiter.give_back(again);
-        }
-        match grown {
+        let grown = match c.data_mut().rt.memories.grow(i, delta, real) {
             Err(oob) => Err(oob.into()),
             Ok(Grow::Failed) => Ok(None),
             Ok(Grow::Grew(old)) => Ok(Some(old)),
@@ -106,12 +102,13 @@ fn ops<T: 'static>(
                     c.data_mut().rt.memories.grown(i, real, real + by);
                     Ok(Some(old))
                 }
-                Err(_) => {
-                    c.data_mut().limiter.give_back(again);
-                    Ok(None)
-                }
+                Err(_) => Ok(None),
             },
+        };
+        if !matches!(grown, Ok(Some(_))) {
+            c.data_mut().limiter.give_back(again);
         }
+        grown
     };
     if memory.ty(&*store).is_64() {
         [

@@ -330,10 +330,7 @@ impl Inner {
             }
             Err(e) => return Err(e.context(format!("instantiating `{}`", f.id))),
         };
-        let snapshot = store.settle(f.spec.pool.fresh_instances, f.template.get());
-        if let Some(snapshot) = &snapshot {
-            f.template.get_or_init(|| snapshot.clone());
-        }
+        let snapshot = store.settle(f.spec.pool.fresh_instances, &f.template);
         Ok(Warm {
             store,
             func,

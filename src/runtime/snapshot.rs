@@ -132,15 +132,8 @@ impl<T> Store<T> {
                     // are not all zero are kept, and the pages of the rest
                     // given back (they read as zero), in one pass.
                     let (data, store) = visible_mut(memory, self.inner.as_context_mut());
-                    store.rt.memories.forget_writes(data);
                     let mut kept = Kept::new(like.filter(|l| l.size == data.len()).map(|l| &l.chunks));
-                    clear_runs(data, |at, chunk| {
-                        let holds = !crate::memory::all_zero(chunk);
-                        if holds {
-                            kept.push(at, chunk);
-                        }
-                        holds
-                    });
+                    release_zero_runs(&mut store.rt.memories, data, |at, chunk| kept.push(at, chunk));
                     let chunks = kept.finish();
                     let bytes = chunks.iter().map(|(_, c)| c.len()).sum();
                     let image = Image {
@@ -168,14 +161,22 @@ impl<T> Store<T> {
     }
 
     /// Readies a freshly made instance's store to wait in a pool: with
-    /// `reset`, its snapshot (if it can have one, sharing the memory images
-    /// of `like` that it holds too: [`Store::snapshot_like`]); either way
-    /// its zero pages go back to the kernel, so an idle instance holds only
-    /// what its guest wrote.
-    pub fn settle(&mut self, reset: bool, like: Option<&Snapshot>) -> Option<Snapshot> {
-        let snapshot = if reset { self.snapshot_like(like).ok() } else { None };
-        if snapshot.is_none() {
-            self.release_zero_pages();
+    /// `reset`, its snapshot (if it can have one), sharing the memory images
+    /// of the snapshot in `template` that it holds too
+    /// ([`Store::snapshot_like`]), or kept there if it is the first; either
+    /// way its zero pages go back to the kernel, so an idle instance holds
+    /// only what its guest wrote.
+    pub fn settle(&mut self, reset: bool, template: &std::sync::OnceLock<Snapshot>) -> Option<Snapshot> {
+        let snapshot = if reset {
+            self.snapshot_like(template.get()).ok()
+        } else {
+            None
+        };
+        match &snapshot {
+            Some(snapshot) => {
+                template.get_or_init(|| snapshot.clone());
+            }
+            None => self.release_zero_pages(),
         }
         snapshot
     }
@@ -198,9 +199,7 @@ impl<T> Store<T> {
             .collect();
         for memory in memories {
             let (data, store) = visible_mut(memory, self.inner.as_context_mut());
-            // Dropped pages are not seen as written: a reset must compare.
-            store.rt.memories.forget_writes(data);
-            clear_runs(data, |_, chunk| chunk.iter().any(|x| *x != 0));
+            release_zero_runs(&mut store.rt.memories, data, |_, _| {});
         }
     }
 
@@ -407,6 +406,20 @@ impl<'a> Kept<'a> {
             None => std::sync::Arc::new(self.own),
         }
     }
+}
+
+/// Gives back the pages of `data`'s runs of all-zero chunks (they read as
+/// zero), handing every other chunk to `kept` with its offset, in order.
+fn release_zero_runs(memories: &mut crate::memory::Memories, data: &mut [u8], mut kept: impl FnMut(usize, &[u8])) {
+    // Dropped pages are not seen as written: a reset must compare.
+    memories.forget_writes(data);
+    clear_runs(data, |at, chunk| {
+        let holds = !crate::memory::all_zero(chunk);
+        if holds {
+            kept(at, chunk);
+        }
+        holds
+    });
 }
 
 /// Walks `data` chunk by chunk: `keep(offset, chunk)` may change a chunk
