@@ -446,6 +446,41 @@ fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
     assert_eq!(past(&mut store, &instance), trap, "as short as a fresh memory");
 }
 
+/// A tracked memory reset round after round: pages written on every call,
+/// pages written now and then (found protected again, or written for the
+/// first time), and what reading the memory back wrote; each reset is exact.
+#[test]
+fn a_tracked_memory_is_reset_exactly_round_after_round() {
+    let (mut fresh, fresh_instance) = big();
+    let want = everything(&mut fresh, &fresh_instance);
+    let (mut store, instance) = big();
+    let snapshot = store.snapshot().unwrap();
+    let poke = |store: &mut Store<()>, at: u32, x: u32| {
+        call(store, &instance, "poke", &[Val::U32(at), Val::U32(x)]);
+    };
+    for round in 0..40u32 {
+        let secret = 0x5ec0_0000 + round;
+        // Written every round: in an image chunk, and in a zero page.
+        poke(&mut store, 2000, secret);
+        poke(&mut store, 260_000, secret);
+        // Written now and then: a new page each time, and one page again.
+        if round % 5 == 0 {
+            poke(&mut store, 350_000 + round * 4096, secret);
+        }
+        if round % 7 == 3 {
+            poke(&mut store, 2000 + 4096, secret);
+        }
+        assert!(store.reset(&snapshot), "round {round}");
+        let got = everything(&mut store, &instance);
+        assert_eq!(got.0, want.0, "round {round}: the global and scratch words");
+        if let Some(at) = (0..want.1.len()).find(|&at| got.1[at] != want.1[at]) {
+            panic!("round {round}: byte {at} is {:#x}, fresh {:#x}", got.1[at], want.1[at]);
+        }
+        // What `everything` wrote is undone too.
+        assert!(store.reset(&snapshot), "round {round}, again");
+    }
+}
+
 #[test]
 fn a_reset_store_is_held_to_its_memory_limit_as_a_fresh_one() {
     // Two memories of a page each, 4 pages more allowed in all.

@@ -157,9 +157,15 @@ impl<W> Pool<W> {
             None if reentrant => {
                 let mut w = make().await?;
                 self.count_created();
-                let result = call(&mut w).await;
-                self.retire(1);
-                return result;
+                // Retired however the call ends, a cancelled one too.
+                struct Own<'a, W>(&'a Pool<W>);
+                impl<W> Drop for Own<'_, W> {
+                    fn drop(&mut self) {
+                        self.0.retire(1);
+                    }
+                }
+                let _own = Own(self);
+                return call(&mut w).await;
             }
             None => {
                 let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -438,6 +444,26 @@ mod tests {
         }
         pool.trim();
         assert_eq!(pool.stats().live, 3);
+    }
+
+    #[test]
+    fn a_cancelled_reentrant_call_retires_its_own_instance() {
+        let pool: Pool<u32> = Pool::new(PoolKind::Inline);
+        // The only slot is taken: the reentrant call gets its own instance.
+        let _held = pool.permits.try_acquire().unwrap();
+        let mut call = Box::pin(pool.with(
+            "t:x",
+            true,
+            async || Ok(7),
+            async |_: &mut u32| std::future::pending::<Result<u32>>().await,
+            |_, _| true,
+        ));
+        let waker = std::task::Waker::noop();
+        let polled = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(waker));
+        assert!(polled.is_pending());
+        assert_eq!(pool.stats().live, 1, "made, and running");
+        drop(call);
+        assert_eq!(pool.stats().live, 0, "retired when its caller went away");
     }
 
     #[test]
