@@ -375,6 +375,32 @@ fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> (Vec<Va
     (scratch, bytes)
 }
 
+/// Panics unless the `big` guest's memory and global read as `want` (what
+/// a fresh instance reads), naming `what` was done before.
+fn assert_as_fresh(store: &mut Store<()>, instance: &wippy_wasm::Instance, want: &(Vec<Val>, Vec<u8>), what: &str) {
+    let got = everything(store, instance);
+    assert_eq!(got.0, want.0, "{what}: the global and scratch words");
+    if let Some(at) = (0..want.1.len()).find(|&at| got.1.get(at) != want.1.get(at)) {
+        panic!("{what}: byte {at} is {:?}, fresh {:#x}", got.1.get(at), want.1[at]);
+    }
+    assert_eq!(got.1.len(), want.1.len(), "{what}");
+}
+
+/// What a fresh `big` guest reads ([`everything`]), and another `big`
+/// guest with its snapshot.
+fn big_snapshotted() -> (
+    (Vec<Val>, Vec<u8>),
+    Store<()>,
+    wippy_wasm::Instance,
+    wippy_wasm::Snapshot,
+) {
+    let (mut fresh, fresh_instance) = big();
+    let want = everything(&mut fresh, &fresh_instance);
+    let (mut store, instance) = big();
+    let snapshot = store.snapshot().unwrap();
+    (want, store, instance, snapshot)
+}
+
 /// What the `big` guest gets reading past its memory (a trap: the
 /// instance cannot be entered again).
 fn past(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> String {
@@ -434,12 +460,7 @@ fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
     for (i, round) in rounds.iter().enumerate() {
         round(&mut store);
         assert!(store.reset(&snapshot), "round {i}");
-        let got = everything(&mut store, &instance);
-        assert_eq!(got.0, want.0, "round {i}: the global and scratch words");
-        if let Some(at) = (0..want.1.len()).find(|&at| got.1[at] != want.1[at]) {
-            panic!("round {i}: byte {at} is {:#x}, fresh {:#x}", got.1[at], want.1[at]);
-        }
-        assert_eq!(got.1.len(), want.1.len());
+        assert_as_fresh(&mut store, &instance, &want, &format!("round {i}"));
     }
     let trap = past(&mut fresh, &fresh_instance);
     assert!(trap.contains("out of bounds"), "{trap}");
@@ -451,31 +472,23 @@ fn a_reset_memory_with_a_large_image_is_byte_for_byte_a_fresh_ones() {
 /// first time), and what reading the memory back wrote; each reset is exact.
 #[test]
 fn a_tracked_memory_is_reset_exactly_round_after_round() {
-    let (mut fresh, fresh_instance) = big();
-    let want = everything(&mut fresh, &fresh_instance);
-    let (mut store, instance) = big();
-    let snapshot = store.snapshot().unwrap();
-    let poke = |store: &mut Store<()>, at: u32, x: u32| {
-        call(store, &instance, "poke", &[Val::U32(at), Val::U32(x)]);
-    };
+    let (want, mut store, instance, snapshot) = big_snapshotted();
     for round in 0..40u32 {
         let secret = 0x5ec0_0000 + round;
         // Written every round: in an image chunk, and in a zero page.
-        poke(&mut store, 2000, secret);
-        poke(&mut store, 260_000, secret);
+        let mut pokes = vec![2000, 260_000];
         // Written now and then: a new page each time, and one page again.
         if round % 5 == 0 {
-            poke(&mut store, 350_000 + round * 4096, secret);
+            pokes.push(350_000 + round * 4096);
         }
         if round % 7 == 3 {
-            poke(&mut store, 2000 + 4096, secret);
+            pokes.push(2000 + 4096);
+        }
+        for at in pokes {
+            call(&mut store, &instance, "poke", &[Val::U32(at), Val::U32(secret)]);
         }
         assert!(store.reset(&snapshot), "round {round}");
-        let got = everything(&mut store, &instance);
-        assert_eq!(got.0, want.0, "round {round}: the global and scratch words");
-        if let Some(at) = (0..want.1.len()).find(|&at| got.1[at] != want.1[at]) {
-            panic!("round {round}: byte {at} is {:#x}, fresh {:#x}", got.1[at], want.1[at]);
-        }
+        assert_as_fresh(&mut store, &instance, &want, &format!("round {round}"));
         // What `everything` wrote is undone too.
         assert!(store.reset(&snapshot), "round {round}, again");
     }
