@@ -355,7 +355,7 @@ const SCRATCH: u32 = 250_000;
 
 /// All of the `big` guest's memory (and its global, through `peek`) as
 /// its guest and the host can see it.
-fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> (Vec<Val>, Vec<u8>) {
+fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> Reading {
     // `dump` writes its scratch words first: read them before.
     let scratch = [SCRATCH, SCRATCH + 4]
         .iter()
@@ -377,7 +377,7 @@ fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> (Vec<Va
 
 /// Panics unless the `big` guest's memory and global read as `want` (what
 /// a fresh instance reads), naming `what` was done before.
-fn assert_as_fresh(store: &mut Store<()>, instance: &wippy_wasm::Instance, want: &(Vec<Val>, Vec<u8>), what: &str) {
+fn assert_as_fresh(store: &mut Store<()>, instance: &wippy_wasm::Instance, want: &Reading, what: &str) {
     let got = everything(store, instance);
     assert_eq!(got.0, want.0, "{what}: the global and scratch words");
     if let Some(at) = (0..want.1.len()).find(|&at| got.1.get(at) != want.1.get(at)) {
@@ -386,14 +386,12 @@ fn assert_as_fresh(store: &mut Store<()>, instance: &wippy_wasm::Instance, want:
     assert_eq!(got.1.len(), want.1.len(), "{what}");
 }
 
-/// What a fresh `big` guest reads ([`everything`]), and another `big`
-/// guest with its snapshot.
-fn big_snapshotted() -> (
-    (Vec<Val>, Vec<u8>),
-    Store<()>,
-    wippy_wasm::Instance,
-    wippy_wasm::Snapshot,
-) {
+/// All a `big` guest's memory and global read ([`everything`]).
+type Reading = (Vec<Val>, Vec<u8>);
+
+/// What a fresh `big` guest reads, and another `big` guest with its
+/// snapshot.
+fn big_snapshotted() -> (Reading, Store<()>, wippy_wasm::Instance, wippy_wasm::Snapshot) {
     let (mut fresh, fresh_instance) = big();
     let want = everything(&mut fresh, &fresh_instance);
     let (mut store, instance) = big();
