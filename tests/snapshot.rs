@@ -353,6 +353,9 @@ fn big() -> (Store<()>, wippy_wasm::Instance) {
 /// Where `dump` puts its result's address and length (in a zero page).
 const SCRATCH: u32 = 250_000;
 
+/// What [`everything`] reads.
+type Reading = (Vec<Val>, Vec<u8>);
+
 /// All of the `big` guest's memory (and its global, through `peek`) as
 /// its guest and the host can see it.
 fn everything(store: &mut Store<()>, instance: &wippy_wasm::Instance) -> Reading {
@@ -385,9 +388,6 @@ fn assert_as_fresh(store: &mut Store<()>, instance: &wippy_wasm::Instance, want:
     }
     assert_eq!(got.1.len(), want.1.len(), "{what}");
 }
-
-/// All a `big` guest's memory and global read ([`everything`]).
-type Reading = (Vec<Val>, Vec<u8>);
 
 /// What a fresh `big` guest reads, and another `big` guest with its
 /// snapshot.

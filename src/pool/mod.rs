@@ -158,13 +158,7 @@ impl<W> Pool<W> {
                 let mut w = make().await?;
                 self.count_created();
                 // Retired however the call ends, a cancelled one too.
-                struct Own<'a, W>(&'a Pool<W>);
-                impl<W> Drop for Own<'_, W> {
-                    fn drop(&mut self) {
-                        self.0.retire(1);
-                    }
-                }
-                let _own = Own(self);
+                let _retire = OnDrop(|| self.retire(1));
                 return call(&mut w).await;
             }
             None => {
@@ -186,14 +180,10 @@ impl<W> Pool<W> {
                 // Counted at once (no await since the pool was asked), so a
                 // rotating pool's spares stay within its most instances;
                 // uncounted however the making ends (a cancelled call too).
-                struct Making<'a>(&'a AtomicUsize);
-                impl Drop for Making<'_> {
-                    fn drop(&mut self) {
-                        self.0.fetch_sub(1, Ordering::SeqCst);
-                    }
-                }
                 self.making.fetch_add(1, Ordering::SeqCst);
-                let making = Making(&self.making);
+                let making = OnDrop(|| {
+                    self.making.fetch_sub(1, Ordering::SeqCst);
+                });
                 let w = Box::new(make().await?);
                 drop(making);
                 self.count_created();
@@ -337,6 +327,16 @@ pub enum Ended {
     Failed,
     /// It was dropped half-way (its caller went away).
     Cancelled,
+}
+
+/// Runs its function when dropped: what a call must undo however it ends,
+/// dropped half-way (cancelled) too.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
 /// An instance lent to a call, until it is settled: put back idle if its
