@@ -294,9 +294,7 @@ impl Image {
         let memories = &mut rest.rt.memories;
         if let Some(written) = memories.written(data, self.id) {
             self.restore_written(data, &written);
-            if let (Some(first), Some(last)) = (written.first(), written.last()) {
-                memories.restored(data, self.id, first.start..last.end);
-            }
+            memories.restored(data, self.id, &written);
             return;
         }
         // Pages are dropped below, unseen by the tracking.
