@@ -1057,6 +1057,8 @@ mod tests {
         let page = page_size();
         let data = m.data_mut(&mut store);
         assert!(memories.track_writes(data, 1));
+        // Runs of pages, as offset ranges.
+        let runs = |r: &[(usize, usize)]| r.iter().map(|&(a, b)| a * page..b * page).collect::<Vec<_>>();
         let reset = |memories: &mut Memories, data: &mut [u8]| {
             let written = memories.written(data, 1).unwrap();
             for r in &written {
@@ -1068,18 +1070,18 @@ mod tests {
         // Page 2 is written at every reset, page 4 once.
         data[2 * page] = 1;
         data[4 * page] = 1;
-        assert_eq!(reset(&mut memories, data), [2 * page..3 * page, 4 * page..5 * page]);
+        assert_eq!(reset(&mut memories, data), runs(&[(2, 3), (4, 5)]));
         data[2 * page] = 2;
         assert_eq!(
             reset(&mut memories, data),
-            [2 * page..3 * page],
+            runs(&[(2, 3)]),
             "page 4 was protected again"
         );
         // Written twice running: left unprotected, so reported (and
         // written back) although nothing wrote it since.
-        assert_eq!(reset(&mut memories, data), [2 * page..3 * page]);
+        assert_eq!(reset(&mut memories, data), runs(&[(2, 3)]));
         data[2 * page + 7] = 3;
-        assert_eq!(reset(&mut memories, data), [2 * page..3 * page]);
+        assert_eq!(reset(&mut memories, data), runs(&[(2, 3)]));
         assert!(data.iter().all(|&b| b == 0), "every write was undone");
         // Within RELEARN resets it is protected again, and then reported
         // only when written.
@@ -1088,7 +1090,7 @@ mod tests {
         }
         assert_eq!(reset(&mut memories, data), []);
         data[2 * page] = 4;
-        assert_eq!(reset(&mut memories, data), [2 * page..3 * page]);
+        assert_eq!(reset(&mut memories, data), runs(&[(2, 3)]));
     }
 
     #[test]
