@@ -281,17 +281,16 @@ impl<W> Pool<W> {
         let keep = if spares > 0 { keep.max(spares + 1) } else { keep };
         let expired: Vec<Box<W>> = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            // Newest last: keep the `keep` newest whatever their age.
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < idle.len().saturating_sub(keep) {
-                if idle[i].1.elapsed() >= timeout {
-                    out.push(idle.remove(i).0);
-                } else {
-                    i += 1;
-                }
-            }
-            out
+            // Oldest first (each is put back stamped under the lock), so the
+            // expired lead; keep the `keep` newest whatever their age. One
+            // clock read: calls trim on every take.
+            let now = Instant::now();
+            let old = idle.len().saturating_sub(keep);
+            let expired = idle[..old]
+                .iter()
+                .take_while(|(_, at)| now.saturating_duration_since(*at) >= timeout)
+                .count();
+            idle.drain(..expired).map(|(w, _)| w).collect()
         };
         if !expired.is_empty() {
             self.retire(expired.len());
@@ -412,6 +411,23 @@ mod tests {
                 created: 2
             }
         );
+    }
+
+    #[test]
+    fn trimming_drops_the_expired_oldest_and_keeps_the_rest() {
+        let pool: Pool<u32> = Pool::new(PoolKind::Lazy { max: 16 });
+        for w in 0..4 {
+            pool.put_back(w);
+        }
+        {
+            let mut idle = pool.idle.lock().unwrap();
+            idle[0].1 -= IDLE_TIMEOUT;
+            idle[1].1 -= IDLE_TIMEOUT;
+        }
+        pool.trim();
+        let left: Vec<u32> = pool.idle.lock().unwrap().iter().map(|(w, _)| **w).collect();
+        assert_eq!(left, [2, 3], "the two expired went, oldest first");
+        assert_eq!(pool.stats().live, 2);
     }
 
     #[test]
