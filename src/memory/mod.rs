@@ -71,52 +71,6 @@ struct Writes {
     /// Whether every page not reported written still holds the image:
     /// `false` once something may have changed one unseen.
     current: bool,
-    /// The pages reported written at the last reset (address ranges, in
-    /// order): those written again are left unprotected
-    /// ([`Memories::restored`]).
-    last: Vec<(usize, usize)>,
-    /// Resets since every written page was last protected.
-    rounds: u32,
-}
-
-/// Every this many resets, all written pages are protected again, even
-/// those written at every reset before ([`Memories::restored`]).
-const RELEARN: u32 = 32;
-
-/// At most this many runs of pages are protected one by one; past that,
-/// all written pages between the first and the last (one call, one TLB
-/// flush).
-const FEW_RUNS: usize = 4;
-
-/// The parts of `a` outside `b` (both address ranges in order, none
-/// overlapping another of its own).
-fn minus(a: &[(usize, usize)], b: &[(usize, usize)]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut j = 0;
-    for &(start, end) in a {
-        let mut at = start;
-        // Ranges of `b` ending by `at` cut neither this range nor later ones.
-        while b.get(j).is_some_and(|&(_, e)| e <= at) {
-            j += 1;
-        }
-        let mut k = j;
-        while at < end {
-            match b.get(k) {
-                Some(&(bs, be)) if bs < end => {
-                    if bs > at {
-                        out.push((at, bs));
-                    }
-                    at = at.max(be);
-                    k += 1;
-                }
-                _ => {
-                    out.push((at, end));
-                    at = end;
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Address space reserved for one memory, unmapped on drop (after wasmi's
@@ -788,7 +742,6 @@ impl Memories {
         let o = &mut self.owned[i];
         if let Some(w) = o.writes.as_mut().filter(|w| w.pages.covers(start, end)) {
             w.image = image;
-            w.last.clear();
             w.current = w.pages.protect();
             return w.current;
         }
@@ -798,8 +751,6 @@ impl Memories {
             pages,
             image,
             current: true,
-            last: Vec::new(),
-            rounds: 0,
         });
         o.writes.is_some()
     }
@@ -823,14 +774,8 @@ impl Memories {
 
     /// `data` holds image `image` again, having been changed only in
     /// `written` (offsets, in order: what [`Memories::written`] said): from
-    /// now on only new writes are reported, and the pages written at the
-    /// reset before as well. Those are left unprotected: a guest that
-    /// writes the same pages on every call (CPython's stack and heap: some
-    /// 235 pages a request) would otherwise take a write fault on each,
-    /// every call, which costs more than writing them back. Unprotected,
-    /// they are reported written at every reset, so they are always
-    /// written back. Every [`RELEARN`] resets all are protected again, so
-    /// that pages no longer written every call stop being written back.
+    /// now on only new writes are reported (and the pages a guest writes at
+    /// every reset, [`written::Tracked::protect_again`]).
     pub(crate) fn restored(&mut self, data: &[u8], image: u64, written: &[std::ops::Range<usize>]) {
         let Some((i, start, _)) = self.whole(data) else {
             return;
@@ -838,23 +783,10 @@ impl Memories {
         let Some(w) = self.owned[i].writes.as_mut().filter(|w| w.image == image) else {
             return;
         };
-        let now: Vec<(usize, usize)> = written.iter().map(|r| (start + r.start, start + r.end)).collect();
-        w.rounds += 1;
-        let protect = match w.rounds >= RELEARN {
-            true => {
-                w.rounds = 0;
-                now.clone()
-            }
-            false => minus(&now, &w.last),
-        };
-        w.last = now;
-        let protected = match protect.len() > FEW_RUNS {
-            true => w.pages.protect_written(protect[0].0, protect[protect.len() - 1].1),
-            false => protect.iter().all(|&(from, to)| w.pages.protect_written(from, to)),
-        };
+        let written = written.iter().map(|r| (start + r.start, start + r.end)).collect();
         // Forgetting is for a kernel that refuses, which then refuses
         // every scan.
-        if !protected {
+        if !w.pages.protect_again(written) {
             w.current = false;
         }
     }
@@ -1042,16 +974,6 @@ mod tests {
     }
 
     #[test]
-    fn minus_keeps_what_the_second_ranges_do_not_cover() {
-        assert_eq!(minus(&[(0, 10)], &[]), [(0, 10)]);
-        assert_eq!(minus(&[(0, 10)], &[(0, 10)]), []);
-        assert_eq!(minus(&[(0, 10)], &[(2, 4), (6, 8)]), [(0, 2), (4, 6), (8, 10)]);
-        assert_eq!(minus(&[(0, 4), (6, 10)], &[(3, 7)]), [(0, 3), (7, 10)]);
-        assert_eq!(minus(&[(2, 4), (8, 9)], &[(0, 1), (4, 8), (9, 12)]), [(2, 4), (8, 9)]);
-        assert_eq!(minus(&[(0, 2), (3, 5)], &[(1, 20)]), [(0, 1)]);
-    }
-
-    #[test]
     fn pages_written_at_two_resets_running_stay_reported_until_relearned() {
         let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
         let mut memories = Memories::default();
@@ -1087,9 +1009,9 @@ mod tests {
         data[2 * page + 7] = 3;
         assert_eq!(reset(&mut memories, data), runs(&[(2, 3)]));
         assert!(data.iter().all(|&b| b == 0), "every write was undone");
-        // Within RELEARN resets it is protected again, and then reported
+        // Within `RELEARN` resets it is protected again, and then reported
         // only when written.
-        for _ in 0..RELEARN {
+        for _ in 0..written::RELEARN {
             reset(&mut memories, data);
         }
         assert_eq!(reset(&mut memories, data), []);

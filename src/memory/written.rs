@@ -33,7 +33,22 @@ const KNOWN_ARCH: bool = cfg!(any(
 pub(crate) struct Tracked {
     start: usize,
     end: usize,
+    /// The pages reported written when last protected again (address
+    /// ranges, in order): those written again are left unprotected
+    /// ([`Tracked::protect_again`]).
+    last: Vec<(usize, usize)>,
+    /// Times protected again since every written page last was.
+    rounds: u32,
 }
+
+/// Every this many times, [`Tracked::protect_again`] protects all written
+/// pages, even those written every time before.
+pub(crate) const RELEARN: u32 = 32;
+
+/// At most this many runs of pages are protected one by one; past that,
+/// all written pages between the first and the last (one call, one TLB
+/// flush).
+const FEW_RUNS: usize = 4;
 
 impl Tracked {
     /// Tracks `[start, end)` (page-aligned, mapped, ours), every page of it
@@ -42,7 +57,12 @@ impl Tracked {
         if end <= start || !kernel::register(start, end) {
             return None;
         }
-        let tracked = Tracked { start, end };
+        let mut tracked = Tracked {
+            start,
+            end,
+            last: Vec::new(),
+            rounds: 0,
+        };
         // Dropped (and unregistered) if the protection fails.
         tracked.protect().then_some(tracked)
     }
@@ -53,7 +73,8 @@ impl Tracked {
     }
 
     /// Protects every page again: nothing is written from now.
-    pub(crate) fn protect(&self) -> bool {
+    pub(crate) fn protect(&mut self) -> bool {
+        self.last.clear();
         kernel::protect(self.start, self.end)
     }
 
@@ -64,11 +85,67 @@ impl Tracked {
         kernel::written(self.start, self.end)
     }
 
+    /// Protects again the pages `written` (what [`Tracked::written`] said,
+    /// and the caller has undone) but those written the time before as
+    /// well. Those are left unprotected: a guest that writes the same
+    /// pages on every call (CPython's stack and heap: some 235 pages a
+    /// request) would otherwise take a write fault on each, every call,
+    /// which costs more than writing them back. Unprotected, they are
+    /// reported written every time, so the caller always undoes them.
+    /// Every [`RELEARN`] times all are protected, so that pages no longer
+    /// written every call stop being reported.
+    pub(crate) fn protect_again(&mut self, written: Vec<(usize, usize)>) -> bool {
+        self.rounds += 1;
+        let protect = match self.rounds >= RELEARN {
+            true => {
+                self.rounds = 0;
+                written.clone()
+            }
+            false => minus(&written, &self.last),
+        };
+        self.last = written;
+        match protect.len() > FEW_RUNS {
+            true => self.protect_written(protect[0].0, protect[protect.len() - 1].1),
+            false => protect.iter().all(|&(from, to)| self.protect_written(from, to)),
+        }
+    }
+
     /// Protects again the pages in `[from, to)` (page-aligned, inside the
     /// range) that were written; the others are protected already.
-    pub(crate) fn protect_written(&self, from: usize, to: usize) -> bool {
+    fn protect_written(&self, from: usize, to: usize) -> bool {
         from >= to || kernel::protect_written(from.max(self.start), to.min(self.end))
     }
+}
+
+/// The parts of `a` outside `b` (both address ranges in order, none
+/// overlapping another of its own).
+fn minus(a: &[(usize, usize)], b: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for &(start, end) in a {
+        let mut at = start;
+        // Ranges of `b` ending by `at` cut neither this range nor later ones.
+        while b.get(j).is_some_and(|&(_, e)| e <= at) {
+            j += 1;
+        }
+        let mut k = j;
+        while at < end {
+            match b.get(k) {
+                Some(&(bs, be)) if bs < end => {
+                    if bs > at {
+                        out.push((at, bs));
+                    }
+                    at = at.max(be);
+                    k += 1;
+                }
+                _ => {
+                    out.push((at, end));
+                    at = end;
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Drop for Tracked {
@@ -341,12 +418,22 @@ mod tests {
     }
 
     #[test]
+    fn minus_keeps_what_the_second_ranges_do_not_cover() {
+        assert_eq!(minus(&[(0, 10)], &[]), [(0, 10)]);
+        assert_eq!(minus(&[(0, 10)], &[(0, 10)]), []);
+        assert_eq!(minus(&[(0, 10)], &[(2, 4), (6, 8)]), [(0, 2), (4, 6), (8, 10)]);
+        assert_eq!(minus(&[(0, 4), (6, 10)], &[(3, 7)]), [(0, 3), (7, 10)]);
+        assert_eq!(minus(&[(2, 4), (8, 9)], &[(0, 1), (4, 8), (9, 12)]), [(2, 4), (8, 9)]);
+        assert_eq!(minus(&[(0, 2), (3, 5)], &[(1, 20)]), [(0, 1)]);
+    }
+
+    #[test]
     fn a_forked_child_asks_its_parents_descriptors_nothing() {
         if !works_here() {
             return;
         }
         let m = Mapping::new(4);
-        let tracked = Tracked::new(m.base, m.base + m.len).expect("works here");
+        let mut tracked = Tracked::new(m.base, m.base + m.len).expect("works here");
         // SAFETY: the child only reads atomics and the initialised
         // descriptors' cells, makes no allocation, and leaves by `_exit`.
         let pid = unsafe { libc::fork() };
@@ -375,7 +462,7 @@ mod tests {
             m.write(p, 9);
         }
         let page = super::super::page_size();
-        let t = Tracked::new(m.base, m.base + m.len).expect("tracked");
+        let mut t = Tracked::new(m.base, m.base + m.len).expect("tracked");
         assert_eq!(m.written(&t), Vec::<usize>::new(), "nothing written yet");
         // A read is not a write, of a resident page or an empty one.
         assert_eq!(m.read(1), 9);
@@ -408,7 +495,7 @@ mod tests {
             m.write(p, 5);
         }
         let page = super::super::page_size();
-        let t = Tracked::new(m.base, m.base + m.len).expect("tracked");
+        let mut t = Tracked::new(m.base, m.base + m.len).expect("tracked");
         let drop_pages = || {
             // SAFETY: pages of the mapping; they read as zero afterwards.
             unsafe { libc::madvise((m.base + 2 * page) as *mut libc::c_void, 2 * page, libc::MADV_DONTNEED) };
@@ -420,10 +507,10 @@ mod tests {
         // what they knew. Written, it is reported.
         m.write(3, 1);
         assert!(m.written(&t).contains(&3), "a write to a dropped page is reported");
-        for protect in [Tracked::protect as fn(&Tracked) -> bool, |t| {
+        for protect in [Tracked::protect as fn(&mut Tracked) -> bool, |t| {
             t.protect_written(t.start, t.end)
         }] {
-            assert!(protect(&t));
+            assert!(protect(&mut t));
             assert_eq!(m.written(&t), Vec::<usize>::new(), "protected again");
             assert_eq!(m.read(2), 0);
             assert_eq!(m.written(&t), Vec::<usize>::new(), "a read is not a write");
@@ -446,6 +533,8 @@ mod tests {
         let stale = Tracked {
             start: m.base,
             end: m.base + page,
+            last: Vec::new(),
+            rounds: 0,
         };
         m.write(0, 1);
         assert_eq!(stale.written(), None, "not tracked: no answer");

@@ -284,8 +284,11 @@ impl<W> Pool<W> {
             // Oldest first (each is put back stamped under the lock), so the
             // expired lead; keep the `keep` newest whatever their age. One
             // clock read: calls trim on every take.
-            let now = Instant::now();
             let old = idle.len().saturating_sub(keep);
+            if old == 0 {
+                return;
+            }
+            let now = Instant::now();
             let expired = idle[..old]
                 .iter()
                 .take_while(|(_, at)| now.saturating_duration_since(*at) >= timeout)
