@@ -931,17 +931,21 @@ mod tests {
         assert_eq!(Resident::of(data).bytes(), 0, "released");
     }
 
-    /// A memory of a page grown to two, for tests of write tracking;
-    /// `None` where this kernel tracks no writes.
-    fn trackable(store: &mut wasmi::Store<()>, memories: &mut Memories) -> Option<wasmi::Memory> {
-        written::works_here().then(|| memory(store, memories, 1, 2))
+    /// A store with a memory of a page grown to two, for tests of write
+    /// tracking; `None` where this kernel tracks no writes.
+    fn trackable() -> Option<(wasmi::Store<()>, Memories, wasmi::Memory)> {
+        if !written::works_here() {
+            return None;
+        }
+        let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
+        let mut memories = Memories::default();
+        let m = memory(&mut store, &mut memories, 1, 2);
+        Some((store, memories, m))
     }
 
     #[test]
     fn a_tracked_memory_reports_its_written_pages_until_told_they_hold_the_image_again() {
-        let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
-        let mut memories = Memories::default();
-        let Some(m) = trackable(&mut store, &mut memories) else {
+        let Some((mut store, mut memories, m)) = trackable() else {
             return;
         };
         let page = page_size();
@@ -975,9 +979,7 @@ mod tests {
 
     #[test]
     fn pages_written_at_two_resets_running_stay_reported_until_relearned() {
-        let mut store = wasmi::Store::new(&wasmi::Engine::default(), ());
-        let mut memories = Memories::default();
-        let Some(m) = trackable(&mut store, &mut memories) else {
+        let Some((mut store, mut memories, m)) = trackable() else {
             return;
         };
         let page = page_size();
